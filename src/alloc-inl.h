@@ -1,0 +1,70 @@
+/* alloc-inl.h - the fast paths of malloc, calloc and free, inlined into both the qm_ entry points
+ * (alloc.c, free.c) and the standard names (override.c), so neither pays an extra call.
+ *
+ * Each fast path handles the common case with no lock, no atomic read-modify-write and no call,
+ * and leaves everything else to one out-of-line function reached by a tail call.
+ * Expected size (x86-64, gcc -O2): malloc 10 instructions, free 14.
+ */
+#ifndef QM_ALLOC_INL_H
+#define QM_ALLOC_INL_H
+
+#include "internal.h"
+
+/* malloc for sizes up to QM_DIRECT_MAX: one TLS load, two loads, a pop. */
+static inline void *qm_malloc_inline(size_t size) {
+  qm_heap_t *heap = _qm_tls_heap;
+  if (qm_likely(size <= QM_DIRECT_MAX)) {
+    qm_page_t *page = heap->direct[(size + 15) >> 4];
+    qm_block_t *block = page->free;
+    if (qm_likely(block != NULL)) {
+      page->free = block->next;
+      page->used++;
+      return block;
+    }
+  }
+  return _qm_malloc_generic(heap, size, false);
+}
+
+static inline void *qm_calloc_inline(size_t count, size_t size) {
+  size_t total;
+  if (qm_unlikely(__builtin_mul_overflow(count, size, &total))) return _qm_malloc_generic(_qm_tls_heap, SIZE_MAX, true);
+  qm_heap_t *heap = _qm_tls_heap;
+  if (qm_likely(total <= QM_DIRECT_MAX)) {
+    qm_page_t *page = heap->direct[(total + 15) >> 4];
+    qm_block_t *block = page->free;
+    if (qm_likely(block != NULL)) {
+      page->free = block->next;
+      page->used++;
+      /* Fresh blocks are zero but for the free-list link. */
+      if (page->flags & QM_PAGE_FREE_ZERO) block->next = NULL;
+      else memset(block, 0, total);
+      return block;
+    }
+  }
+  return _qm_malloc_generic(heap, total, true);
+}
+
+/* free by the owning thread of a block in a page with no flag set: a push onto the page's list.
+ * Everything else (NULL, other threads' blocks, large and huge blocks, full pages, bad pointers)
+ * goes to _qm_free_generic. Freeing the block that is already first on the list is reported as a
+ * double free: it costs one compare, and catches the most common double free. */
+static inline void qm_free_inline(void *p) {
+  qm_segment_t *segment = qm_segment_of(p);
+  if (qm_likely(p != NULL)) {
+    qm_heap_t *heap = _qm_tls_heap;
+    if (qm_likely(atomic_load_explicit(&segment->owner_heap, memory_order_relaxed) == heap)) {
+      qm_page_t *page = qm_page_of(segment, p);
+      qm_block_t *block = (qm_block_t *)p;
+      qm_block_t *head = page->free;
+      if (qm_likely(page->flags == 0 && block != head)) {
+        block->next = head;
+        page->free = block;
+        page->used--;
+        return;
+      }
+    }
+    _qm_free_generic(p);
+  }
+}
+
+#endif /* QM_ALLOC_INL_H */

@@ -1,0 +1,208 @@
+/* alloc.c - the qm_ allocation entry points: malloc, calloc, realloc, the aligned family and
+ * usable_size, with their exact standard semantics, and the generic (not inlined) allocation path.
+ *
+ * Semantics chosen where the standards leave room (as glibc does):
+ *   malloc(0)       a unique 16-byte block.
+ *   realloc(p, 0)   frees p and returns NULL; realloc(NULL, n) is malloc(n).
+ *   memalign        rounds a non-power-of-two alignment up to a power of two.
+ *   aligned_alloc   NULL with EINVAL for a non-power-of-two alignment; any size.
+ * Every failure returns NULL with errno == ENOMEM and leaves the caller's blocks as they were.
+ */
+#include "alloc-inl.h"
+#include "qmalloc.h"
+
+#include <errno.h>
+
+/* ---------------------------------------------------------------------------------------------
+ * The generic path: sizes above QM_DIRECT_MAX, empty pages, first use by a thread, calloc.
+ * ------------------------------------------------------------------------------------------- */
+
+void *_qm_malloc_generic(qm_heap_t *heap, size_t size, bool zero) {
+  if (qm_unlikely(heap == &_qm_empty_heap)) {
+    heap = _qm_heap_get_or_init();
+    if (heap == NULL) {
+      errno = ENOMEM;
+      return NULL;
+    }
+  }
+  if (size <= QM_SMALL_MAX) {
+    size_t cls = qm_size_class(size);
+    qm_page_t *page = heap->class_page[cls];
+    qm_block_t *block = page->free;
+    if (block != NULL && !zero) {
+      page->free = block->next;
+      page->used++;
+      return block;
+    }
+    return _qm_small_alloc_slow(heap, cls, zero);
+  }
+  if (size <= QM_LARGE_MAX) {
+    if (atomic_load_explicit(&heap->inbox, memory_order_relaxed) != NULL) _qm_heap_collect_inbox(heap);
+    return _qm_large_alloc(heap, size, 0, zero);
+  }
+  return _qm_huge_alloc(size, 0, zero);
+}
+
+static size_t next_power_of_two(size_t n) { return n <= 1 ? 1 : (size_t)1 << (64 - __builtin_clzll(n - 1)); }
+
+void *_qm_malloc_aligned(size_t alignment, size_t size, bool zero) {
+  qm_assert(qm_is_power_of_two(alignment));
+  if (alignment <= QM_ALIGNMENT) return zero ? qm_calloc_inline(1, size) : qm_malloc_inline(size);
+  if (size > QM_MAX_REQUEST || alignment > QM_MAX_REQUEST) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  qm_heap_t *heap = _qm_heap_get_or_init();
+  if (heap == NULL) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  if (alignment <= QM_SLICE_SIZE && size <= QM_SMALL_MAX) {
+    /* Pages start on slice boundaries, so a block whose size is a multiple of the alignment is
+     * aligned. Use the class of the size if its block size is such a multiple, else the power
+     * of two above (at most doubles the size). */
+    size_t n = size < alignment ? alignment : size;
+    if (qm_class_size(qm_size_class(n)) % alignment != 0) n = next_power_of_two(n);
+    void *p = _qm_malloc_generic(heap, qm_class_size(qm_size_class(n)), zero);
+    qm_assert_internal(p == NULL || ((uintptr_t)p & (alignment - 1)) == 0);
+    return p;
+  }
+  if (size <= QM_LARGE_MAX) return _qm_large_alloc(heap, size == 0 ? 1 : size, alignment, zero);
+  return _qm_huge_alloc(size, alignment, zero);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Entry points
+ * ------------------------------------------------------------------------------------------- */
+
+void *qm_malloc(size_t size) { return qm_malloc_inline(size); }
+
+void *qm_calloc(size_t count, size_t size) { return qm_calloc_inline(count, size); }
+
+void *qm_aligned_alloc(size_t alignment, size_t size) {
+  if (!qm_is_power_of_two(alignment)) {
+    errno = EINVAL;
+    return NULL;
+  }
+  return _qm_malloc_aligned(alignment, size, false);
+}
+
+int qm_posix_memalign(void **out, size_t alignment, size_t size) {
+  if (!qm_is_power_of_two(alignment) || alignment % sizeof(void *) != 0) return EINVAL;
+  int saved_errno = errno;
+  void *p = _qm_malloc_aligned(alignment, size, false);
+  errno = saved_errno;
+  if (p == NULL) return ENOMEM;
+  *out = p;
+  return 0;
+}
+
+void *qm_memalign(size_t alignment, size_t size) {
+  if (alignment > QM_MAX_REQUEST) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  if (!qm_is_power_of_two(alignment)) alignment = next_power_of_two(alignment);
+  return _qm_malloc_aligned(alignment, size, false);
+}
+
+void *qm_valloc(size_t size) { return _qm_malloc_aligned(_qm_os_page_size(), size, false); }
+
+void *qm_pvalloc(size_t size) {
+  size_t page = _qm_os_page_size();
+  if (size > QM_MAX_REQUEST) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  size_t rounded = size == 0 ? page : qm_align_up(size, page);
+  return _qm_malloc_aligned(page, rounded, false);
+}
+
+void *qm_reallocarray(void *p, size_t count, size_t size) {
+  size_t total;
+  if (__builtin_mul_overflow(count, size, &total)) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  return qm_realloc(p, total);
+}
+
+size_t qm_usable_size(const void *p) {
+  if (p == NULL) return 0;
+  qm_segment_t *segment = qm_segment_of(p);
+  unsigned state = qm_map_state(p);
+  if (state == QM_MAP_HUGE) return segment->block_size - ((uintptr_t)p - (uintptr_t)segment - segment->block_offset);
+  if (state != QM_MAP_NORMAL) _qm_fatal("invalid pointer: %p passed to malloc_usable_size was not allocated by qmalloc", p);
+  qm_page_t *page = qm_page_of(segment, p);
+  if (page->kind == QM_SPAN_LARGE) return page->block_size - (size_t)((const uint8_t *)p - qm_page_start(page));
+  if (page->kind != QM_SPAN_SMALL) _qm_fatal("invalid pointer: %p passed to malloc_usable_size is not in a block", p);
+  return page->block_size;
+}
+
+/* realloc by moving: the old block stays intact if the new one cannot be had. */
+static void *realloc_move(void *p, size_t old_usable, size_t size) {
+  void *q = qm_malloc_inline(size);
+  if (q == NULL) return NULL;
+  memcpy(q, p, old_usable < size ? old_usable : size);
+  qm_free_inline(p);
+  return q;
+}
+
+void *qm_realloc(void *p, size_t size) {
+  if (p == NULL) return qm_malloc_inline(size);
+  if (size == 0) {
+    qm_free_inline(p);
+    return NULL;
+  }
+  if (size > QM_MAX_REQUEST) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  qm_segment_t *segment = qm_segment_of(p);
+  unsigned state = qm_map_state(p);
+  if (state == QM_MAP_HUGE) {
+    if (segment->magic != QM_SEGMENT_MAGIC || p != (uint8_t *)segment + segment->block_offset)
+      _qm_fatal("invalid realloc: %p is not the start of a huge block", p);
+    if (size > QM_LARGE_MAX) {
+      void *q = _qm_huge_realloc(segment, p, size);
+      return q;
+    }
+    return realloc_move(p, segment->block_size, size);
+  }
+  if (state != QM_MAP_NORMAL) _qm_fatal("invalid realloc: %p was not allocated by qmalloc", p);
+  qm_page_t *page = qm_page_of(segment, p);
+  size_t usable = page->block_size;
+  if (page->kind == QM_SPAN_SMALL) {
+    /* In place while the block is at most twice what is asked for. */
+    if (size <= usable && size >= usable / 2) return p;
+  } else if (page->kind == QM_SPAN_LARGE) {
+    if (p != qm_page_start(page)) _qm_fatal("invalid realloc: %p points inside a large block", p);
+    qm_heap_t *heap = _qm_tls_heap;
+    if (size <= QM_LARGE_MAX && atomic_load_explicit(&segment->owner_heap, memory_order_relaxed) == heap) {
+      if (_qm_large_resize_in_place(heap, page, size)) return p;
+    } else if (size <= usable && size >= usable / 2) {
+      return p; /* another thread's block: its spans are not ours to split */
+    }
+  } else {
+    _qm_fatal("invalid realloc: %p is not in an allocated block (freed already?)", p);
+  }
+  return realloc_move(p, usable, size);
+}
+
+const char *qm_version(void) { return QMALLOC_VERSION_STRING; }
+
+bool qm_is_heap_pointer(const void *p) {
+  unsigned state = qm_map_state(p);
+  return state == QM_MAP_NORMAL || state == QM_MAP_HUGE;
+}
+
+int qm_trim(size_t pad) {
+  (void)pad;
+  qm_ensure_process_init();
+  return _qm_heap_trim(_qm_tls_heap) ? 1 : 0;
+}
+
+void qm_thread_done(void) {
+  qm_heap_t *heap = _qm_tls_heap;
+  if (heap != &_qm_empty_heap) _qm_heap_abandon(heap);
+}

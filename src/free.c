@@ -1,0 +1,103 @@
+/* free.c - freeing: the qm_free entry point, and the generic route for every free the fast path
+ * does not take.
+ *
+ * Where a block goes, decided from its address alone:
+ *   - segment map says "not ours" or "already released"     -> report and abort;
+ *   - a huge block                                           -> unmapped, by any thread;
+ *   - its segment is owned by the calling thread's heap      -> pushed on its page (free list);
+ *   - owned by another live heap                             -> pushed on that heap's inbox (one
+ *                                                               compare-and-swap; the owner drains
+ *                                                               the whole inbox at once later);
+ *   - abandoned (its thread exited)                          -> the caller adopts the segment and
+ *                                                               frees locally.
+ */
+#include "alloc-inl.h"
+#include "qmalloc.h"
+
+void qm_free(void *p) { qm_free_inline(p); }
+
+void qm_free_sized(void *p, size_t size) {
+  (void)size;
+  qm_free_inline(p);
+}
+
+void qm_free_aligned_sized(void *p, size_t alignment, size_t size) {
+  (void)alignment;
+  (void)size;
+  qm_free_inline(p);
+}
+
+void _qm_free_local(qm_heap_t *heap, qm_segment_t *segment, void *p) {
+  qm_page_t *page = qm_page_of(segment, p);
+  qm_block_t *block = (qm_block_t *)p;
+  if (qm_likely(page->flags == 0)) {
+    if (qm_unlikely(block == page->free))
+      _qm_fatal("double free: block %p (size %u) is already free", p, page->block_size);
+    block->next = page->free;
+    page->free = block;
+    page->used--;
+    return;
+  }
+  _qm_page_free_flagged(heap, page, block);
+}
+
+static void inbox_push(qm_heap_t *owner, qm_block_t *block) {
+  qm_block_t *head = atomic_load_explicit(&owner->inbox, memory_order_relaxed);
+  do {
+    block->next = head;
+  } while (!atomic_compare_exchange_weak_explicit(&owner->inbox, &head, block, memory_order_release,
+                                                  memory_order_relaxed));
+}
+
+/* Checks what can be checked without touching another thread's mutable state. */
+static qm_segment_t *checked_segment(void *p) {
+  qm_segment_t *segment = qm_segment_of(p);
+  switch (qm_map_state(p)) {
+  case QM_MAP_NORMAL:
+    break;
+  case QM_MAP_HUGE:
+    return segment;
+  case QM_MAP_FREED:
+    _qm_fatal("double free or invalid free: %p lies in memory qmalloc has already released", p);
+  default:
+    _qm_fatal("invalid free: %p was not allocated by qmalloc", p);
+  }
+  if (segment->magic != QM_SEGMENT_MAGIC || segment->kind != QM_SEGMENT_NORMAL ||
+      (uintptr_t)p - (uintptr_t)segment < QM_SEGMENT_FIRST_SLICE * QM_SLICE_SIZE)
+    _qm_fatal("invalid free: %p is not a block (it lies in allocator metadata)", p);
+  qm_page_t *page = qm_page_of(segment, p);
+  if (page->kind != QM_SPAN_SMALL && page->kind != QM_SPAN_LARGE)
+    _qm_fatal("double free or invalid free: %p is not in an allocated block", p);
+  return segment;
+}
+
+void _qm_free_generic(void *p) {
+  if (p == NULL) return;
+  qm_segment_t *segment = checked_segment(p);
+  if (segment->kind == QM_SEGMENT_HUGE) {
+    _qm_huge_free(segment, p);
+    return;
+  }
+  for (;;) {
+    qm_heap_t *owner = atomic_load_explicit(&segment->owner_heap, memory_order_acquire);
+    qm_heap_t *heap = _qm_tls_heap;
+    if (owner == heap) {
+      _qm_free_local(heap, segment, p);
+      return;
+    }
+    if (owner != NULL) {
+      inbox_push(owner, (qm_block_t *)p);
+      return;
+    }
+    /* Abandoned: adopt the segment, then the block is ours to free. */
+    heap = _qm_heap_get_or_init();
+    if (heap == NULL) return; /* out of memory for a heap: the block stays allocated */
+    int adopted = _qm_segment_try_adopt(heap, segment);
+    if (adopted > 0) {
+      _qm_free_local(heap, segment, p);
+      return;
+    }
+    if (adopted < 0) _qm_fatal("invalid free: %p lies in a segment that no heap owns", p);
+    /* another thread adopted it first: route the block to that owner */
+  }
+}

@@ -1,0 +1,221 @@
+/* heap.c - thread heaps: creating one on a thread's first allocation, draining the inbox of blocks
+ * that other threads freed, trimming, and handing everything back when the thread exits.
+ *
+ * Heap structures are never unmapped: a heap handed back goes to a pool and is reused by the next
+ * new thread. That keeps it safe for another thread to push a block into the inbox of a heap whose
+ * thread has just exited: whoever takes the heap from the pool drains the inbox and sends each
+ * block on to its segment's current owner.
+ */
+#include "internal.h"
+
+#include <errno.h>
+
+__thread qm_heap_t *_qm_tls_heap __attribute__((tls_model("initial-exec"))) = &_qm_empty_heap;
+
+qm_page_t _qm_empty_page; /* free == NULL, so allocation from it always falls to the slow path */
+
+/* All pointers lead to the empty page; thread_id 0 matches no thread. Initialised statically,
+ * because malloc may be called before any constructor of ours has run. */
+qm_heap_t _qm_empty_heap = {
+    .direct = {[0 ... QM_DIRECT_COUNT - 1] = &_qm_empty_page},
+    .class_page = {[0 ... QM_CLASS_COUNT - 1] = &_qm_empty_page},
+};
+
+qm_counters_t _qm_counters;
+
+/* ---------------------------------------------------------------------------------------------
+ * The heap pool: heaps of exited threads, and the list of heaps in use.
+ * ------------------------------------------------------------------------------------------- */
+
+static qm_lock_t pool_lock;
+static qm_heap_t *pool_free;  /* heaps ready for reuse */
+static qm_heap_t *heaps_live; /* heaps in use */
+
+static void heap_reset(qm_heap_t *heap) {
+  for (size_t i = 0; i < QM_DIRECT_COUNT; i++) heap->direct[i] = &_qm_empty_page;
+  for (size_t c = 0; c < QM_CLASS_COUNT; c++) {
+    heap->class_page[c] = &_qm_empty_page;
+    heap->class_queue[c].first = heap->class_queue[c].last = NULL;
+  }
+  for (size_t b = 0; b < QM_SPAN_BINS; b++) heap->span_bins[b].first = heap->span_bins[b].last = NULL;
+  heap->thread_id = 0;
+  heap->segments = NULL;
+  heap->segment_count = 0;
+  heap->empty_segment_count = 0;
+  heap->slow_path_count = 0;
+}
+
+
+/* Takes a heap from the pool, or carves new ones from a fresh OS mapping. */
+static qm_heap_t *heap_pool_take(void) {
+  _qm_lock(&pool_lock);
+  qm_heap_t *heap = pool_free;
+  if (heap == NULL) {
+    size_t chunk = qm_align_up(sizeof(qm_heap_t) * 16, _qm_os_page_size());
+    uint8_t *memory = _qm_os_map(chunk);
+    if (memory == NULL) {
+      _qm_unlock(&pool_lock);
+      return NULL;
+    }
+    size_t n = chunk / sizeof(qm_heap_t);
+    for (size_t i = 0; i < n; i++) {
+      qm_heap_t *h = (qm_heap_t *)(memory + i * sizeof(qm_heap_t));
+      h->pool_next = pool_free;
+      pool_free = h;
+    }
+    heap = pool_free;
+  }
+  pool_free = heap->pool_next;
+  heap->pool_prev = NULL;
+  heap->pool_next = heaps_live;
+  if (heaps_live) heaps_live->pool_prev = heap;
+  heaps_live = heap;
+  heap->in_use = true;
+  _qm_unlock(&pool_lock);
+  qm_counter_add(&_qm_counters.heaps_active, 1);
+  qm_counter_add(&_qm_counters.heaps_created, 1);
+  return heap;
+}
+
+static void heap_pool_give(qm_heap_t *heap) {
+  _qm_lock(&pool_lock);
+  if (heap->pool_prev) heap->pool_prev->pool_next = heap->pool_next;
+  else heaps_live = heap->pool_next;
+  if (heap->pool_next) heap->pool_next->pool_prev = heap->pool_prev;
+  heap->in_use = false;
+  heap->pool_prev = NULL;
+  heap->pool_next = pool_free;
+  pool_free = heap;
+  _qm_unlock(&pool_lock);
+  qm_counter_sub(&_qm_counters.heaps_active, 1);
+}
+
+qm_heap_t *_qm_heap_get_or_init(void) {
+  qm_heap_t *heap = _qm_tls_heap;
+  if (qm_likely(heap != &_qm_empty_heap)) return heap;
+  qm_ensure_process_init();
+  heap = heap_pool_take();
+  if (heap == NULL) return NULL;
+  heap_reset(heap);
+  heap->thread_id = _qm_thread_id();
+  _qm_tls_heap = heap;
+  _qm_thread_key_set(heap);
+  /* Blocks may have arrived while the heap sat in the pool: send them where they belong. */
+  _qm_heap_collect_inbox(heap);
+  return heap;
+}
+
+void _qm_heap_segment_link(qm_heap_t *heap, qm_segment_t *segment) {
+  segment->prev = NULL;
+  segment->next = heap->segments;
+  if (heap->segments) heap->segments->prev = segment;
+  heap->segments = segment;
+  heap->segment_count++;
+}
+
+void _qm_heap_segment_unlink(qm_heap_t *heap, qm_segment_t *segment) {
+  if (segment->prev) segment->prev->next = segment->next;
+  else heap->segments = segment->next;
+  if (segment->next) segment->next->prev = segment->prev;
+  segment->next = segment->prev = NULL;
+  heap->segment_count--;
+}
+
+void _qm_heap_collect_inbox(qm_heap_t *heap) {
+  qm_block_t *block = atomic_exchange_explicit(&heap->inbox, NULL, memory_order_acquire);
+  while (block != NULL) {
+    qm_block_t *next = block->next;
+    qm_segment_t *segment = qm_segment_of(block);
+    if (atomic_load_explicit(&segment->owner_heap, memory_order_relaxed) == heap)
+      _qm_free_local(heap, segment, block);
+    else
+      _qm_free_generic(block); /* arrived after its segment changed hands */
+    block = next;
+  }
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Thread exit
+ * ------------------------------------------------------------------------------------------- */
+
+void _qm_heap_abandon(qm_heap_t *heap) {
+  _qm_heap_collect_inbox(heap);
+  _qm_heap_sweep_pages(heap, false);
+  qm_segment_t *segment = heap->segments;
+  while (segment != NULL) {
+    qm_segment_t *next = segment->next;
+    if (segment->used_slices == 0) _qm_segment_release(heap, segment);
+    else {
+      qm_counter_add(&_qm_counters.segments_abandoned, 1);
+      _qm_segment_abandon(heap, segment);
+    }
+    segment = next;
+  }
+  heap_reset(heap);
+  if (_qm_tls_heap == heap) _qm_tls_heap = &_qm_empty_heap;
+  heap_pool_give(heap);
+}
+
+/* The thread-key destructor. The heap stays the thread's own while it is being abandoned, so that
+ * blocks re-routed from its inbox into abandoned segments are adopted by it and handled too. */
+void _qm_thread_exit(void *value) {
+  qm_heap_t *heap = value;
+  if (heap == NULL || heap != _qm_tls_heap) return;
+  _qm_heap_abandon(heap);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Trim
+ * ------------------------------------------------------------------------------------------- */
+
+bool _qm_heap_trim(qm_heap_t *heap) {
+  bool released = false;
+  if (heap != &_qm_empty_heap) {
+    _qm_heap_collect_inbox(heap);
+    released |= _qm_heap_sweep_pages(heap, false);
+    /* Empty segments go back to the OS; the rest give back their free spans' pages. */
+    qm_segment_t *segment = heap->segments;
+    while (segment != NULL) {
+      qm_segment_t *next = segment->next;
+      if (segment->used_slices == 0) {
+        _qm_segment_release(heap, segment);
+        released = true;
+      }
+      segment = next;
+    }
+    released |= _qm_span_purge_free(heap);
+  }
+  released |= _qm_segment_cache_trim();
+  return released;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * fork: other threads do not exist in the child; their heaps stay as they were (their memory is
+ * not reused by the child, but nothing is corrupted), and every lock is released.
+ * ------------------------------------------------------------------------------------------- */
+
+void _qm_heap_fork_prepare(void) { _qm_lock(&pool_lock); }
+void _qm_heap_fork_parent(void) { _qm_unlock(&pool_lock); }
+void _qm_heap_fork_child(void) {
+  _qm_unlock(&pool_lock);
+  qm_heap_t *heap = _qm_tls_heap;
+  if (heap != &_qm_empty_heap) heap->thread_id = _qm_thread_id();
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * qm_process_info
+ * ------------------------------------------------------------------------------------------- */
+
+#include "qmalloc.h"
+
+void qm_process_info(qm_process_info_t *info) {
+  if (info == NULL) return;
+  info->segments_mapped = qm_counter_get(&_qm_counters.segments_mapped);
+  info->segment_bytes = qm_counter_get(&_qm_counters.segment_bytes);
+  info->huge_blocks = qm_counter_get(&_qm_counters.huge_blocks);
+  info->huge_bytes = qm_counter_get(&_qm_counters.huge_bytes);
+  info->heaps_active = qm_counter_get(&_qm_counters.heaps_active);
+  info->segments_abandoned = _qm_segment_abandoned_count();
+  info->os_map_calls = qm_counter_get(&_qm_counters.os_map_calls);
+  info->os_unmap_calls = qm_counter_get(&_qm_counters.os_unmap_calls);
+}

@@ -1,0 +1,104 @@
+/* huge.c - blocks above QM_LARGE_MAX (2 MiB): each is a mapping of its own, unmapped on free and
+ * resized with mremap, so its pages are never copied.
+ *
+ *   H (4 MiB aligned)        H + offset                                H + offset + size
+ *   | header | (untouched) | block ........................................ |
+ *
+ * offset = max(4 KiB, alignment) up to one segment size, so that qm_segment_of(block) == H for every
+ * alignment; above 4 MiB of alignment, H is chosen so that H + 4 MiB is aligned. The header is a
+ * qm_segment_t of kind HUGE without owner: any thread may free a huge block.
+ */
+#define _GNU_SOURCE
+#include "internal.h"
+
+#include <errno.h>
+
+static size_t huge_offset(size_t alignment) {
+  if (alignment <= QM_HUGE_HEADER_SIZE) return QM_HUGE_HEADER_SIZE;
+  return alignment < QM_SEGMENT_SIZE ? alignment : QM_SEGMENT_SIZE;
+}
+
+static void huge_header_init(qm_segment_t *segment, size_t offset, size_t usable) {
+  segment->kind = QM_SEGMENT_HUGE;
+  segment->magic = QM_SEGMENT_MAGIC;
+  segment->mapping_base = segment;
+  segment->mapping_size = offset + usable;
+  segment->block_offset = offset;
+  segment->block_size = usable;
+  atomic_store_explicit(&segment->owner_heap, NULL, memory_order_relaxed);
+  _qm_segment_map_set(segment, QM_MAP_HUGE);
+}
+
+void *_qm_huge_alloc(size_t size, size_t alignment, bool zero) {
+  (void)zero; /* fresh mappings are zero */
+  size_t page = _qm_os_page_size();
+  if (size > QM_MAX_REQUEST || alignment > QM_MAX_REQUEST) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  size_t usable = qm_align_up(size, page);
+  size_t offset = huge_offset(alignment);
+  size_t map_alignment = alignment > QM_SEGMENT_SIZE ? alignment : QM_SEGMENT_SIZE;
+  /* For alignments above a segment, H + offset (= H + 4 MiB) must be aligned; otherwise H is
+   * segment aligned, which aligns H + offset too. */
+  size_t map_offset = alignment > QM_SEGMENT_SIZE ? map_alignment - offset : 0;
+  qm_segment_t *segment = _qm_os_map_aligned(offset + usable, map_alignment, map_offset);
+  if (segment == NULL) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  huge_header_init(segment, offset, usable);
+  qm_counter_add(&_qm_counters.huge_blocks, 1);
+  qm_counter_add(&_qm_counters.huge_bytes, offset + usable);
+  return (uint8_t *)segment + offset;
+}
+
+void _qm_huge_free(qm_segment_t *segment, void *p) {
+  if (segment->magic != QM_SEGMENT_MAGIC || p != (uint8_t *)segment + segment->block_offset)
+    _qm_fatal("invalid free: %p is not the start of a huge block", p);
+  _qm_segment_map_set(segment, QM_MAP_FREED);
+  qm_counter_sub(&_qm_counters.huge_blocks, 1);
+  qm_counter_sub(&_qm_counters.huge_bytes, segment->mapping_size);
+  segment->magic = 0;
+  _qm_os_unmap(segment->mapping_base, segment->mapping_size);
+}
+
+void *_qm_huge_realloc(qm_segment_t *segment, void *p, size_t new_size) {
+  size_t page = _qm_os_page_size();
+  if (new_size > QM_MAX_REQUEST) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  size_t usable = qm_align_up(new_size, page);
+  size_t offset = segment->block_offset;
+  size_t old_map = segment->mapping_size;
+  size_t new_map = offset + usable;
+  if (new_map == old_map) return p;
+  if (new_map < old_map) {
+    _qm_os_shrink(segment, old_map, new_map);
+  } else if (_qm_os_remap(segment, old_map, new_map, NULL) == NULL) {
+    /* No room to grow in place: move the pages (not their contents) to a new segment-aligned
+     * range. realloc promises only the default alignment, so a bigger one need not be kept. */
+    void *target = _qm_os_map_aligned(new_map, QM_SEGMENT_SIZE, 0);
+    if (target == NULL) {
+      errno = ENOMEM;
+      return NULL;
+    }
+    _qm_segment_map_set(segment, QM_MAP_FREED);
+    qm_segment_t *moved = _qm_os_remap(segment, old_map, new_map, target);
+    if (moved == NULL) {
+      _qm_segment_map_set(segment, QM_MAP_HUGE);
+      _qm_os_unmap(target, new_map);
+      errno = ENOMEM;
+      return NULL;
+    }
+    segment = moved;
+    _qm_segment_map_set(segment, QM_MAP_HUGE);
+  }
+  qm_counter_sub(&_qm_counters.huge_bytes, old_map);
+  qm_counter_add(&_qm_counters.huge_bytes, new_map);
+  segment->mapping_base = segment;
+  segment->mapping_size = new_map;
+  segment->block_size = usable;
+  return (uint8_t *)segment + offset;
+}

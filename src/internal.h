@@ -1,0 +1,331 @@
+/* internal.h - what the files of qmalloc share: attributes, assertions, address arithmetic, size
+ * classes, and the functions each layer offers the ones above it.
+ *
+ * Layers, each using only those before it (the include order of the design):
+ *   os.c (system calls) -> segment.c (segments, segment map, abandonment) -> span.c (free spans,
+ *   large blocks) -> page.c (small pages, the small-object slow path) -> huge.c (direct mappings)
+ *   -> heap.c (thread heaps) -> alloc.c / free.c (entry points) -> override.c (malloc names).
+ *   init.c, options.c and validate.c stand beside them.
+ * Names: qm_ public, _qm_ shared between files, plain names file-static.
+ */
+#ifndef QM_INTERNAL_H
+#define QM_INTERNAL_H
+
+#include "types.h"
+
+#include <stdarg.h>
+#include <string.h>
+
+/* ---------------------------------------------------------------------------------------------
+ * Attributes
+ * ------------------------------------------------------------------------------------------- */
+
+#define qm_likely(x) __builtin_expect(!!(x), 1)
+#define qm_unlikely(x) __builtin_expect(!!(x), 0)
+#define qm_noinline __attribute__((noinline))
+#define qm_cold __attribute__((cold, noinline))
+#define qm_noreturn __attribute__((noreturn))
+#define qm_hidden __attribute__((visibility("hidden")))
+#define qm_printf_like(f, a) __attribute__((format(printf, f, a)))
+
+/* The thread's heap. initial-exec TLS: one fs-relative load, no call. See docs/DESIGN.md on why
+ * this also works when the library is dlopen'ed (8 bytes fit glibc's static TLS surplus). */
+extern __thread qm_heap_t *_qm_tls_heap __attribute__((tls_model("initial-exec")));
+
+extern qm_heap_t _qm_empty_heap; /* the heap of a thread that has not allocated yet */
+extern qm_page_t _qm_empty_page; /* has no free block: makes the fast path fall through */
+
+/* ---------------------------------------------------------------------------------------------
+ * Fatal errors and assertions (reported without allocating)
+ * ------------------------------------------------------------------------------------------- */
+
+/* Prints "qmalloc: <message>" as one line on stderr and aborts. */
+qm_cold qm_noreturn void _qm_fatal(const char *fmt, ...) qm_printf_like(1, 2);
+/* Prints "qmalloc: <message>" on stderr and returns. */
+void _qm_message(const char *fmt, ...) qm_printf_like(1, 2);
+void _qm_vmessage(const char *fmt, va_list args);
+
+qm_cold qm_noreturn void _qm_assert_fail(const char *expr, const char *file, int line, const char *func);
+
+#define QM_ASSERT_AT(level, expr)                                                                      \
+  do {                                                                                               \
+    if (QM_DEBUG >= (level) && qm_unlikely(!(expr)))                                                 \
+      _qm_assert_fail(#expr, __FILE__, __LINE__, __func__);                                          \
+  } while (0)
+#define qm_assert(expr) QM_ASSERT_AT(1, expr)          /* cheap */
+#define qm_assert_internal(expr) QM_ASSERT_AT(2, expr) /* internal consistency */
+#define qm_assert_expensive(expr) QM_ASSERT_AT(3, expr)
+
+/* ---------------------------------------------------------------------------------------------
+ * Small helpers
+ * ------------------------------------------------------------------------------------------- */
+
+static inline size_t qm_align_up(size_t n, size_t alignment) { return (n + alignment - 1) & ~(alignment - 1); }
+static inline uintptr_t qm_align_up_ptr(uintptr_t p, size_t alignment) {
+  return (p + alignment - 1) & ~(uintptr_t)(alignment - 1);
+}
+static inline bool qm_is_power_of_two(size_t n) { return n != 0 && (n & (n - 1)) == 0; }
+static inline size_t qm_log2_floor(size_t n) { return (size_t)(63 - __builtin_clzll(n)); }
+
+/* A number that differs between live threads: the thread pointer where one is cheap to read. */
+static inline uintptr_t _qm_thread_id(void) {
+#if defined(__x86_64__)
+  uintptr_t tp;
+  __asm__("movq %%fs:0, %0" : "=r"(tp));
+  return tp;
+#elif defined(__aarch64__)
+  uintptr_t tp;
+  __asm__ volatile("mrs %0, tpidr_el0" : "=r"(tp));
+  return tp;
+#else
+  return (uintptr_t)&_qm_tls_heap;
+#endif
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Address arithmetic: from a block to its metadata in O(1)
+ * ------------------------------------------------------------------------------------------- */
+
+/* The segment holding p. (p - 1) so that a huge block placed exactly one segment size after its
+ * header still finds it; no block ever starts at a segment's first byte. */
+static inline qm_segment_t *qm_segment_of(const void *p) {
+  return (qm_segment_t *)(((uintptr_t)p - 1) & ~(uintptr_t)QM_SEGMENT_MASK);
+}
+
+/* The descriptor of the slice holding p. */
+static inline qm_page_t *qm_slice_of(qm_segment_t *segment, const void *p) {
+  return &segment->slices[((uintptr_t)p - (uintptr_t)segment) >> QM_SLICE_SHIFT];
+}
+
+/* The first descriptor of the span holding p (a page, a large block or a free span). */
+static inline qm_page_t *qm_page_of(qm_segment_t *segment, const void *p) {
+  qm_page_t *slice = qm_slice_of(segment, p);
+  return (qm_page_t *)((uint8_t *)slice - slice->slice_offset);
+}
+
+static inline qm_segment_t *qm_segment_of_page(const qm_page_t *page) {
+  return (qm_segment_t *)((uintptr_t)page & ~(uintptr_t)QM_SEGMENT_MASK);
+}
+static inline size_t qm_slice_index(const qm_segment_t *segment, const qm_page_t *page) {
+  return (size_t)(page - segment->slices);
+}
+/* Address of the first byte of the span whose head descriptor is page. */
+static inline uint8_t *qm_page_start(const qm_page_t *page) {
+  qm_segment_t *segment = qm_segment_of_page(page);
+  return (uint8_t *)segment + (qm_slice_index(segment, page) << QM_SLICE_SHIFT);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Segment map: which 4 MiB regions of the address space qmalloc owns. One byte per region, in
+ * .bss (64 MiB of address space, resident only where written: one 4 KiB page per 16 GiB used).
+ * ------------------------------------------------------------------------------------------- */
+
+enum {
+  QM_MAP_NONE = 0,   /* never ours */
+  QM_MAP_NORMAL = 1, /* a live normal segment */
+  QM_MAP_HUGE = 2,   /* the header region of a live huge block */
+  QM_MAP_FREED = 3,  /* was ours, now unmapped or cached: a free here is a double or invalid free */
+};
+#define QM_MAP_ENTRIES ((size_t)1 << (48 - QM_SEGMENT_SHIFT))
+extern _Atomic uint8_t _qm_segment_map[QM_MAP_ENTRIES];
+
+static inline size_t qm_map_index(const void *p) { return ((uintptr_t)p - 1) >> QM_SEGMENT_SHIFT; }
+static inline unsigned qm_map_state(const void *p) {
+  size_t i = qm_map_index(p);
+  if (qm_unlikely(i >= QM_MAP_ENTRIES)) return QM_MAP_NONE;
+  return atomic_load_explicit(&_qm_segment_map[i], memory_order_relaxed);
+}
+void _qm_segment_map_set(const void *segment, unsigned state);
+
+/* ---------------------------------------------------------------------------------------------
+ * Size classes
+ *
+ *   class:  0    1    2  ...   7  |   8    9  ...  15  |  16   17  ...  23  | ...  |  79
+ *   size:  16   32   48  ...  128 | 144  160  ... 256  | 288  320  ... 512  | ...  | 65536
+ *           step 16               | 8 per doubling: step = 2^(k-3) for sizes in (2^k, 2^(k+1)]
+ * ------------------------------------------------------------------------------------------- */
+
+static inline size_t qm_size_class(size_t size) {
+  if (size <= 128) return size <= 16 ? 0 : (size - 1) >> 4;
+  size_t k = qm_log2_floor(size - 1); /* size in (2^k, 2^(k+1)] */
+  size_t step_shift = k - 3;
+  return 8 + (k - 7) * 8 + (((size - 1) >> step_shift) & 7);
+}
+
+static inline size_t qm_class_size(size_t cls) {
+  if (cls < 8) return (cls + 1) * 16;
+  size_t k = 7 + (cls - 8) / 8;
+  size_t i = (cls - 8) % 8;
+  return ((size_t)1 << k) + ((i + 1) << (k - 3));
+}
+
+/* Slices in a page of the class: 64 KiB for blocks up to 8 KiB, else room for 8 blocks. */
+static inline size_t qm_class_page_slices(size_t cls) {
+  size_t size = qm_class_size(cls);
+  if (size <= 8 * 1024) return 8;
+  size_t slices = (8 * size + QM_SLICE_SIZE - 1) / QM_SLICE_SIZE;
+  return slices;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Locks: only on paths a steady-state allocation never takes (segment adoption, heap pool).
+ * ------------------------------------------------------------------------------------------- */
+
+typedef struct qm_lock_s {
+  _Atomic int locked;
+} qm_lock_t;
+void _qm_lock(qm_lock_t *lock);
+static inline void _qm_unlock(qm_lock_t *lock) { atomic_store_explicit(&lock->locked, 0, memory_order_release); }
+static inline bool _qm_trylock(qm_lock_t *lock) {
+  return atomic_exchange_explicit(&lock->locked, 1, memory_order_acquire) == 0;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * os.c: every system call. Sizes are multiples of the OS page; addresses OS-page aligned.
+ * ------------------------------------------------------------------------------------------- */
+
+size_t _qm_os_page_size(void);
+/* Fresh zeroed read-write memory, or NULL. */
+void *_qm_os_map(size_t size);
+/* Fresh memory of `size` bytes at an address that is `alignment`-aligned plus `offset`
+ * (offset < alignment), or NULL. */
+void *_qm_os_map_aligned(size_t size, size_t alignment, size_t offset);
+void _qm_os_unmap(void *p, size_t size);
+/* Gives the physical pages back; the range stays mapped and reads as zero afterwards. */
+void _qm_os_purge(void *p, size_t size);
+/* Moves/resizes a mapping: in place when possible (may_move false), else to `target` if non-NULL.
+ * Returns the new address or NULL (the old mapping is then unchanged). */
+void *_qm_os_remap(void *p, size_t old_size, size_t new_size, void *target);
+/* Shrinks a mapping in place. */
+void _qm_os_shrink(void *p, size_t old_size, size_t new_size);
+void _qm_os_write_stderr(const char *s, size_t n);
+const char *_qm_os_getenv(const char *name);
+int _qm_os_getpid(void);
+
+/* ---------------------------------------------------------------------------------------------
+ * Statistics kept always (slow paths only): relaxed atomic counters.
+ * ------------------------------------------------------------------------------------------- */
+
+typedef struct qm_counters_s {
+  _Atomic size_t segments_mapped, segments_peak, segment_bytes;
+  _Atomic size_t huge_blocks, huge_bytes;
+  _Atomic size_t heaps_active, heaps_created, segments_abandoned;
+  _Atomic size_t os_map_calls, os_unmap_calls, os_purge_calls;
+} qm_counters_t;
+extern qm_counters_t _qm_counters;
+static inline void qm_counter_add(_Atomic size_t *c, size_t n) { atomic_fetch_add_explicit(c, n, memory_order_relaxed); }
+static inline void qm_counter_sub(_Atomic size_t *c, size_t n) { atomic_fetch_sub_explicit(c, n, memory_order_relaxed); }
+static inline size_t qm_counter_get(_Atomic size_t *c) { return atomic_load_explicit(c, memory_order_relaxed); }
+
+/* ---------------------------------------------------------------------------------------------
+ * segment.c
+ * ------------------------------------------------------------------------------------------- */
+
+/* Gives heap a segment with free space: an abandoned one adopted, a cached one, or a new one.
+ * Its free spans are in heap's bins on return. NULL when out of memory. */
+qm_segment_t *_qm_segment_acquire(qm_heap_t *heap);
+/* Releases a segment with no used slice (its single free span must still be in heap's bins). */
+void _qm_segment_release(qm_heap_t *heap, qm_segment_t *segment);
+/* Hands a segment with live blocks to the abandoned list. */
+void _qm_segment_abandon(qm_heap_t *heap, qm_segment_t *segment);
+/* Adopts `segment` if it is still abandoned: 1 when heap now owns it, 0 when another heap owns
+ * it, -1 when it is neither owned nor abandoned (not a segment in use). */
+int _qm_segment_try_adopt(qm_heap_t *heap, qm_segment_t *segment);
+/* Unmaps cached segments; returns whether anything was released. */
+bool _qm_segment_cache_trim(void);
+size_t _qm_segment_abandoned_count(void);
+void _qm_segment_fork_prepare(void);
+void _qm_segment_fork_parent(void);
+void _qm_segment_fork_child(void);
+
+/* ---------------------------------------------------------------------------------------------
+ * span.c: free spans and large blocks
+ * ------------------------------------------------------------------------------------------- */
+
+size_t _qm_span_bin(size_t slices);
+void _qm_span_insert_free(qm_heap_t *heap, qm_page_t *span);
+void _qm_span_remove_free(qm_heap_t *heap, qm_page_t *span);
+/* Sets the descriptors of a free span of `count` slices at `span` and puts it into a bin. */
+void _qm_span_make_free(qm_heap_t *heap, qm_page_t *span, size_t count, bool is_zero);
+/* A used span of exactly `count` slices, or NULL (errno untouched). */
+qm_page_t *_qm_span_alloc(qm_heap_t *heap, size_t count);
+/* Frees a used span; coalesces with free neighbours; may release the segment. */
+void _qm_span_free(qm_heap_t *heap, qm_page_t *span);
+void *_qm_large_alloc(qm_heap_t *heap, size_t size, size_t alignment, bool zero);
+/* Resizes a large block in place; returns whether it could. */
+bool _qm_large_resize_in_place(qm_heap_t *heap, qm_page_t *page, size_t new_size);
+/* Gives back the memory of every free span of heap that is not known to be zero. */
+bool _qm_span_purge_free(qm_heap_t *heap);
+
+/* ---------------------------------------------------------------------------------------------
+ * page.c: small blocks
+ * ------------------------------------------------------------------------------------------- */
+
+void *_qm_small_alloc_slow(qm_heap_t *heap, size_t cls, bool zero);
+/* A free by the owner into a page with flags set. */
+void _qm_page_free_flagged(qm_heap_t *heap, qm_page_t *page, qm_block_t *block);
+/* Frees the spans of pages with no used block (all but each queue's current page if keep_current). */
+bool _qm_heap_sweep_pages(qm_heap_t *heap, bool keep_current);
+void _qm_page_queue_remove(qm_page_list_t *list, qm_page_t *page);
+void _qm_page_queue_push_back(qm_page_list_t *list, qm_page_t *page);
+/* After a segment is adopted: puts a small page into heap's queues as it stands. */
+void _qm_page_adopt(qm_heap_t *heap, qm_page_t *page);
+/* Refreshes heap->direct[] and class_page[] for a class after its queue's first page changed. */
+void _qm_heap_update_class_page(qm_heap_t *heap, size_t cls);
+
+/* ---------------------------------------------------------------------------------------------
+ * huge.c
+ * ------------------------------------------------------------------------------------------- */
+
+void *_qm_huge_alloc(size_t size, size_t alignment, bool zero);
+void _qm_huge_free(qm_segment_t *segment, void *p);
+/* Resizes to new_size (> QM_LARGE_MAX); returns the block's new address or NULL (block intact). */
+void *_qm_huge_realloc(qm_segment_t *segment, void *p, size_t new_size);
+
+/* ---------------------------------------------------------------------------------------------
+ * heap.c
+ * ------------------------------------------------------------------------------------------- */
+
+/* The calling thread's heap, created on first use; NULL only when out of memory. */
+qm_heap_t *_qm_heap_get_or_init(void);
+void _qm_heap_collect_inbox(qm_heap_t *heap);
+/* Hands heap back: frees what is free, abandons segments with live blocks. */
+void _qm_heap_abandon(qm_heap_t *heap);
+void _qm_thread_exit(void *value);
+bool _qm_heap_trim(qm_heap_t *heap);
+void _qm_heap_fork_prepare(void);
+void _qm_heap_fork_parent(void);
+void _qm_heap_fork_child(void);
+void _qm_heap_segment_link(qm_heap_t *heap, qm_segment_t *segment);
+void _qm_heap_segment_unlink(qm_heap_t *heap, qm_segment_t *segment);
+
+/* ---------------------------------------------------------------------------------------------
+ * alloc.c / free.c
+ * ------------------------------------------------------------------------------------------- */
+
+void *_qm_malloc_generic(qm_heap_t *heap, size_t size, bool zero);
+void *_qm_malloc_aligned(size_t alignment, size_t size, bool zero);
+/* Frees p owned by any heap, from any thread; the route every non-fast free takes. */
+void _qm_free_generic(void *p);
+/* The owner's free of a block of a normal segment. */
+void _qm_free_local(qm_heap_t *heap, qm_segment_t *segment, void *p);
+
+/* ---------------------------------------------------------------------------------------------
+ * init.c, options.c
+ * ------------------------------------------------------------------------------------------- */
+
+extern _Atomic int _qm_process_state; /* 0: not started, 1: starting, 2: ready */
+void _qm_process_init(void);
+static inline void qm_ensure_process_init(void) {
+  if (qm_unlikely(atomic_load_explicit(&_qm_process_state, memory_order_acquire) != 2)) _qm_process_init();
+}
+bool _qm_thread_key_ready(void);
+void _qm_thread_key_set(qm_heap_t *heap);
+
+typedef struct qm_options_s {
+  bool verbose; /* QMALLOC_VERBOSE: banner at start, summary at exit */
+} qm_options_t;
+extern qm_options_t _qm_options;
+void _qm_options_init(void);
+
+#endif /* QM_INTERNAL_H */

@@ -1,0 +1,195 @@
+/* page.c - small blocks: pages of one size class, their free lists, and the slow path of small
+ * allocation.
+ *
+ * A page is a span cut into blocks of one class. Its blocks are carved lazily: `capacity` of the
+ * `reserved` blocks have been threaded onto the free list so far, a few KiB at a time, so a page
+ * touches memory only as it is used. The owner pushes freed blocks back onto the page's list (LIFO,
+ * so the next malloc gets a block that is still in cache).
+ *
+ * Each class has a queue of pages that may have free blocks; the first page of the queue is the
+ * one the fast path allocates from (heap->direct[] and heap->class_page[] point at it). When it runs
+ * dry the slow path walks the queue: pages that are full leave it (IN_FULL) until a block comes
+ * back; an empty queue gets a new page from the span layer. Pages with no used block are given
+ * back lazily, by sweeps (every 1024 slow paths, when spans run short, at trim and thread exit),
+ * so that a malloc/free loop on one block never bounces a page between the heap and the segment.
+ */
+#include "internal.h"
+
+#include <errno.h>
+
+void _qm_page_queue_remove(qm_page_list_t *list, qm_page_t *page) {
+  if (page->prev) page->prev->next = page->next;
+  else list->first = page->next;
+  if (page->next) page->next->prev = page->prev;
+  else list->last = page->prev;
+  page->next = page->prev = NULL;
+}
+
+void _qm_page_queue_push_back(qm_page_list_t *list, qm_page_t *page) {
+  page->next = NULL;
+  page->prev = list->last;
+  if (list->last) list->last->next = page;
+  else list->first = page;
+  list->last = page;
+}
+
+static void queue_push_front(qm_page_list_t *list, qm_page_t *page) {
+  page->prev = NULL;
+  page->next = list->first;
+  if (list->first) list->first->prev = page;
+  else list->last = page;
+  list->first = page;
+}
+
+void _qm_heap_update_class_page(qm_heap_t *heap, size_t cls) {
+  qm_page_t *page = heap->class_queue[cls].first;
+  if (page == NULL) page = &_qm_empty_page;
+  heap->class_page[cls] = page;
+  size_t size = qm_class_size(cls);
+  if (size <= QM_DIRECT_MAX) {
+    /* direct[i] serves sizes (i*16-15 .. i*16]: the indices between the previous class and ours. */
+    size_t first = cls == 0 ? 0 : qm_class_size(cls - 1) / 16 + 1;
+    for (size_t i = first; i <= size / 16; i++) heap->direct[i] = page;
+  }
+}
+
+static void page_init(qm_page_t *page, size_t cls) {
+  size_t count = page->slice_count;
+  size_t block_size = qm_class_size(cls);
+  page->kind = QM_SPAN_SMALL;
+  page->size_class = (uint8_t)cls;
+  page->block_size = (uint32_t)block_size;
+  page->reserved = (uint32_t)((count << QM_SLICE_SHIFT) / block_size);
+  page->capacity = 0;
+  page->used = 0;
+  page->free = NULL;
+  page->flags = page->is_zero ? QM_PAGE_FREE_ZERO : 0;
+  page->is_zero = 0;
+  for (size_t i = 1; i < count; i++) page[i].slice_offset = (uint32_t)(i * sizeof(qm_page_t));
+}
+
+/* Threads the next few KiB of never-used blocks onto the free list. */
+static void page_extend(qm_page_t *page) {
+  size_t block_size = page->block_size;
+  size_t left = page->reserved - page->capacity;
+  size_t n = (16 * 1024) / block_size;
+  if (n < 4) n = 4;
+  if (n > left) n = left;
+  qm_assert_internal(n > 0);
+  uint8_t *first = qm_page_start(page) + (size_t)page->capacity * block_size;
+  uint8_t *p = first;
+  for (size_t i = 1; i < n; i++, p += block_size) ((qm_block_t *)p)->next = (qm_block_t *)(p + block_size);
+  ((qm_block_t *)p)->next = page->free;
+  page->free = (qm_block_t *)first;
+  page->capacity += (uint32_t)n;
+}
+
+/* Makes the first page of the class queue one with a free block; NULL when out of memory. */
+static qm_page_t *page_find(qm_heap_t *heap, size_t cls) {
+  qm_page_list_t *queue = &heap->class_queue[cls];
+  qm_page_t *page = queue->first;
+  while (page != NULL) {
+    qm_page_t *next = page->next;
+    if (page->free != NULL) break;
+    if (page->capacity < page->reserved) {
+      page_extend(page);
+      break;
+    }
+    _qm_page_queue_remove(queue, page);
+    page->flags |= QM_PAGE_IN_FULL;
+    page = next;
+  }
+  if (page == NULL) {
+    page = _qm_span_alloc(heap, qm_class_page_slices(cls));
+    if (page == NULL) return NULL;
+    page_init(page, cls);
+    page_extend(page);
+    queue_push_front(queue, page);
+  } else if (page != queue->first) {
+    _qm_page_queue_remove(queue, page);
+    queue_push_front(queue, page);
+  }
+  _qm_heap_update_class_page(heap, cls);
+  return page;
+}
+
+void *_qm_small_alloc_slow(qm_heap_t *heap, size_t cls, bool zero) {
+  heap->slow_path_count++;
+  if (atomic_load_explicit(&heap->inbox, memory_order_relaxed) != NULL) _qm_heap_collect_inbox(heap);
+  if ((heap->slow_path_count & 1023) == 0) _qm_heap_sweep_pages(heap, true);
+  qm_page_t *page = heap->class_page[cls];
+  if (page->free == NULL) {
+    page = page_find(heap, cls);
+    if (page == NULL) {
+      errno = ENOMEM;
+      return NULL;
+    }
+  }
+  bool fresh = (page->flags & QM_PAGE_FREE_ZERO) != 0;
+  qm_block_t *block = page->free;
+  page->free = block->next;
+  page->used++;
+  if (zero) {
+    if (fresh) block->next = NULL;
+    else memset(block, 0, page->block_size);
+  }
+  return block;
+}
+
+void _qm_page_free_flagged(qm_heap_t *heap, qm_page_t *page, qm_block_t *block) {
+  uint8_t flags = page->flags;
+  if (flags & QM_PAGE_NOT_IN_USE) _qm_fatal("double free or invalid free: %p is not in an allocated block", (void *)block);
+  if (flags & QM_PAGE_LARGE) {
+    if ((void *)block != (void *)qm_page_start(page))
+      _qm_fatal("invalid free: %p points inside the %u-byte block at %p", (void *)block, page->block_size,
+                (void *)qm_page_start(page));
+    page->used = 0;
+    _qm_span_free(heap, page);
+    return;
+  }
+  if (qm_unlikely(block == page->free))
+    _qm_fatal("double free: block %p (size %u) is already free", (void *)block, page->block_size);
+  block->next = page->free;
+  page->free = block;
+  page->used--;
+  page->flags = flags & (uint8_t) ~(QM_PAGE_FREE_ZERO | QM_PAGE_IN_FULL);
+  if (flags & QM_PAGE_IN_FULL) {
+    qm_page_list_t *queue = &heap->class_queue[page->size_class];
+    _qm_page_queue_push_back(queue, page);
+    if (queue->first == page) _qm_heap_update_class_page(heap, page->size_class);
+  }
+}
+
+bool _qm_heap_sweep_pages(qm_heap_t *heap, bool keep_current) {
+  bool freed = false;
+  for (size_t cls = 0; cls < QM_CLASS_COUNT; cls++) {
+    qm_page_list_t *queue = &heap->class_queue[cls];
+    qm_page_t *page = queue->first;
+    if (page == NULL) continue;
+    qm_page_t *first = page;
+    if (keep_current) page = page->next;
+    while (page != NULL) {
+      qm_page_t *next = page->next;
+      if (page->used == 0) {
+        _qm_page_queue_remove(queue, page);
+        page->flags = 0;
+        _qm_span_free(heap, page);
+        freed = true;
+      }
+      page = next;
+    }
+    if (queue->first != first) _qm_heap_update_class_page(heap, cls);
+  }
+  return freed;
+}
+
+void _qm_page_adopt(qm_heap_t *heap, qm_page_t *page) {
+  if (page->free != NULL || page->capacity < page->reserved) {
+    page->flags &= (uint8_t)~QM_PAGE_IN_FULL;
+    qm_page_list_t *queue = &heap->class_queue[page->size_class];
+    _qm_page_queue_push_back(queue, page);
+    if (queue->first == page) _qm_heap_update_class_page(heap, page->size_class);
+  } else {
+    page->flags |= QM_PAGE_IN_FULL;
+  }
+}

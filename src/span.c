@@ -1,0 +1,246 @@
+/* span.c - free spans and large blocks.
+ *
+ * The usable slices of a heap's segments are tiled by spans. Free spans sit in the heap's span
+ * bins (exact for 1-8 slices, then four bins per doubling); allocation takes the first span that
+ * is big enough from the smallest bin that may hold one, and splits off the rest. Freeing a span
+ * merges it with free neighbours on both sides, found through the descriptors just past its end
+ * and just before its start (the last slice of every span knows where its span begins).
+ *
+ *   segment:  | meta | page (8) |   free (21)   | large (40) |  free (438)  ...  |
+ *                                ^ head  ...  tail ^          each tail: offset back to its head
+ *
+ * A large block is a span holding one block: its descriptor is a page with one block and the
+ * LARGE flag, so the free fast path sends it here.
+ */
+#include "internal.h"
+
+#include <errno.h>
+
+size_t _qm_span_bin(size_t slices) {
+  qm_assert_internal(slices > 0 && slices <= QM_SLICES_PER_SEGMENT);
+  if (slices <= 8) return slices - 1;
+  size_t k = qm_log2_floor(slices); /* >= 3 */
+  size_t bin = 8 + (k - 3) * 4 + ((slices >> (k - 2)) & 3);
+  return bin < QM_SPAN_BINS ? bin : QM_SPAN_BINS - 1;
+}
+
+static void list_push_front(qm_page_list_t *list, qm_page_t *page) {
+  page->prev = NULL;
+  page->next = list->first;
+  if (list->first) list->first->prev = page;
+  else list->last = page;
+  list->first = page;
+}
+
+static void list_remove(qm_page_list_t *list, qm_page_t *page) {
+  if (page->prev) page->prev->next = page->next;
+  else list->first = page->next;
+  if (page->next) page->next->prev = page->prev;
+  else list->last = page->prev;
+  page->next = page->prev = NULL;
+}
+
+void _qm_span_insert_free(qm_heap_t *heap, qm_page_t *span) {
+  list_push_front(&heap->span_bins[_qm_span_bin(span->slice_count)], span);
+}
+
+void _qm_span_remove_free(qm_heap_t *heap, qm_page_t *span) {
+  list_remove(&heap->span_bins[_qm_span_bin(span->slice_count)], span);
+}
+
+/* Writes the descriptors every span needs: its head, and the offset on its last slice. */
+static void span_set(qm_page_t *span, size_t count, qm_span_kind_t kind) {
+  span->slice_count = (uint32_t)count;
+  span->slice_offset = 0;
+  span->kind = (uint8_t)kind;
+  if (count > 1) {
+    qm_page_t *last = span + count - 1;
+    last->slice_offset = (uint32_t)((count - 1) * sizeof(qm_page_t));
+  }
+}
+
+void _qm_span_make_free(qm_heap_t *heap, qm_page_t *span, size_t count, bool is_zero) {
+  span_set(span, count, QM_SPAN_FREE);
+  span->flags = QM_PAGE_NOT_IN_USE;
+  span->used = 0;
+  span->free = NULL;
+  span->is_zero = is_zero;
+  _qm_span_insert_free(heap, span);
+}
+
+static qm_page_t *span_find(qm_heap_t *heap, size_t count) {
+  for (size_t bin = _qm_span_bin(count); bin < QM_SPAN_BINS; bin++) {
+    for (qm_page_t *span = heap->span_bins[bin].first; span != NULL; span = span->next) {
+      if (span->slice_count >= count) return span;
+    }
+  }
+  return NULL;
+}
+
+/* Marks span (taken out of its bin) used, giving back what is beyond `count` slices. */
+static qm_page_t *span_take(qm_heap_t *heap, qm_page_t *span, size_t count) {
+  size_t total = span->slice_count;
+  if (total > count) _qm_span_make_free(heap, span + count, total - count, span->is_zero);
+  span_set(span, count, QM_SPAN_SMALL); /* the caller sets the real kind */
+  qm_segment_t *segment = qm_segment_of_page(span);
+  if (segment->used_slices == 0) heap->empty_segment_count--;
+  segment->used_slices += (uint32_t)count;
+  return span;
+}
+
+qm_page_t *_qm_span_alloc(qm_heap_t *heap, size_t count) {
+  qm_assert(count > 0 && count <= QM_SEGMENT_USABLE_SLICES);
+  qm_page_t *span = span_find(heap, count);
+  if (span == NULL && _qm_heap_sweep_pages(heap, true)) span = span_find(heap, count);
+  if (span == NULL) {
+    qm_segment_t *segment;
+    do {
+      segment = _qm_segment_acquire(heap);
+      if (segment == NULL) return NULL;
+      span = span_find(heap, count);
+    } while (span == NULL);
+  }
+  _qm_span_remove_free(heap, span);
+  return span_take(heap, span, count);
+}
+
+void _qm_span_free(qm_heap_t *heap, qm_page_t *span) {
+  qm_segment_t *segment = qm_segment_of_page(span);
+  size_t index = qm_slice_index(segment, span);
+  size_t count = span->slice_count;
+  qm_assert(segment->used_slices >= count);
+  segment->used_slices -= (uint32_t)count;
+  bool is_zero = false;
+
+  /* Merge with the span that follows: it begins right after our last slice. */
+  if (index + count < QM_SLICES_PER_SEGMENT) {
+    qm_page_t *next = span + count;
+    if (next->kind == QM_SPAN_FREE) {
+      _qm_span_remove_free(heap, next);
+      count += next->slice_count;
+      next->kind = QM_SPAN_META;
+      next->flags = QM_PAGE_NOT_IN_USE;
+      next->slice_count = 0;
+    }
+  }
+  /* Merge with the span before: its last slice says where it begins. */
+  if (index > QM_SEGMENT_FIRST_SLICE) {
+    qm_page_t *before_last = span - 1;
+    qm_page_t *before = (qm_page_t *)((uint8_t *)before_last - before_last->slice_offset);
+    if (before->kind == QM_SPAN_FREE) {
+      _qm_span_remove_free(heap, before);
+      count += before->slice_count;
+      span->kind = QM_SPAN_META;
+      span->flags = QM_PAGE_NOT_IN_USE;
+      span->slice_count = 0;
+      span = before;
+    }
+  }
+  _qm_span_make_free(heap, span, count, is_zero);
+  if (segment->used_slices == 0) {
+    heap->empty_segment_count++;
+    /* Keep one empty segment per heap, so a heap that allocates and frees a big block in a loop
+     * does not map and unmap a segment each time. */
+    if (heap->empty_segment_count > 1) _qm_segment_release(heap, segment);
+  }
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Large blocks
+ * ------------------------------------------------------------------------------------------- */
+
+static void set_interior_offsets(qm_page_t *page, size_t count) {
+  for (size_t i = 1; i < count; i++) page[i].slice_offset = (uint32_t)(i * sizeof(qm_page_t));
+}
+
+/* Every slice of a large block points back to its head, so that freeing an interior pointer is
+ * recognised as invalid instead of landing on a stale descriptor. */
+static void *large_init(qm_page_t *page, size_t count) {
+  span_set(page, count, QM_SPAN_LARGE);
+  set_interior_offsets(page, count);
+  page->flags = QM_PAGE_LARGE;
+  page->block_size = (uint32_t)(count * QM_SLICE_SIZE);
+  page->used = 1;
+  page->capacity = page->reserved = 1;
+  page->free = NULL;
+  page->size_class = 0;
+  return qm_page_start(page);
+}
+
+void *_qm_large_alloc(qm_heap_t *heap, size_t size, size_t alignment, bool zero) {
+  size_t count = (size + QM_SLICE_SIZE - 1) >> QM_SLICE_SHIFT;
+  size_t extra = alignment > QM_SLICE_SIZE ? (alignment >> QM_SLICE_SHIFT) - 1 : 0;
+  if (count + extra > QM_SEGMENT_USABLE_SLICES) return _qm_huge_alloc(size, alignment, zero);
+  qm_page_t *span = _qm_span_alloc(heap, count + extra);
+  if (span == NULL) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  bool is_zero = span->is_zero;
+  if (extra > 0) {
+    /* Find the first aligned slice, give back the slices before it and after the block.
+       The pieces are freed as used spans so that they merge with their free neighbours. */
+    uintptr_t start = (uintptr_t)qm_page_start(span);
+    size_t skip = (qm_align_up_ptr(start, alignment) - start) >> QM_SLICE_SHIFT;
+    size_t after = count + extra - skip - count;
+    qm_page_t *block = span + skip;
+    span_set(block, count, QM_SPAN_LARGE);
+    if (skip > 0) {
+      span_set(span, skip, QM_SPAN_LARGE);
+      _qm_span_free(heap, span);
+    }
+    if (after > 0) {
+      span_set(block + count, after, QM_SPAN_LARGE);
+      _qm_span_free(heap, block + count);
+    }
+    span = block;
+  }
+  void *p = large_init(span, count);
+  span->is_zero = 0;
+  if (zero && !is_zero) memset(p, 0, size);
+  return p;
+}
+
+bool _qm_large_resize_in_place(qm_heap_t *heap, qm_page_t *page, size_t new_size) {
+  size_t count = page->slice_count;
+  size_t want = (new_size + QM_SLICE_SIZE - 1) >> QM_SLICE_SHIFT;
+  qm_segment_t *segment = qm_segment_of_page(page);
+  if (want == count) return true;
+  if (want < count) {
+    /* Shrink: the tail becomes a free span (merged with a free span after it). */
+    qm_page_t *tail = page + want;
+    span_set(tail, count - want, QM_SPAN_LARGE);
+    span_set(page, want, QM_SPAN_LARGE);
+    page->block_size = (uint32_t)(want * QM_SLICE_SIZE);
+    _qm_span_free(heap, tail);
+    return true;
+  }
+  size_t index = qm_slice_index(segment, page);
+  if (index + count >= QM_SLICES_PER_SEGMENT) return false;
+  qm_page_t *next = page + count;
+  if (next->kind != QM_SPAN_FREE || count + next->slice_count < want) return false;
+  _qm_span_remove_free(heap, next);
+  size_t next_count = next->slice_count;
+  bool next_zero = next->is_zero;
+  next->kind = QM_SPAN_META;
+  next->flags = QM_PAGE_NOT_IN_USE;
+  segment->used_slices += (uint32_t)(want - count);
+  if (count + next_count > want) _qm_span_make_free(heap, page + want, count + next_count - want, next_zero);
+  span_set(page, want, QM_SPAN_LARGE);
+  set_interior_offsets(page, want);
+  page->block_size = (uint32_t)(want * QM_SLICE_SIZE);
+  return true;
+}
+
+bool _qm_span_purge_free(qm_heap_t *heap) {
+  bool purged = false;
+  for (size_t bin = 0; bin < QM_SPAN_BINS; bin++) {
+    for (qm_page_t *span = heap->span_bins[bin].first; span != NULL; span = span->next) {
+      if (span->is_zero) continue;
+      _qm_os_purge(qm_page_start(span), span->slice_count * QM_SLICE_SIZE);
+      span->is_zero = 1;
+      purged = true;
+    }
+  }
+  return purged;
+}

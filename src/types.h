@@ -1,0 +1,235 @@
+/* types.h - the data structures of qmalloc, and the design they carry.
+ *
+ * This header is the design document in code: read it first. docs/DESIGN.md tells the same story
+ * with pictures. Nothing here is installed; the public interface is include/qmalloc.h.
+ *
+ * Glossary
+ *   block    what malloc returns. Small blocks carry no header: their size is their page's.
+ *   slice    the 8 KiB unit a segment is cut into. Every slice has a descriptor (qm_page_t).
+ *   span     a run of contiguous slices of one segment: free, a small page, or one large block.
+ *   page     a span cut into blocks of one size class, with its own free list.
+ *   segment  a 4 MiB region, aligned to 4 MiB, owned by one heap. Its first slices hold the
+ *            segment header and the descriptor of every slice, so that the metadata of any
+ *            block is found from the block's address by arithmetic (segment_of, slice_of).
+ *   huge     a block above QM_LARGE_MAX: a mapping of its own, with a small header placed so
+ *            that segment_of() of the block finds that header too.
+ *   heap     the allocation state of one thread: pages per size class, free spans, segments,
+ *            and an inbox where other threads drop the blocks they free.
+ *
+ * Size classes: 16-byte steps up to 128, then 8 classes per doubling up to QM_SMALL_MAX. Blocks of
+ * at most QM_SMALL_MAX live in pages; up to QM_LARGE_MAX a block is a span of its own (a "large"
+ * page with one block); above, huge.
+ *
+ * Ownership and threads: a segment, its spans and pages belong to the heap in segment->owner_heap,
+ * and only the thread of that heap touches them, without locks or atomic read-modify-writes.
+ * Another thread freeing a block pushes it onto the owner heap's inbox (one atomic push); the owner
+ * takes the whole inbox with one exchange when it next runs a slow path. When a thread exits, its
+ * segments are abandoned (owner_heap = NULL) and adopted later by any thread that frees into them
+ * or needs a segment.
+ */
+#ifndef QM_TYPES_H
+#define QM_TYPES_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---------------------------------------------------------------------------------------------
+ * Build levels, declared once. Everything derived is computed here.
+ * ------------------------------------------------------------------------------------------- */
+
+/* QM_DEBUG: 0 no internal checks, 1 cheap assertions, 2 + internal assertions, 3 + expensive ones
+ * (walks of lists on every operation). Debug builds default to 2. */
+#ifndef QM_DEBUG
+#if defined(QM_DEBUG_BUILD)
+#define QM_DEBUG 2
+#else
+#define QM_DEBUG 0
+#endif
+#endif
+_Static_assert(QM_DEBUG >= 0 && QM_DEBUG <= 3, "QM_DEBUG must be 0..3");
+
+/* ---------------------------------------------------------------------------------------------
+ * Geometry
+ * ------------------------------------------------------------------------------------------- */
+
+#define QM_INTPTR_BITS 64
+#define QM_ALIGNMENT 16 /* every block is aligned at least this much */
+
+#define QM_SEGMENT_SHIFT 22 /* 4 MiB segments */
+#define QM_SEGMENT_SIZE ((size_t)1 << QM_SEGMENT_SHIFT)
+#define QM_SEGMENT_MASK (QM_SEGMENT_SIZE - 1)
+
+#define QM_SLICE_SHIFT 13 /* 8 KiB slices */
+#define QM_SLICE_SIZE ((size_t)1 << QM_SLICE_SHIFT)
+#define QM_SLICES_PER_SEGMENT (QM_SEGMENT_SIZE / QM_SLICE_SIZE) /* 512 */
+
+#define QM_SMALL_MAX ((size_t)64 * 1024)         /* largest block served from a page */
+#define QM_LARGE_MAX ((size_t)2 * 1024 * 1024)   /* largest block served from a segment span */
+#define QM_DIRECT_MAX ((size_t)1024)             /* sizes with a direct page pointer in the heap */
+#define QM_DIRECT_COUNT (QM_DIRECT_MAX / 16 + 1) /* heap->direct[] entries, indexed by (size+15)/16 */
+#define QM_CLASS_COUNT 80                        /* small size classes */
+#define QM_SPAN_BINS 40                          /* free span lists per heap, by slice count */
+
+/* A huge block sits this far into its mapping at least; the header lives in front of it. */
+#define QM_HUGE_HEADER_SIZE ((size_t)4096)
+
+/* Requests above this fail at once with ENOMEM (a half of the address space is never available). */
+#define QM_MAX_REQUEST ((size_t)PTRDIFF_MAX / 2)
+
+_Static_assert((QM_SMALL_MAX % QM_SLICE_SIZE) == 0, "small max must be slice aligned");
+_Static_assert(QM_LARGE_MAX <= QM_SEGMENT_SIZE / 2, "large blocks must fit a segment with room to spare");
+_Static_assert(QM_SLICES_PER_SEGMENT <= 65536, "slice counts are 16-bit");
+
+/* ---------------------------------------------------------------------------------------------
+ * Blocks
+ * ------------------------------------------------------------------------------------------- */
+
+/* A free block: its first word links it into a free list. */
+typedef struct qm_block_s {
+  struct qm_block_s *next;
+} qm_block_t;
+
+/* ---------------------------------------------------------------------------------------------
+ * Slices, spans and pages
+ * ------------------------------------------------------------------------------------------- */
+
+typedef enum qm_span_kind_e {
+  QM_SPAN_META = 0,  /* segment header slices (descriptor unused) */
+  QM_SPAN_FREE = 1,  /* free span, in one of the heap's span bins */
+  QM_SPAN_SMALL = 2, /* a page of small blocks of one size class */
+  QM_SPAN_LARGE = 3, /* one large block */
+} qm_span_kind_t;
+
+/* Page flags. Any flag set sends the owner's free of a block in this page to the slow path, so the
+ * fast path tests them all with one compare. */
+enum {
+  QM_PAGE_IN_FULL = 1 << 0,   /* page was full: not in its class queue until a block comes back */
+  QM_PAGE_FREE_ZERO = 1 << 1, /* every block on `free` is fresh memory, zero but its first word */
+  QM_PAGE_LARGE = 1 << 2,     /* a large block: freeing it frees the span */
+  QM_PAGE_NOT_IN_USE = 1 << 3, /* a free span's descriptor, or one absorbed into a free span */
+};
+
+/* qm_page_t: the descriptor of one slice. The descriptor of a span's first slice describes the
+ * whole span; the descriptors of its other slices only say how far back that first one is.
+ *
+ * Invariants (checked by validate.c):
+ *   head->slice_offset == 0; every slice s of a small page, and the last slice of every span,
+ *   have s->slice_offset == bytes from head to s (so a block's head descriptor is one subtraction
+ *   away, and span coalescing finds a left neighbour's head from its last slice).
+ *   Small page:  used + |free| == capacity <= reserved; blocks on `free` lie in
+ *                [page_start, page_start + capacity * block_size), at block boundaries.
+ *                (Blocks sitting in the heap's inbox still count as used.)
+ *                IN_FULL  <=>  the page is in no class queue.
+ *   Large page:  reserved == capacity == 1; block_size == slice_count * QM_SLICE_SIZE;
+ *                used == 1 while the block is live.
+ *   Free span:   kind == FREE, in span bin span_bin(slice_count) of the owning heap.
+ *
+ * Layout: 64 bytes, so indexing is a shift. The fields the fast paths touch come first.
+ */
+typedef struct qm_page_s {
+  qm_block_t *free;       /* next blocks to hand out (LIFO of frees and fresh blocks) */
+  uint32_t used;          /* blocks handed out and not yet freed back to this page */
+  uint8_t flags;          /* QM_PAGE_* */
+  uint8_t kind;           /* qm_span_kind_t, meaningful on a span's first slice */
+  uint8_t size_class;     /* small pages: the class index */
+  uint8_t is_zero;        /* free spans and large pages: memory is known to be zero */
+  uint32_t block_size;    /* bytes per block (small: class size; large: span bytes) */
+  uint32_t slice_offset;  /* bytes back to the span's first descriptor; 0 on that one */
+  uint32_t slice_count;   /* slices in the span (first descriptor only) */
+  uint32_t capacity;      /* blocks carved out of the page so far */
+  uint32_t reserved;      /* blocks that fit in the page */
+  uint32_t padding_;
+  struct qm_page_s *next; /* class queue, or span bin for free spans */
+  struct qm_page_s *prev;
+  uint64_t reserved_for_later_; /* keeps the descriptor at 64 bytes; spare for secure mode */
+} qm_page_t;
+
+_Static_assert(sizeof(qm_page_t) == 64, "slice descriptors are 64 bytes");
+
+/* A doubly-linked list of pages (a size-class queue) or of free spans (a span bin). */
+typedef struct qm_page_list_s {
+  qm_page_t *first;
+  qm_page_t *last;
+} qm_page_list_t;
+
+/* ---------------------------------------------------------------------------------------------
+ * Segments
+ * ------------------------------------------------------------------------------------------- */
+
+typedef enum qm_segment_kind_e {
+  QM_SEGMENT_NORMAL = 1, /* slices, spans, pages */
+  QM_SEGMENT_HUGE = 2,   /* one huge block */
+} qm_segment_kind_t;
+
+struct qm_heap_s;
+
+/* qm_segment_t: the header at the start of every segment and huge mapping.
+ *
+ *   +------------------+------------------------------+--------+--------+-----  ---+
+ *   | header | slices[] (512 x 64 B descriptors)       | span   | span   |   ...    |
+ *   +------------------+------------------------------+--------+--------+-----  ---+
+ *   ^ 4 MiB aligned        first QM_SEGMENT_META_SLICES slices      ^ segment + 4 MiB
+ *
+ * A huge mapping has the same header (without slices), and the block at segment + block_offset
+ * with 0 < block_offset <= QM_SEGMENT_SIZE, so segment_of(p) = (p - 1) & ~mask finds it.
+ *
+ * owner_heap is atomic: other threads read it to route a free. It is written by the owner when it
+ * abandons the segment (NULL), and by the adopter under the abandoned-list lock.
+ */
+typedef struct qm_segment_s {
+  _Atomic(struct qm_heap_s *) owner_heap; /* NULL: abandoned, or huge */
+  uint32_t kind;                          /* qm_segment_kind_t */
+  uint32_t magic;                         /* QM_SEGMENT_MAGIC while mapped */
+  size_t mapping_size;                    /* bytes mapped at mapping_base */
+  void *mapping_base;                     /* start of the OS mapping (huge: may precede segment) */
+  /* normal segments */
+  uint32_t used_slices;          /* slices in small or large spans */
+  uint32_t abandoned;            /* on the abandoned list */
+  struct qm_segment_s *next;     /* in the owner heap's segment list, or the abandoned list */
+  struct qm_segment_s *prev;
+  /* huge segments */
+  size_t block_offset;           /* bytes from segment to the block */
+  size_t block_size;             /* usable bytes of the huge block */
+  uint8_t padding_[64];
+  qm_page_t slices[QM_SLICES_PER_SEGMENT];
+} qm_segment_t;
+
+#define QM_SEGMENT_MAGIC 0x716d5347u /* "qmSG" */
+#define QM_SEGMENT_META_SLICES ((sizeof(qm_segment_t) + QM_SLICE_SIZE - 1) / QM_SLICE_SIZE)
+#define QM_SEGMENT_FIRST_SLICE QM_SEGMENT_META_SLICES
+#define QM_SEGMENT_USABLE_SLICES (QM_SLICES_PER_SEGMENT - QM_SEGMENT_META_SLICES)
+
+/* ---------------------------------------------------------------------------------------------
+ * Heaps
+ * ------------------------------------------------------------------------------------------- */
+
+/* qm_heap_t: one thread's allocator.
+ *
+ * Invariants:
+ *   direct[i] (size (i*16-15 .. i*16)) and class_page[c] point at the first page of the class's
+ *   queue, or at the shared empty page (whose free list is NULL), never at NULL: the fast path
+ *   never tests for a missing page.
+ *   Every page in class_queue[c] has size_class == c and is not IN_FULL.
+ *   Every free span of every segment in `segments` is in span_bins[span_bin(count)].
+ *   inbox is the only field other threads write (atomic push); the owner drains it with exchange.
+ *   thread_id identifies the owning thread; 0 when the heap is not in use.
+ */
+typedef struct qm_heap_s {
+  qm_page_t *direct[QM_DIRECT_COUNT];    /* fast path for sizes <= QM_DIRECT_MAX */
+  qm_page_t *class_page[QM_CLASS_COUNT]; /* fast path for the other small sizes */
+  qm_page_list_t class_queue[QM_CLASS_COUNT];
+  qm_page_list_t span_bins[QM_SPAN_BINS];
+  _Atomic(qm_block_t *) inbox;           /* blocks freed by other threads */
+  uintptr_t thread_id;
+  qm_segment_t *segments; /* segments owned by this heap (doubly linked via next/prev) */
+  size_t segment_count;
+  size_t empty_segment_count; /* segments with no used slice (kept one for reuse) */
+  uint64_t slow_path_count;   /* drives periodic sweeps of empty pages */
+  struct qm_heap_s *pool_next; /* in the process heap pool / live list */
+  struct qm_heap_s *pool_prev;
+  bool in_use;
+} qm_heap_t;
+
+#endif /* QM_TYPES_H */
