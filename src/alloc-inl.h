@@ -22,12 +22,12 @@ static inline void *qm_malloc_inline(size_t size) {
       return block;
     }
   }
-  return _qm_malloc_generic(heap, size, false);
+  return _qm_malloc_generic(size, heap, false);
 }
 
 static inline void *qm_calloc_inline(size_t count, size_t size) {
   size_t total;
-  if (qm_unlikely(__builtin_mul_overflow(count, size, &total))) return _qm_malloc_generic(_qm_tls_heap, SIZE_MAX, true);
+  if (qm_unlikely(__builtin_mul_overflow(count, size, &total))) return _qm_malloc_generic(SIZE_MAX, _qm_tls_heap, true);
   qm_heap_t *heap = _qm_tls_heap;
   if (qm_likely(total <= QM_DIRECT_MAX)) {
     qm_page_t *page = heap->direct[(total + 15) >> 4];
@@ -41,7 +41,7 @@ static inline void *qm_calloc_inline(size_t count, size_t size) {
       return block;
     }
   }
-  return _qm_malloc_generic(heap, total, true);
+  return _qm_malloc_generic(total, heap, true);
 }
 
 /* free by the owning thread of a block in a page with no flag set: a push onto the page's list.
@@ -51,8 +51,7 @@ static inline void *qm_calloc_inline(size_t count, size_t size) {
 static inline void qm_free_inline(void *p) {
   qm_segment_t *segment = qm_segment_of(p);
   if (qm_likely(p != NULL)) {
-    qm_heap_t *heap = _qm_tls_heap;
-    if (qm_likely(atomic_load_explicit(&segment->owner_heap, memory_order_relaxed) == heap)) {
+    if (qm_likely(atomic_load_explicit(&segment->owner_thread, memory_order_relaxed) == _qm_thread_id())) {
       qm_page_t *page = qm_page_of(segment, p);
       qm_block_t *block = (qm_block_t *)p;
       qm_block_t *head = page->free;

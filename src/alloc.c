@@ -17,7 +17,7 @@
  * The generic path: sizes above QM_DIRECT_MAX, empty pages, first use by a thread, calloc.
  * ------------------------------------------------------------------------------------------- */
 
-void *_qm_malloc_generic(qm_heap_t *heap, size_t size, bool zero) {
+void *_qm_malloc_generic(size_t size, qm_heap_t *heap, bool zero) {
   if (qm_unlikely(heap == &_qm_empty_heap)) {
     heap = _qm_heap_get_or_init();
     if (heap == NULL) {
@@ -63,7 +63,7 @@ void *_qm_malloc_aligned(size_t alignment, size_t size, bool zero) {
      * of two above (at most doubles the size). */
     size_t n = size < alignment ? alignment : size;
     if (qm_class_size(qm_size_class(n)) % alignment != 0) n = next_power_of_two(n);
-    void *p = _qm_malloc_generic(heap, qm_class_size(qm_size_class(n)), zero);
+    void *p = _qm_malloc_generic(qm_class_size(qm_size_class(n)), heap, zero);
     qm_assert_internal(p == NULL || ((uintptr_t)p & (alignment - 1)) == 0);
     return p;
   }

@@ -8,8 +8,8 @@
  *   - owned by another live heap                             -> pushed on that heap's inbox (one
  *                                                               compare-and-swap; the owner drains
  *                                                               the whole inbox at once later);
- *   - abandoned (its thread exited)                          -> the caller adopts the segment and
- *                                                               frees locally.
+ *   - abandoned (its thread exited)                          -> kept on the segment's list until a
+ *                                                               thread adopts the segment.
  */
 #include "alloc-inl.h"
 #include "qmalloc.h"
@@ -35,7 +35,7 @@ void _qm_free_local(qm_heap_t *heap, qm_segment_t *segment, void *p) {
       _qm_fatal("double free: block %p (size %u) is already free", p, page->block_size);
     block->next = page->free;
     page->free = block;
-    page->used--;
+    if (--page->used == 0) _qm_page_release_if_idle(heap, page);
     return;
   }
   _qm_page_free_flagged(heap, page, block);
@@ -89,15 +89,10 @@ void _qm_free_generic(void *p) {
       inbox_push(owner, (qm_block_t *)p);
       return;
     }
-    /* Abandoned: adopt the segment, then the block is ours to free. */
-    heap = _qm_heap_get_or_init();
-    if (heap == NULL) return; /* out of memory for a heap: the block stays allocated */
-    int adopted = _qm_segment_try_adopt(heap, segment);
-    if (adopted > 0) {
-      _qm_free_local(heap, segment, p);
-      return;
-    }
-    if (adopted < 0) _qm_fatal("invalid free: %p lies in a segment that no heap owns", p);
-    /* another thread adopted it first: route the block to that owner */
+    /* Abandoned: the block waits in the segment for the thread that adopts it. */
+    int done = _qm_segment_free_abandoned(segment, (qm_block_t *)p);
+    if (done > 0) return;
+    if (done < 0) _qm_fatal("invalid free: %p lies in a segment that no heap owns", p);
+    /* a thread adopted it meanwhile: route the block to that owner */
   }
 }

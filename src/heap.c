@@ -171,6 +171,8 @@ void _qm_thread_exit(void *value) {
 bool _qm_heap_trim(qm_heap_t *heap) {
   bool released = false;
   if (heap != &_qm_empty_heap) {
+    /* Segments of exited threads: adopt them, so what is free in them can be released too. */
+    released |= _qm_segment_collect_abandoned(heap);
     _qm_heap_collect_inbox(heap);
     released |= _qm_heap_sweep_pages(heap, false);
     /* Empty segments go back to the OS; the rest give back their free spans' pages. */

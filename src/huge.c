@@ -25,6 +25,7 @@ static void huge_header_init(qm_segment_t *segment, size_t offset, size_t usable
   segment->mapping_size = offset + usable;
   segment->block_offset = offset;
   segment->block_size = usable;
+  atomic_store_explicit(&segment->owner_thread, 0, memory_order_relaxed);
   atomic_store_explicit(&segment->owner_heap, NULL, memory_order_relaxed);
   _qm_segment_map_set(segment, QM_MAP_HUGE);
 }

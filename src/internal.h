@@ -92,9 +92,12 @@ static inline qm_segment_t *qm_segment_of(const void *p) {
   return (qm_segment_t *)(((uintptr_t)p - 1) & ~(uintptr_t)QM_SEGMENT_MASK);
 }
 
-/* The descriptor of the slice holding p. */
+/* The descriptor of the slice holding p: the slice index times the descriptor size, taken from
+ * p's address bits directly (segments are aligned), which is one shift and one mask. */
 static inline qm_page_t *qm_slice_of(qm_segment_t *segment, const void *p) {
-  return &segment->slices[((uintptr_t)p - (uintptr_t)segment) >> QM_SLICE_SHIFT];
+  uintptr_t byte_index = ((uintptr_t)p >> (QM_SLICE_SHIFT - QM_PAGE_SHIFT)) &
+                         ((QM_SLICES_PER_SEGMENT - 1) << QM_PAGE_SHIFT);
+  return (qm_page_t *)((uint8_t *)segment->slices + byte_index);
 }
 
 /* The first descriptor of the span holding p (a page, a large block or a free span). */
@@ -201,6 +204,8 @@ void _qm_os_shrink(void *p, size_t old_size, size_t new_size);
 void _qm_os_write_stderr(const char *s, size_t n);
 const char *_qm_os_getenv(const char *name);
 int _qm_os_getpid(void);
+/* Monotonic clock, for decay decisions on slow paths. */
+uint64_t _qm_os_now_ns(void);
 
 /* ---------------------------------------------------------------------------------------------
  * Statistics kept always (slow paths only): relaxed atomic counters.
@@ -228,9 +233,12 @@ qm_segment_t *_qm_segment_acquire(qm_heap_t *heap);
 void _qm_segment_release(qm_heap_t *heap, qm_segment_t *segment);
 /* Hands a segment with live blocks to the abandoned list. */
 void _qm_segment_abandon(qm_heap_t *heap, qm_segment_t *segment);
-/* Adopts `segment` if it is still abandoned: 1 when heap now owns it, 0 when another heap owns
- * it, -1 when it is neither owned nor abandoned (not a segment in use). */
-int _qm_segment_try_adopt(qm_heap_t *heap, qm_segment_t *segment);
+/* Frees a block into a segment that has no owner: the block waits on the segment's list until a
+ * thread adopts the segment (one that needs space, or a trim). Returns 1 when done, 0 when the
+ * segment has an owner again (route the block there), -1 when it is neither owned nor abandoned. */
+int _qm_segment_free_abandoned(qm_segment_t *segment, qm_block_t *block);
+/* Adopts every abandoned segment into heap, releasing those that turn out empty. */
+bool _qm_segment_collect_abandoned(qm_heap_t *heap);
 /* Unmaps cached segments; returns whether anything was released. */
 bool _qm_segment_cache_trim(void);
 size_t _qm_segment_abandoned_count(void);
@@ -266,6 +274,8 @@ void *_qm_small_alloc_slow(qm_heap_t *heap, size_t cls, bool zero);
 void _qm_page_free_flagged(qm_heap_t *heap, qm_page_t *page, qm_block_t *block);
 /* Frees the spans of pages with no used block (all but each queue's current page if keep_current). */
 bool _qm_heap_sweep_pages(qm_heap_t *heap, bool keep_current);
+/* Frees the span of a page with no used block, unless it is its queue's current page. */
+void _qm_page_release_if_idle(qm_heap_t *heap, qm_page_t *page);
 void _qm_page_queue_remove(qm_page_list_t *list, qm_page_t *page);
 void _qm_page_queue_push_back(qm_page_list_t *list, qm_page_t *page);
 /* After a segment is adopted: puts a small page into heap's queues as it stands. */
@@ -303,7 +313,7 @@ void _qm_heap_segment_unlink(qm_heap_t *heap, qm_segment_t *segment);
  * alloc.c / free.c
  * ------------------------------------------------------------------------------------------- */
 
-void *_qm_malloc_generic(qm_heap_t *heap, size_t size, bool zero);
+void *_qm_malloc_generic(size_t size, qm_heap_t *heap, bool zero);
 void *_qm_malloc_aligned(size_t alignment, size_t size, bool zero);
 /* Frees p owned by any heap, from any thread; the route every non-fast free takes. */
 void _qm_free_generic(void *p);

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef MAP_NORESERVE
@@ -99,3 +100,9 @@ void _qm_os_write_stderr(const char *s, size_t n) {
 const char *_qm_os_getenv(const char *name) { return secure_getenv(name); }
 
 int _qm_os_getpid(void) { return (int)getpid(); }
+
+uint64_t _qm_os_now_ns(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
+}

@@ -2,7 +2,7 @@
  * allocation.
  *
  * A page is a span cut into blocks of one class. Its blocks are carved lazily: `capacity` of the
- * `reserved` blocks have been threaded onto the free list so far, a few KiB at a time, so a page
+ * `reserved` blocks have been threaded onto the free list so far, 4 KiB at a time, so a page
  * touches memory only as it is used. The owner pushes freed blocks back onto the page's list (LIFO,
  * so the next malloc gets a block that is still in cache).
  *
@@ -72,7 +72,7 @@ static void page_init(qm_page_t *page, size_t cls) {
 static void page_extend(qm_page_t *page) {
   size_t block_size = page->block_size;
   size_t left = page->reserved - page->capacity;
-  size_t n = (16 * 1024) / block_size;
+  size_t n = (4 * 1024) / block_size;
   if (n < 4) n = 4;
   if (n > left) n = left;
   qm_assert_internal(n > 0);
@@ -158,6 +158,19 @@ void _qm_page_free_flagged(qm_heap_t *heap, qm_page_t *page, qm_block_t *block) 
     _qm_page_queue_push_back(queue, page);
     if (queue->first == page) _qm_heap_update_class_page(heap, page->size_class);
   }
+  if (page->used == 0) _qm_page_release_if_idle(heap, page);
+}
+
+/* Slow-path frees (remote blocks drained from the inbox, frees into adopted segments) give an idle
+ * page back at once unless the fast path is allocating from it: those pages would otherwise wait
+ * for a sweep that a thread which only frees never runs. */
+void _qm_page_release_if_idle(qm_heap_t *heap, qm_page_t *page) {
+  if (page->used != 0 || (page->flags & QM_PAGE_IN_FULL)) return;
+  qm_page_list_t *queue = &heap->class_queue[page->size_class];
+  if (queue->first == page) return;
+  _qm_page_queue_remove(queue, page);
+  page->flags = 0;
+  _qm_span_free(heap, page);
 }
 
 bool _qm_heap_sweep_pages(qm_heap_t *heap, bool keep_current) {

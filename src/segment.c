@@ -12,28 +12,63 @@
 
 _Atomic uint8_t _qm_segment_map[QM_MAP_ENTRIES];
 
+/* Publishes a segment's owner (NULL: none). The thread id is stored first when taking ownership
+ * and cleared first when giving it up; both are only compared with the reader's own identity. */
+static void set_owner(qm_segment_t *segment, qm_heap_t *heap) {
+  atomic_store_explicit(&segment->owner_thread, heap ? heap->thread_id : 0, memory_order_release);
+  atomic_store_explicit(&segment->owner_heap, heap, memory_order_release);
+}
+
 void _qm_segment_map_set(const void *segment, unsigned state) {
   size_t i = ((uintptr_t)segment) >> QM_SEGMENT_SHIFT;
   if (i < QM_MAP_ENTRIES) atomic_store_explicit(&_qm_segment_map[i], (uint8_t)state, memory_order_release);
 }
 
 /* ---------------------------------------------------------------------------------------------
- * Empty-segment cache: a few segments whose memory has been purged, ready for reuse, so that
- * threads that come and go do not map and unmap 4 MiB each time.
+ * Empty-segment cache: a few empty segments ready for reuse, so that threads that come and go do
+ * not map, fault in and unmap 4 MiB each time. A segment enters the cache as it is (its pages still
+ * resident, so the next thread finds them warm) and is purged once it has sat unused for
+ * QM_CACHE_PURGE_DELAY_NS; the check runs whenever the cache is used.
  * Invariant: cached segments have owner NULL, used_slices == 0, map state FREED.
  * ------------------------------------------------------------------------------------------- */
 
 #define QM_SEGMENT_CACHE_MAX 8
+#define QM_CACHE_PURGE_DELAY_NS (50 * 1000 * 1000ull)
+
+typedef struct cache_entry_s {
+  qm_segment_t *segment;
+  uint64_t cached_at_ns;
+  bool purged;
+} cache_entry_t;
+
 static qm_lock_t cache_lock;
-static qm_segment_t *cache[QM_SEGMENT_CACHE_MAX];
+static cache_entry_t cache[QM_SEGMENT_CACHE_MAX];
 static _Atomic size_t cache_count; /* written under cache_lock */
 
-static bool cache_push(qm_segment_t *segment) {
+static void segment_purge(qm_segment_t *segment) {
+  uint8_t *usable = (uint8_t *)segment + QM_SEGMENT_FIRST_SLICE * QM_SLICE_SIZE;
+  _qm_os_purge(usable, QM_SEGMENT_USABLE_SLICES * QM_SLICE_SIZE);
+}
+
+/* Purges entries older than the delay (all of them if `all`); called with cache_lock held. The
+ * purge is a system call made under the lock, but only on this rare path. */
+static void cache_decay_locked(uint64_t now, bool all) {
+  size_t n = atomic_load_explicit(&cache_count, memory_order_relaxed);
+  for (size_t i = 0; i < n; i++) {
+    if (cache[i].purged || (!all && now - cache[i].cached_at_ns < QM_CACHE_PURGE_DELAY_NS)) continue;
+    segment_purge(cache[i].segment);
+    cache[i].purged = true;
+  }
+}
+
+static bool cache_push(qm_segment_t *segment, bool is_zero) {
   bool pushed = false;
+  uint64_t now = _qm_os_now_ns();
   _qm_lock(&cache_lock);
+  cache_decay_locked(now, false);
   size_t n = atomic_load_explicit(&cache_count, memory_order_relaxed);
   if (n < QM_SEGMENT_CACHE_MAX) {
-    cache[n] = segment;
+    cache[n] = (cache_entry_t){segment, now, is_zero};
     atomic_store_explicit(&cache_count, n + 1, memory_order_relaxed);
     pushed = true;
   }
@@ -41,21 +76,24 @@ static bool cache_push(qm_segment_t *segment) {
   return pushed;
 }
 
+/* The most recently cached segment: the one most likely still resident. */
 static qm_segment_t *cache_pop(void) {
   qm_segment_t *segment = NULL;
   if (atomic_load_explicit(&cache_count, memory_order_relaxed) == 0) return NULL;
+  uint64_t now = _qm_os_now_ns();
   _qm_lock(&cache_lock);
   size_t n = atomic_load_explicit(&cache_count, memory_order_relaxed);
   if (n > 0) {
-    segment = cache[n - 1];
+    segment = cache[n - 1].segment;
     atomic_store_explicit(&cache_count, n - 1, memory_order_relaxed);
   }
+  cache_decay_locked(now, false);
   _qm_unlock(&cache_lock);
   return segment;
 }
 
 bool _qm_segment_cache_trim(void) {
-  qm_segment_t *victims[QM_SEGMENT_CACHE_MAX];
+  cache_entry_t victims[QM_SEGMENT_CACHE_MAX];
   size_t n;
   _qm_lock(&cache_lock);
   n = atomic_load_explicit(&cache_count, memory_order_relaxed);
@@ -65,7 +103,7 @@ bool _qm_segment_cache_trim(void) {
   for (size_t i = 0; i < n; i++) {
     qm_counter_sub(&_qm_counters.segments_mapped, 1);
     qm_counter_sub(&_qm_counters.segment_bytes, QM_SEGMENT_SIZE);
-    _qm_os_unmap(victims[i], QM_SEGMENT_SIZE);
+    _qm_os_unmap(victims[i].segment, QM_SEGMENT_SIZE);
   }
   return n > 0;
 }
@@ -100,7 +138,7 @@ void _qm_segment_abandon(qm_heap_t *heap, qm_segment_t *segment) {
   abandoned_first = segment;
   atomic_fetch_add_explicit(&abandoned_count, 1, memory_order_relaxed);
   /* From here on, frees into the segment take the adoption route in free.c. */
-  atomic_store_explicit(&segment->owner_heap, NULL, memory_order_release);
+  set_owner(segment, NULL);
   _qm_unlock(&abandoned_lock);
 }
 
@@ -118,29 +156,53 @@ static void segment_integrate(qm_heap_t *heap, qm_segment_t *segment) {
   if (segment->used_slices == 0) heap->empty_segment_count++;
 }
 
-static void adopt_locked(qm_heap_t *heap, qm_segment_t *segment) {
+/* Takes an abandoned segment off the list (lock held); returns the blocks freed into it meanwhile. */
+static qm_block_t *adopt_locked(qm_heap_t *heap, qm_segment_t *segment) {
   abandoned_unlink(segment);
-  atomic_store_explicit(&segment->owner_heap, heap, memory_order_release);
+  qm_block_t *freed = segment->abandoned_free;
+  segment->abandoned_free = NULL;
+  set_owner(segment, heap);
+  return freed;
 }
 
-int _qm_segment_try_adopt(qm_heap_t *heap, qm_segment_t *segment) {
+/* Makes an adopted segment part of heap, then frees the blocks that arrived while it had no owner. */
+static void adopt_finish(qm_heap_t *heap, qm_segment_t *segment, qm_block_t *freed) {
+  segment_integrate(heap, segment);
+  while (freed != NULL) {
+    qm_block_t *next = freed->next;
+    _qm_free_local(heap, segment, freed);
+    freed = next;
+  }
+}
+
+int _qm_segment_free_abandoned(qm_segment_t *segment, qm_block_t *block) {
   _qm_lock(&abandoned_lock);
   bool owned = atomic_load_explicit(&segment->owner_heap, memory_order_relaxed) != NULL;
-  bool adopt = segment->abandoned && !owned;
-  if (adopt) adopt_locked(heap, segment);
+  bool abandoned = segment->abandoned && !owned;
+  if (abandoned) {
+    block->next = segment->abandoned_free;
+    segment->abandoned_free = block;
+  }
   _qm_unlock(&abandoned_lock);
-  if (adopt) segment_integrate(heap, segment);
-  return adopt ? 1 : owned ? 0 : -1;
+  return abandoned ? 1 : owned ? 0 : -1;
 }
 
 static qm_segment_t *adopt_any(qm_heap_t *heap) {
   if (_qm_segment_abandoned_count() == 0) return NULL;
   _qm_lock(&abandoned_lock);
   qm_segment_t *segment = abandoned_first;
-  if (segment) adopt_locked(heap, segment);
+  qm_block_t *freed = segment ? adopt_locked(heap, segment) : NULL;
   _qm_unlock(&abandoned_lock);
-  if (segment) segment_integrate(heap, segment);
+  if (segment) adopt_finish(heap, segment, freed);
   return segment;
+}
+
+bool _qm_segment_collect_abandoned(qm_heap_t *heap) {
+  size_t before = heap->segment_count + _qm_segment_abandoned_count();
+  size_t n = _qm_segment_abandoned_count();
+  while (n-- > 0 && adopt_any(heap) != NULL) {
+  }
+  return heap->segment_count < before;
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -157,7 +219,7 @@ static void segment_init(qm_heap_t *heap, qm_segment_t *segment, bool fresh) {
   segment->mapping_size = QM_SEGMENT_SIZE;
   segment->used_slices = 0;
   segment->abandoned = 0;
-  atomic_store_explicit(&segment->owner_heap, heap, memory_order_release);
+  set_owner(segment, heap);
   _qm_segment_map_set(segment, QM_MAP_NORMAL);
   _qm_heap_segment_link(heap, segment);
   heap->empty_segment_count++;
@@ -197,11 +259,9 @@ void _qm_segment_release(qm_heap_t *heap, qm_segment_t *segment) {
   _qm_span_remove_free(heap, span);
   _qm_heap_segment_unlink(heap, segment);
   heap->empty_segment_count--;
-  atomic_store_explicit(&segment->owner_heap, NULL, memory_order_release);
+  set_owner(segment, NULL);
   _qm_segment_map_set(segment, QM_MAP_FREED);
-  uint8_t *usable = (uint8_t *)segment + QM_SEGMENT_FIRST_SLICE * QM_SLICE_SIZE;
-  if (!span->is_zero) _qm_os_purge(usable, QM_SEGMENT_USABLE_SLICES * QM_SLICE_SIZE);
-  if (cache_push(segment)) return;
+  if (cache_push(segment, span->is_zero)) return;
   qm_counter_sub(&_qm_counters.segments_mapped, 1);
   qm_counter_sub(&_qm_counters.segment_bytes, QM_SEGMENT_SIZE);
   _qm_os_unmap(segment, QM_SEGMENT_SIZE);

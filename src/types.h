@@ -146,7 +146,8 @@ typedef struct qm_page_s {
   uint64_t reserved_for_later_; /* keeps the descriptor at 64 bytes; spare for secure mode */
 } qm_page_t;
 
-_Static_assert(sizeof(qm_page_t) == 64, "slice descriptors are 64 bytes");
+#define QM_PAGE_SHIFT 6
+_Static_assert(sizeof(qm_page_t) == ((size_t)1 << QM_PAGE_SHIFT), "slice descriptors are 64 bytes");
 
 /* A doubly-linked list of pages (a size-class queue) or of free spans (a span bin). */
 typedef struct qm_page_list_s {
@@ -175,10 +176,13 @@ struct qm_heap_s;
  * A huge mapping has the same header (without slices), and the block at segment + block_offset
  * with 0 < block_offset <= QM_SEGMENT_SIZE, so segment_of(p) = (p - 1) & ~mask finds it.
  *
- * owner_heap is atomic: other threads read it to route a free. It is written by the owner when it
- * abandons the segment (NULL), and by the adopter under the abandoned-list lock.
+ * owner_thread and owner_heap are atomic: other threads read them to route a free. They are written
+ * by the owner when it abandons the segment (0 / NULL), and by the adopter under the abandoned-list
+ * lock. owner_thread == 0 <=> owner_heap == NULL.
  */
 typedef struct qm_segment_s {
+  _Atomic(uintptr_t) owner_thread;        /* the owner heap's thread_id; 0: abandoned, or huge.
+                                             The free fast path compares it with the thread pointer. */
   _Atomic(struct qm_heap_s *) owner_heap; /* NULL: abandoned, or huge */
   uint32_t kind;                          /* qm_segment_kind_t */
   uint32_t magic;                         /* QM_SEGMENT_MAGIC while mapped */
@@ -187,12 +191,13 @@ typedef struct qm_segment_s {
   /* normal segments */
   uint32_t used_slices;          /* slices in small or large spans */
   uint32_t abandoned;            /* on the abandoned list */
+  qm_block_t *abandoned_free;    /* blocks freed while abandoned; under the abandoned-list lock */
   struct qm_segment_s *next;     /* in the owner heap's segment list, or the abandoned list */
   struct qm_segment_s *prev;
   /* huge segments */
   size_t block_offset;           /* bytes from segment to the block */
   size_t block_size;             /* usable bytes of the huge block */
-  uint8_t padding_[64];
+  uint8_t padding_[56];
   qm_page_t slices[QM_SLICES_PER_SEGMENT];
 } qm_segment_t;
 
