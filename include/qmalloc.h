@@ -40,7 +40,8 @@ QM_API QM_MALLOC_LIKE QM_ALLOC_SIZE2(1, 2) void *qm_calloc(size_t count, size_t 
 QM_API QM_ALLOC_SIZE(2) void *qm_realloc(void *p, size_t size);
 QM_API QM_ALLOC_SIZE2(2, 3) void *qm_reallocarray(void *p, size_t count, size_t size);
 QM_API void qm_free(void *p);
-/* C23: the size (and alignment) must be those the block was requested with; checked in debug builds. */
+/* C23: the size (and alignment) must be those the block was requested with. Builds with internal
+ * checks (QM_DEBUG >= 1) abort when the size exceeds the block's usable size. */
 QM_API void qm_free_sized(void *p, size_t size);
 QM_API void qm_free_aligned_sized(void *p, size_t alignment, size_t size);
 
@@ -60,16 +61,19 @@ QM_API size_t qm_usable_size(const void *p);
 /* The library version, as "major.minor.patch". */
 QM_API const char *qm_version(void);
 
-/* Walks every structure of the calling thread's heap, and the process-wide structures, checking
- * their invariants. Returns true when all hold; otherwise prints what is wrong on stderr and
- * returns false. Safe to call at any time from any thread; it only inspects the caller's own heap. */
+/* Walks every structure of the calling thread's heap (its segments, spans, pages, free lists,
+ * size-class queues and span bins), checking their invariants. Returns true when all hold;
+ * otherwise prints what is wrong on stderr and returns false. Any thread may call it at any time;
+ * it inspects only the caller's own heap, which no other thread changes. */
 QM_API bool qm_heap_validate(void);
 
 /* True when p lies in memory that qmalloc manages (a block, or metadata). Cheap: one table lookup. */
 QM_API bool qm_is_heap_pointer(const void *p);
 
-/* Releases what can be released now: the calling thread's empty pages, cached segments, and the
- * free space of every heap. Returns 1 if memory was returned to the OS, 0 otherwise (as malloc_trim). */
+/* Releases what can be released now: the calling thread's empty pages and segments, the pages of
+ * its free spans, cached empty segments, and the segments of exited threads (adopted by the caller
+ * and released if nothing in them is live). Other live threads' heaps are not touched. Returns 1
+ * if memory was returned to the OS, 0 otherwise (as malloc_trim). */
 QM_API int qm_trim(size_t pad);
 
 /* Hands the calling thread's heap back (as if the thread exited). The thread may allocate again

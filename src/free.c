@@ -16,14 +16,24 @@
 
 void qm_free(void *p) { qm_free_inline(p); }
 
+/* The size promise is checked only in builds with internal checks: it costs a lookup. */
+static void check_sized(void *p, size_t alignment, size_t size) {
+  if (QM_DEBUG >= 1 && p != NULL) {
+    size_t usable = qm_usable_size(p);
+    if (size > usable)
+      _qm_fatal("free_sized: %p was freed with size %zu, but its block holds only %zu bytes", p, size, usable);
+    if (alignment != 0 && ((uintptr_t)p & (alignment - 1)) != 0)
+      _qm_fatal("free_aligned_sized: %p is not aligned to %zu", p, alignment);
+  }
+}
+
 void qm_free_sized(void *p, size_t size) {
-  (void)size;
+  check_sized(p, 0, size);
   qm_free_inline(p);
 }
 
 void qm_free_aligned_sized(void *p, size_t alignment, size_t size) {
-  (void)alignment;
-  (void)size;
+  check_sized(p, alignment, size);
   qm_free_inline(p);
 }
 

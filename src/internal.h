@@ -140,6 +140,14 @@ static inline unsigned qm_map_state(const void *p) {
 }
 void _qm_segment_map_set(const void *segment, unsigned state);
 
+/* The fast path's check that p lies in a live normal segment: one byte load. Addresses beyond the
+ * 48-bit space wrap around (they are never valid, and NULL lands on the entry of the top region,
+ * which is never mapped for user space, so it reads NONE). */
+static inline bool qm_map_is_normal(const void *p) {
+  size_t i = qm_map_index(p) & (QM_MAP_ENTRIES - 1);
+  return atomic_load_explicit(&_qm_segment_map[i], memory_order_relaxed) == QM_MAP_NORMAL;
+}
+
 /* ---------------------------------------------------------------------------------------------
  * Size classes
  *

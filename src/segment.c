@@ -76,8 +76,9 @@ static bool cache_push(qm_segment_t *segment, bool is_zero) {
   return pushed;
 }
 
-/* The most recently cached segment: the one most likely still resident. */
-static qm_segment_t *cache_pop(void) {
+/* The most recently cached segment: the one most likely still resident. *is_zero tells whether
+ * its usable memory has been purged (reads as zero). */
+static qm_segment_t *cache_pop(bool *is_zero) {
   qm_segment_t *segment = NULL;
   if (atomic_load_explicit(&cache_count, memory_order_relaxed) == 0) return NULL;
   uint64_t now = _qm_os_now_ns();
@@ -85,6 +86,7 @@ static qm_segment_t *cache_pop(void) {
   size_t n = atomic_load_explicit(&cache_count, memory_order_relaxed);
   if (n > 0) {
     segment = cache[n - 1].segment;
+    *is_zero = cache[n - 1].purged;
     atomic_store_explicit(&cache_count, n - 1, memory_order_relaxed);
   }
   cache_decay_locked(now, false);
@@ -209,7 +211,7 @@ bool _qm_segment_collect_abandoned(qm_heap_t *heap) {
  * Acquire and release
  * ------------------------------------------------------------------------------------------- */
 
-static void segment_init(qm_heap_t *heap, qm_segment_t *segment, bool fresh) {
+static void segment_init(qm_heap_t *heap, qm_segment_t *segment, bool fresh, bool is_zero) {
   /* A fresh mapping is zero: only the fields that must be non-zero are written, so the
    * descriptor array is touched only where spans begin and end. */
   if (!fresh) memset(segment, 0, offsetof(qm_segment_t, slices));
@@ -223,7 +225,13 @@ static void segment_init(qm_heap_t *heap, qm_segment_t *segment, bool fresh) {
   _qm_segment_map_set(segment, QM_MAP_NORMAL);
   _qm_heap_segment_link(heap, segment);
   heap->empty_segment_count++;
-  _qm_span_make_free(heap, &segment->slices[QM_SEGMENT_FIRST_SLICE], QM_SEGMENT_USABLE_SLICES, true);
+  /* The metadata slices are no span: a pointer into them must never pass for a block. */
+  for (size_t i = 0; i < QM_SEGMENT_FIRST_SLICE; i++) {
+    segment->slices[i].kind = QM_SPAN_META;
+    segment->slices[i].flags = QM_PAGE_NOT_IN_USE;
+    segment->slices[i].slice_offset = 0;
+  }
+  _qm_span_make_free(heap, &segment->slices[QM_SEGMENT_FIRST_SLICE], QM_SEGMENT_USABLE_SLICES, is_zero);
 }
 
 qm_segment_t *_qm_segment_acquire(qm_heap_t *heap) {
@@ -234,12 +242,14 @@ qm_segment_t *_qm_segment_acquire(qm_heap_t *heap) {
     if (segment == NULL) break;
     if (segment->used_slices < QM_SEGMENT_USABLE_SLICES) return segment;
   }
-  qm_segment_t *segment = cache_pop();
+  bool is_zero = false;
+  qm_segment_t *segment = cache_pop(&is_zero);
   bool fresh = false;
   if (segment == NULL) {
     segment = _qm_os_map_aligned(QM_SEGMENT_SIZE, QM_SEGMENT_SIZE, 0);
     if (segment == NULL) return NULL;
     fresh = true;
+    is_zero = true;
     qm_counter_add(&_qm_counters.segments_mapped, 1);
     qm_counter_add(&_qm_counters.segment_bytes, QM_SEGMENT_SIZE);
     size_t now = qm_counter_get(&_qm_counters.segments_mapped);
@@ -248,7 +258,7 @@ qm_segment_t *_qm_segment_acquire(qm_heap_t *heap) {
                                                                  memory_order_relaxed, memory_order_relaxed)) {
     }
   }
-  segment_init(heap, segment, fresh);
+  segment_init(heap, segment, fresh, is_zero);
   return segment;
 }
 
