@@ -44,6 +44,9 @@ void *_qm_huge_alloc(size_t size, size_t alignment, bool zero) {
    * segment aligned, which aligns H + offset too. */
   size_t map_offset = alignment > QM_SEGMENT_SIZE ? map_alignment - offset : 0;
   qm_segment_t *segment = _qm_os_map_aligned(offset + usable, map_alignment, map_offset);
+  /* Out of address space or memory: give back what the calling thread's heap holds empty. */
+  if (segment == NULL && _qm_heap_trim(_qm_tls_heap))
+    segment = _qm_os_map_aligned(offset + usable, map_alignment, map_offset);
   if (segment == NULL) {
     errno = ENOMEM;
     return NULL;
@@ -81,6 +84,7 @@ void *_qm_huge_realloc(qm_segment_t *segment, void *p, size_t new_size) {
     /* No room to grow in place: move the pages (not their contents) to a new segment-aligned
      * range. realloc promises only the default alignment, so a bigger one need not be kept. */
     void *target = _qm_os_map_aligned(new_map, QM_SEGMENT_SIZE, 0);
+    if (target == NULL && _qm_heap_trim(_qm_tls_heap)) target = _qm_os_map_aligned(new_map, QM_SEGMENT_SIZE, 0);
     if (target == NULL) {
       errno = ENOMEM;
       return NULL;

@@ -247,6 +247,8 @@ qm_segment_t *_qm_segment_acquire(qm_heap_t *heap) {
   bool fresh = false;
   if (segment == NULL) {
     segment = _qm_os_map_aligned(QM_SEGMENT_SIZE, QM_SEGMENT_SIZE, 0);
+    /* Out of address space or memory: give back what this heap holds empty, then try once more. */
+    if (segment == NULL && _qm_heap_trim(heap)) segment = _qm_os_map_aligned(QM_SEGMENT_SIZE, QM_SEGMENT_SIZE, 0);
     if (segment == NULL) return NULL;
     fresh = true;
     is_zero = true;

@@ -1,0 +1,320 @@
+/* realloc: realloc(NULL, n), realloc(p, 0), shrinking and growing in place, contents kept across
+ * small -> large -> huge -> large -> small, failed realloc leaves the block intact. */
+#include "qmt.h"
+
+static void test_null_and_zero(void) {
+  unsigned char *p = T_REALLOC(NULL, 100);
+  CHECK(p != NULL);
+  if (p) {
+    CHECK(qmt_aligned(p, 16));
+    CHECK(T_USABLE_SIZE(p) >= 100);
+    memset(p, 1, 100);
+  }
+  T_FREE(p);
+  p = T_REALLOC(NULL, qmt_opaque(0));
+  CHECK(p != NULL);
+  T_FREE(p);
+  p = T_REALLOC(NULL, 5 * MiB);
+  CHECK(p != NULL);
+  if (p)
+    p[5 * MiB - 1] = 1;
+  T_FREE(p);
+
+  /* realloc(p, 0) frees p and returns NULL, for every kind of block. */
+  size_t sizes[] = {1, 100, 5000, 100 * KiB, 1 * MiB, 3 * MiB, 20 * MiB};
+  for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+    for (int rep = 0; rep < (sizes[i] <= QMT_SMALL_MAX ? 50 : 10); rep++) {
+      p = T_MALLOC(sizes[i]);
+      CHECK(p != NULL);
+      if (p) {
+        p[0] = 7;
+        p[sizes[i] - 1] = 7;
+      }
+      void *q = T_REALLOC(p, qmt_opaque(0));
+      CHECKF(q == NULL, "realloc(malloc(%zu), 0) returned %p", sizes[i], q);
+      T_FREE(q);
+    }
+  }
+  /* The huge blocks were freed, not kept: their mapping count went back. */
+  qm_process_info_t a, b;
+  if (qmt_strict && qmt_process_info(&a)) {
+    for (int rep = 0; rep < 10; rep++) {
+      p = T_MALLOC(40 * MiB);
+      CHECK(p != NULL);
+      T_FREE(T_REALLOC(p, qmt_opaque(0)));
+    }
+    qmt_process_info(&b);
+    CHECKF(b.huge_blocks <= a.huge_blocks, "huge blocks %zu -> %zu after realloc(p, 0)", a.huge_blocks,
+           b.huge_blocks);
+  }
+  if (qmt_strict)
+    CHECK(qmt_heap_validate());
+}
+
+/* realloc(p, n) with the new size at most the usable size, or shrinking by at most half of a small
+ * block, keeps the address; any kind of large or huge shrink keeps it. */
+static void test_in_place(void) {
+  /* Small: grow up to the usable size, shrink to half of it. */
+  size_t small[] = {1, 16, 17, 100, 128, 129, 500, 1000, 4000, 20000, QMT_SMALL_MAX};
+  for (size_t i = 0; i < sizeof small / sizeof small[0]; i++) {
+    size_t n = small[i];
+    unsigned char *p = T_MALLOC(n);
+    CHECK(p != NULL);
+    if (!p)
+      continue;
+    size_t u = T_USABLE_SIZE(p);
+    memset(p, 0x33, n);
+    uintptr_t addr = (uintptr_t)p;
+    p = T_REALLOC(p, u);
+    CHECK(p != NULL);
+    if (qmt_strict)
+      CHECKF((uintptr_t)p == addr, "small %zu grown to its usable size %zu moved", n, u);
+    if (!p)
+      continue;
+    memset(p, 0x44, u);
+    addr = (uintptr_t)p;
+    size_t half = (u + 1) / 2;
+    p = T_REALLOC(p, half);
+    CHECK(p != NULL);
+    if (qmt_strict)
+      CHECKF((uintptr_t)p == addr, "small usable %zu shrunk to %zu moved", u, half);
+    if (p) {
+      bool ok = true;
+      for (size_t k = 0; k < half; k++)
+        ok = ok && p[k] == 0x44;
+      CHECK(ok);
+    }
+    /* The same size: no move. */
+    addr = (uintptr_t)p;
+    p = T_REALLOC(p, half);
+    CHECK(p != NULL);
+    if (qmt_strict)
+      CHECK((uintptr_t)p == addr);
+    T_FREE(p);
+  }
+
+  /* Large and huge: shrinking stays in place, growing within the usable size too. */
+  struct {
+    size_t from, to;
+  } shrink[] = {
+      {1 * MiB, 100 * KiB},   {2 * MiB, 70 * KiB},    {QMT_LARGE_MAX, QMT_LARGE_MAX - 8 * KiB},
+      {300 * KiB, 299 * KiB}, {16 * MiB, 3 * MiB},    {4 * MiB, QMT_LARGE_MAX + 1},
+      {64 * MiB, 63 * MiB},   {3 * MiB, 3 * MiB - 1}, {100 * KiB, 90 * KiB},
+  };
+  for (size_t i = 0; i < sizeof shrink / sizeof shrink[0]; i++) {
+    unsigned char *p = T_MALLOC(shrink[i].from);
+    CHECK(p != NULL);
+    if (!p)
+      continue;
+    uint64_t seed = qmt_seed(NULL, i);
+    qmt_fill(p, shrink[i].from, seed);
+    uintptr_t addr = (uintptr_t)p;
+    p = T_REALLOC(p, shrink[i].to);
+    CHECK(p != NULL);
+    if (!p)
+      continue;
+    if (qmt_strict)
+      CHECKF((uintptr_t)p == addr, "shrinking %zu to %zu moved the block", shrink[i].from, shrink[i].to);
+    CHECK(qmt_verify(p, shrink[i].to, seed) == SIZE_MAX);
+    size_t u = T_USABLE_SIZE(p);
+    CHECK(u >= shrink[i].to);
+    /* Grow back within the usable size. */
+    addr = (uintptr_t)p;
+    p = T_REALLOC(p, u);
+    CHECK(p != NULL);
+    if (qmt_strict)
+      CHECKF((uintptr_t)p == addr, "growing %zu to its usable size %zu moved the block", shrink[i].to, u);
+    if (p)
+      CHECK(qmt_verify(p, shrink[i].to, seed) == SIZE_MAX);
+    T_FREE(p);
+  }
+  if (qmt_strict)
+    CHECK(qmt_heap_validate());
+}
+
+/* A large block grows in place into a free neighbour. */
+static void test_grow_into_neighbour(void) {
+  int adjacent = 0;
+  for (int attempt = 0; attempt < 8; attempt++) {
+    unsigned char *a = T_MALLOC(200 * KiB);
+    unsigned char *b = T_MALLOC(200 * KiB);
+    CHECK(a != NULL && b != NULL);
+    if (!a || !b) {
+      T_FREE(a);
+      T_FREE(b);
+      return;
+    }
+    size_t ua = T_USABLE_SIZE(a), ub = T_USABLE_SIZE(b);
+    if ((uintptr_t)a + ua != (uintptr_t)b) {
+      T_FREE(a);
+      T_FREE(b);
+      continue;
+    }
+    adjacent++;
+    uint64_t seed = qmt_seed(a, 1);
+    qmt_fill(a, ua, seed);
+    T_FREE(b);
+    uintptr_t addr = (uintptr_t)a;
+    a = T_REALLOC(a, ua + ub);
+    CHECK(a != NULL);
+    if (!a)
+      return;
+    if (qmt_strict)
+      CHECKF((uintptr_t)a == addr, "large block did not grow into its free neighbour");
+    CHECK(qmt_verify(a, ua, seed) == SIZE_MAX);
+    memset(a + ua, 0x77, ub);
+    T_FREE(a);
+  }
+  if (qmt_strict && !adjacent)
+    fprintf(stderr,
+            "note: no two consecutive large blocks were adjacent; grow-into-neighbour not exercised\n");
+
+  /* A huge block grows (mremap may move it, the contents stay). */
+  size_t n = 3 * MiB;
+  unsigned char *h = T_MALLOC(n);
+  CHECK(h != NULL);
+  if (!h)
+    return;
+  uint64_t seed = qmt_seed(NULL, 99);
+  qmt_fill(h, n, seed);
+  for (size_t m = 4 * MiB; m <= 128 * MiB; m *= 2) {
+    unsigned char *q = T_REALLOC(h, m);
+    CHECKF(q != NULL, "realloc huge to %zu", m);
+    if (!q)
+      break;
+    h = q;
+    CHECKF(qmt_verify(h, n, seed) == SIZE_MAX, "huge contents lost growing to %zu", m);
+    h[m - 1] = 1;
+    CHECK(T_USABLE_SIZE(h) >= m);
+  }
+  T_FREE(h);
+}
+
+/* Contents survive a chain through every kind of block and back. */
+static void test_chain(void) {
+  size_t chain[] = {24,      100,       1000,     60 * KiB,    200 * KiB, 1536 * KiB, 5 * MiB, 33 * MiB,
+                    3 * MiB, 300 * KiB, 70 * KiB, 64 * KiB,    5000,      200,        50,      17,
+                    1,       4000,      2 * MiB,  2 * MiB + 1, 16 * MiB,  100 * KiB,  10};
+  size_t n = 0;
+  unsigned char *p = NULL;
+  uint64_t seed = qmt_seed(NULL, 4242);
+  for (size_t i = 0; i < sizeof chain / sizeof chain[0]; i++) {
+    size_t m = chain[i];
+    unsigned char *q = T_REALLOC(p, m);
+    CHECKF(q != NULL, "realloc to %zu", m);
+    if (!q)
+      break;
+    p = q;
+    CHECK(qmt_aligned(p, 16));
+    CHECK(T_USABLE_SIZE(p) >= m);
+    size_t keep = n < m ? n : m;
+    size_t bad = qmt_verify(p, keep, seed);
+    CHECKF(bad == SIZE_MAX, "realloc %zu -> %zu: byte %zu of the kept %zu changed", n, m, bad, keep);
+    if (m > keep)
+      qmt_fill_range(p, keep & ~(size_t)7, m, seed);
+    n = m;
+  }
+  T_FREE(p);
+  if (qmt_strict)
+    CHECK(qmt_heap_validate());
+}
+
+/* Random walk of many blocks through random sizes. */
+static void test_random_walk(void) {
+  enum { N = 64, STEPS = 20000 };
+  static unsigned char *v[N];
+  static size_t sz[N];
+  static uint64_t sd[N];
+  qmt_rng r;
+  qmt_rng_seed(&r, 5);
+  for (int step = 0; step < STEPS; step++) {
+    size_t i = qmt_below(&r, N);
+    size_t m = (qmt_below(&r, 200) == 0) ? 2 * MiB + qmt_below(&r, 3 * MiB) : qmt_random_size(&r, 512 * KiB);
+    if (!v[i])
+      sd[i] = qmt_rand(&r);
+    unsigned char *q = T_REALLOC(v[i], m);
+    CHECKF(q != NULL, "realloc to %zu", m);
+    if (!q)
+      continue;
+    size_t keep = sz[i] < m ? sz[i] : m;
+    CHECKF(qmt_verify(q, keep, sd[i]) == SIZE_MAX, "random walk: %zu -> %zu lost contents", sz[i], m);
+    if (m > keep)
+      qmt_fill_range(q, keep & ~(size_t)7, m, sd[i]);
+    v[i] = q;
+    sz[i] = m;
+  }
+  for (int i = 0; i < N; i++)
+    T_FREE(v[i]);
+}
+
+/* A failed realloc returns NULL with ENOMEM and leaves the block as it was. */
+static void test_failure(void) {
+  size_t sizes[] = {10, 1000, 100 * KiB, 1 * MiB, 4 * MiB};
+  size_t bad[] = {SIZE_MAX, SIZE_MAX - 4096, (size_t)PTRDIFF_MAX + 1, SIZE_MAX / 2 + 12345};
+  for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+    unsigned char *p = T_MALLOC(sizes[i]);
+    CHECK(p != NULL);
+    if (!p)
+      continue;
+    uint64_t seed = qmt_seed(p, sizes[i]);
+    qmt_fill(p, sizes[i], seed);
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+      errno = 0;
+      void *q = T_REALLOC(p, qmt_opaque(bad[k]));
+      CHECKF(q == NULL, "realloc(%zu-byte block, %zu) succeeded", sizes[i], bad[k]);
+      CHECKF(errno == ENOMEM, "realloc(%zu-byte block, %zu): errno %d", sizes[i], bad[k], errno);
+      if (q) {
+        p = q;
+        break;
+      }
+      CHECK(qmt_verify(p, sizes[i], seed) == SIZE_MAX);
+    }
+    /* The block is still usable: it can grow and be freed. */
+    unsigned char *q = T_REALLOC(p, sizes[i] * 2);
+    CHECK(q != NULL);
+    if (q) {
+      CHECK(qmt_verify(q, sizes[i], seed) == SIZE_MAX);
+      p = q;
+    }
+    T_FREE(p);
+  }
+  if (qmt_strict)
+    CHECK(qmt_heap_validate());
+}
+
+/* realloc of blocks from the aligned allocators keeps the contents. */
+static void test_aligned_blocks(void) {
+  for (size_t a = 32; a <= 1 * MiB; a *= 4) {
+    unsigned char *p = T_ALIGNED_ALLOC(a, 3 * a / 2);
+    CHECK(p != NULL && qmt_aligned(p, a));
+    if (!p)
+      continue;
+    uint64_t seed = qmt_seed(NULL, a);
+    qmt_fill(p, 3 * a / 2, seed);
+    unsigned char *q = T_REALLOC(p, 5 * a);
+    CHECK(q != NULL);
+    if (q) {
+      CHECK(qmt_verify(q, 3 * a / 2, seed) == SIZE_MAX);
+      p = q;
+    }
+    q = T_REALLOC(p, a / 2);
+    CHECK(q != NULL);
+    if (q) {
+      CHECK(qmt_verify(q, a / 2, seed) == SIZE_MAX);
+      p = q;
+    }
+    T_FREE(p);
+  }
+}
+
+int main(void) {
+  qmt_start("api_realloc");
+  test_null_and_zero();
+  test_in_place();
+  test_grow_into_neighbour();
+  test_chain();
+  test_random_walk();
+  test_failure();
+  test_aligned_blocks();
+  return check_result("api_realloc");
+}
