@@ -52,7 +52,7 @@ static inline void *qm_calloc_inline(size_t count, size_t size) {
  * compare, and catches the most common double free. */
 static inline void qm_free_inline(void *p) {
   if (qm_likely(qm_map_is_normal(p))) {
-    qm_segment_t *segment = qm_segment_of(p);
+    qm_segment_t *segment = qm_segment_of_normal(p);
     if (qm_likely(atomic_load_explicit(&segment->owner_thread, memory_order_relaxed) == _qm_thread_id())) {
       qm_page_t *page = qm_page_of(segment, p);
       qm_block_t *block = (qm_block_t *)p;

@@ -129,8 +129,8 @@ void *qm_reallocarray(void *p, size_t count, size_t size) {
 
 size_t qm_usable_size(const void *p) {
   if (p == NULL) return 0;
-  qm_segment_t *segment = qm_segment_of(p);
   unsigned state = qm_map_state(p);
+  qm_segment_t *segment = state == QM_MAP_HUGE ? qm_segment_of(p) : qm_segment_of_normal(p);
   if (state == QM_MAP_HUGE) return segment->block_size - ((uintptr_t)p - (uintptr_t)segment - segment->block_offset);
   if (state != QM_MAP_NORMAL) _qm_fatal("invalid pointer: %p passed to malloc_usable_size was not allocated by qmalloc", p);
   qm_page_t *page = qm_page_of(segment, p);
@@ -158,8 +158,8 @@ void *qm_realloc(void *p, size_t size) {
     errno = ENOMEM;
     return NULL;
   }
-  qm_segment_t *segment = qm_segment_of(p);
   unsigned state = qm_map_state(p);
+  qm_segment_t *segment = state == QM_MAP_HUGE ? qm_segment_of(p) : qm_segment_of_normal(p);
   if (state == QM_MAP_HUGE) {
     if (segment->magic != QM_SEGMENT_MAGIC || p != (uint8_t *)segment + segment->block_offset)
       _qm_fatal("invalid realloc: %p is not the start of a huge block", p);

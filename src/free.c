@@ -61,12 +61,12 @@ static void inbox_push(qm_heap_t *owner, qm_block_t *block) {
 
 /* Checks what can be checked without touching another thread's mutable state. */
 static qm_segment_t *checked_segment(void *p) {
-  qm_segment_t *segment = qm_segment_of(p);
+  qm_segment_t *segment = qm_segment_of_normal(p);
   switch (qm_map_state(p)) {
   case QM_MAP_NORMAL:
     break;
   case QM_MAP_HUGE:
-    return segment;
+    return qm_segment_of(p);
   case QM_MAP_FREED:
     _qm_fatal("double free or invalid free: %p lies in memory qmalloc has already released", p);
   default:

@@ -18,6 +18,12 @@ static size_t huge_offset(size_t alignment) {
   return alignment < QM_SEGMENT_SIZE ? alignment : QM_SEGMENT_SIZE;
 }
 
+/* Marks the header's region, and the block's when the block starts exactly one segment later. */
+static void huge_map_set(qm_segment_t *segment, unsigned state) {
+  _qm_segment_map_set(segment, state);
+  if (segment->block_offset == QM_SEGMENT_SIZE) _qm_segment_map_set((uint8_t *)segment + QM_SEGMENT_SIZE, state);
+}
+
 static void huge_header_init(qm_segment_t *segment, size_t offset, size_t usable) {
   segment->kind = QM_SEGMENT_HUGE;
   segment->magic = QM_SEGMENT_MAGIC;
@@ -27,7 +33,7 @@ static void huge_header_init(qm_segment_t *segment, size_t offset, size_t usable
   segment->block_size = usable;
   atomic_store_explicit(&segment->owner_thread, 0, memory_order_relaxed);
   atomic_store_explicit(&segment->owner_heap, NULL, memory_order_relaxed);
-  _qm_segment_map_set(segment, QM_MAP_HUGE);
+  huge_map_set(segment, QM_MAP_HUGE);
 }
 
 void *_qm_huge_alloc(size_t size, size_t alignment, bool zero) {
@@ -60,7 +66,7 @@ void *_qm_huge_alloc(size_t size, size_t alignment, bool zero) {
 void _qm_huge_free(qm_segment_t *segment, void *p) {
   if (segment->magic != QM_SEGMENT_MAGIC || p != (uint8_t *)segment + segment->block_offset)
     _qm_fatal("invalid free: %p is not the start of a huge block", p);
-  _qm_segment_map_set(segment, QM_MAP_FREED);
+  huge_map_set(segment, QM_MAP_FREED);
   qm_counter_sub(&_qm_counters.huge_blocks, 1);
   qm_counter_sub(&_qm_counters.huge_bytes, segment->mapping_size);
   segment->magic = 0;
@@ -89,16 +95,16 @@ void *_qm_huge_realloc(qm_segment_t *segment, void *p, size_t new_size) {
       errno = ENOMEM;
       return NULL;
     }
-    _qm_segment_map_set(segment, QM_MAP_FREED);
+    huge_map_set(segment, QM_MAP_FREED);
     qm_segment_t *moved = _qm_os_remap(segment, old_map, new_map, target);
     if (moved == NULL) {
-      _qm_segment_map_set(segment, QM_MAP_HUGE);
+      huge_map_set(segment, QM_MAP_HUGE);
       _qm_os_unmap(target, new_map);
       errno = ENOMEM;
       return NULL;
     }
     segment = moved;
-    _qm_segment_map_set(segment, QM_MAP_HUGE);
+    huge_map_set(segment, QM_MAP_HUGE);
   }
   qm_counter_sub(&_qm_counters.huge_bytes, old_map);
   qm_counter_add(&_qm_counters.huge_bytes, new_map);

@@ -92,6 +92,11 @@ static inline qm_segment_t *qm_segment_of(const void *p) {
   return (qm_segment_t *)(((uintptr_t)p - 1) & ~(uintptr_t)QM_SEGMENT_MASK);
 }
 
+/* The segment holding p, when p is known to lie in a normal segment (never at its first byte). */
+static inline qm_segment_t *qm_segment_of_normal(const void *p) {
+  return (qm_segment_t *)((uintptr_t)p & ~(uintptr_t)QM_SEGMENT_MASK);
+}
+
 /* The descriptor of the slice holding p: the slice index times the descriptor size, taken from
  * p's address bits directly (segments are aligned), which is one shift and one mask. */
 static inline qm_page_t *qm_slice_of(qm_segment_t *segment, const void *p) {
@@ -132,7 +137,9 @@ enum {
 #define QM_MAP_ENTRIES ((size_t)1 << (48 - QM_SEGMENT_SHIFT))
 extern _Atomic uint8_t _qm_segment_map[QM_MAP_ENTRIES];
 
-static inline size_t qm_map_index(const void *p) { return ((uintptr_t)p - 1) >> QM_SEGMENT_SHIFT; }
+/* The map is indexed by the region p lies in. A huge block placed exactly one segment after its
+ * header has both regions marked, so this works for every block start. */
+static inline size_t qm_map_index(const void *p) { return (uintptr_t)p >> QM_SEGMENT_SHIFT; }
 static inline unsigned qm_map_state(const void *p) {
   size_t i = qm_map_index(p);
   if (qm_unlikely(i >= QM_MAP_ENTRIES)) return QM_MAP_NONE;
@@ -141,8 +148,7 @@ static inline unsigned qm_map_state(const void *p) {
 void _qm_segment_map_set(const void *segment, unsigned state);
 
 /* The fast path's check that p lies in a live normal segment: one byte load. Addresses beyond the
- * 48-bit space wrap around (they are never valid, and NULL lands on the entry of the top region,
- * which is never mapped for user space, so it reads NONE). */
+ * 48-bit space wrap around (they are never valid; NULL reads entry 0, which is NONE). */
 static inline bool qm_map_is_normal(const void *p) {
   size_t i = qm_map_index(p) & (QM_MAP_ENTRIES - 1);
   return atomic_load_explicit(&_qm_segment_map[i], memory_order_relaxed) == QM_MAP_NORMAL;
