@@ -147,10 +147,12 @@ static inline unsigned qm_map_state(const void *p) {
 }
 void _qm_segment_map_set(const void *segment, unsigned state);
 
-/* The fast path's check that p lies in a live normal segment: one byte load. Addresses beyond the
- * 48-bit space wrap around (they are never valid; NULL reads entry 0, which is NONE). */
+/* The fast path's check that p lies in a live normal segment: one byte load; NULL reads entry 0,
+ * which is NONE. There is no bounds check: a "pointer" at or above 2^48 is not a user-space
+ * address, and the read past the map faults (as the use of such a pointer would) or finds a value
+ * after which the segment header read faults; either way nothing is written. */
 static inline bool qm_map_is_normal(const void *p) {
-  size_t i = qm_map_index(p) & (QM_MAP_ENTRIES - 1);
+  size_t i = qm_map_index(p);
   return atomic_load_explicit(&_qm_segment_map[i], memory_order_relaxed) == QM_MAP_NORMAL;
 }
 
