@@ -27,7 +27,8 @@ static inline void *qm_malloc_inline(size_t size) {
 
 static inline void *qm_calloc_inline(size_t count, size_t size) {
   size_t total;
-  if (qm_unlikely(__builtin_mul_overflow(count, size, &total))) return _qm_malloc_generic(SIZE_MAX, _qm_tls_heap, true);
+  if (qm_unlikely(__builtin_mul_overflow(count, size, &total)))
+    return _qm_malloc_generic(SIZE_MAX, _qm_tls_heap, true);
   qm_heap_t *heap = _qm_tls_heap;
   if (qm_likely(total <= QM_DIRECT_MAX)) {
     qm_page_t *page = heap->direct[(total + 15) >> 4];
@@ -36,8 +37,10 @@ static inline void *qm_calloc_inline(size_t count, size_t size) {
       page->free = block->next;
       page->used++;
       /* Fresh blocks are zero but for the free-list link. */
-      if (page->flags & QM_PAGE_FREE_ZERO) block->next = NULL;
-      else memset(block, 0, total);
+      if (page->flags & QM_PAGE_FREE_ZERO)
+        block->next = NULL;
+      else
+        memset(block, 0, total);
       return block;
     }
   }

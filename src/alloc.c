@@ -37,7 +37,8 @@ void *_qm_malloc_generic(size_t size, qm_heap_t *heap, bool zero) {
     return _qm_small_alloc_slow(heap, cls, zero);
   }
   if (size <= QM_LARGE_MAX) {
-    if (atomic_load_explicit(&heap->inbox, memory_order_relaxed) != NULL) _qm_heap_collect_inbox(heap);
+    if (atomic_load_explicit(&heap->inbox, memory_order_relaxed) != NULL)
+      _qm_heap_collect_inbox(heap);
     return _qm_large_alloc(heap, size, 0, zero);
   }
   return _qm_huge_alloc(size, 0, zero);
@@ -47,7 +48,8 @@ static size_t next_power_of_two(size_t n) { return n <= 1 ? 1 : (size_t)1 << (64
 
 void *_qm_malloc_aligned(size_t alignment, size_t size, bool zero) {
   qm_assert(qm_is_power_of_two(alignment));
-  if (alignment <= QM_ALIGNMENT) return zero ? qm_calloc_inline(1, size) : qm_malloc_inline(size);
+  if (alignment <= QM_ALIGNMENT)
+    return zero ? qm_calloc_inline(1, size) : qm_malloc_inline(size);
   if (size > QM_MAX_REQUEST || alignment > QM_MAX_REQUEST) {
     errno = ENOMEM;
     return NULL;
@@ -62,12 +64,14 @@ void *_qm_malloc_aligned(size_t alignment, size_t size, bool zero) {
      * aligned. Use the class of the size if its block size is such a multiple, else the power
      * of two above (at most doubles the size). */
     size_t n = size < alignment ? alignment : size;
-    if (qm_class_size(qm_size_class(n)) % alignment != 0) n = next_power_of_two(n);
+    if (qm_class_size(qm_size_class(n)) % alignment != 0)
+      n = next_power_of_two(n);
     void *p = _qm_malloc_generic(qm_class_size(qm_size_class(n)), heap, zero);
     qm_assert_internal(p == NULL || ((uintptr_t)p & (alignment - 1)) == 0);
     return p;
   }
-  if (size <= QM_LARGE_MAX) return _qm_large_alloc(heap, size == 0 ? 1 : size, alignment, zero);
+  if (size <= QM_LARGE_MAX)
+    return _qm_large_alloc(heap, size == 0 ? 1 : size, alignment, zero);
   return _qm_huge_alloc(size, alignment, zero);
 }
 
@@ -88,11 +92,13 @@ void *qm_aligned_alloc(size_t alignment, size_t size) {
 }
 
 int qm_posix_memalign(void **out, size_t alignment, size_t size) {
-  if (!qm_is_power_of_two(alignment) || alignment % sizeof(void *) != 0) return EINVAL;
+  if (!qm_is_power_of_two(alignment) || alignment % sizeof(void *) != 0)
+    return EINVAL;
   int saved_errno = errno;
   void *p = _qm_malloc_aligned(alignment, size, false);
   errno = saved_errno;
-  if (p == NULL) return ENOMEM;
+  if (p == NULL)
+    return ENOMEM;
   *out = p;
   return 0;
 }
@@ -102,7 +108,8 @@ void *qm_memalign(size_t alignment, size_t size) {
     errno = ENOMEM;
     return NULL;
   }
-  if (!qm_is_power_of_two(alignment)) alignment = next_power_of_two(alignment);
+  if (!qm_is_power_of_two(alignment))
+    alignment = next_power_of_two(alignment);
   return _qm_malloc_aligned(alignment, size, false);
 }
 
@@ -128,28 +135,35 @@ void *qm_reallocarray(void *p, size_t count, size_t size) {
 }
 
 size_t qm_usable_size(const void *p) {
-  if (p == NULL) return 0;
+  if (p == NULL)
+    return 0;
   unsigned state = qm_map_state(p);
   qm_segment_t *segment = state == QM_MAP_HUGE ? qm_segment_of(p) : qm_segment_of_normal(p);
-  if (state == QM_MAP_HUGE) return segment->block_size - ((uintptr_t)p - (uintptr_t)segment - segment->block_offset);
-  if (state != QM_MAP_NORMAL) _qm_fatal("invalid pointer: %p passed to malloc_usable_size was not allocated by qmalloc", p);
+  if (state == QM_MAP_HUGE)
+    return segment->block_size - ((uintptr_t)p - (uintptr_t)segment - segment->block_offset);
+  if (state != QM_MAP_NORMAL)
+    _qm_fatal("invalid pointer: %p passed to malloc_usable_size was not allocated by qmalloc", p);
   qm_page_t *page = qm_page_of(segment, p);
-  if (page->kind == QM_SPAN_LARGE) return page->block_size - (size_t)((const uint8_t *)p - qm_page_start(page));
-  if (page->kind != QM_SPAN_SMALL) _qm_fatal("invalid pointer: %p passed to malloc_usable_size is not in a block", p);
+  if (page->kind == QM_SPAN_LARGE)
+    return page->block_size - (size_t)((const uint8_t *)p - qm_page_start(page));
+  if (page->kind != QM_SPAN_SMALL)
+    _qm_fatal("invalid pointer: %p passed to malloc_usable_size is not in a block", p);
   return page->block_size;
 }
 
 /* realloc by moving: the old block stays intact if the new one cannot be had. */
 static void *realloc_move(void *p, size_t old_usable, size_t size) {
   void *q = qm_malloc_inline(size);
-  if (q == NULL) return NULL;
+  if (q == NULL)
+    return NULL;
   memcpy(q, p, old_usable < size ? old_usable : size);
   qm_free_inline(p);
   return q;
 }
 
 void *qm_realloc(void *p, size_t size) {
-  if (p == NULL) return qm_malloc_inline(size);
+  if (p == NULL)
+    return qm_malloc_inline(size);
   if (size == 0) {
     qm_free_inline(p);
     return NULL;
@@ -169,17 +183,21 @@ void *qm_realloc(void *p, size_t size) {
     }
     return realloc_move(p, segment->block_size, size);
   }
-  if (state != QM_MAP_NORMAL) _qm_fatal("invalid realloc: %p was not allocated by qmalloc", p);
+  if (state != QM_MAP_NORMAL)
+    _qm_fatal("invalid realloc: %p was not allocated by qmalloc", p);
   qm_page_t *page = qm_page_of(segment, p);
   size_t usable = page->block_size;
   if (page->kind == QM_SPAN_SMALL) {
     /* In place while the block is at most twice what is asked for. */
-    if (size <= usable && size >= usable / 2) return p;
+    if (size <= usable && size >= usable / 2)
+      return p;
   } else if (page->kind == QM_SPAN_LARGE) {
-    if (p != qm_page_start(page)) _qm_fatal("invalid realloc: %p points inside a large block", p);
+    if (p != qm_page_start(page))
+      _qm_fatal("invalid realloc: %p points inside a large block", p);
     qm_heap_t *heap = _qm_tls_heap;
     if (size <= QM_LARGE_MAX && atomic_load_explicit(&segment->owner_heap, memory_order_relaxed) == heap) {
-      if (_qm_large_resize_in_place(heap, page, size)) return p;
+      if (_qm_large_resize_in_place(heap, page, size))
+        return p;
     } else if (size <= usable && size >= usable / 2) {
       return p; /* another thread's block: its spans are not ours to split */
     }
@@ -204,5 +222,6 @@ int qm_trim(size_t pad) {
 
 void qm_thread_done(void) {
   qm_heap_t *heap = _qm_tls_heap;
-  if (heap != &_qm_empty_heap) _qm_heap_abandon(heap);
+  if (heap != &_qm_empty_heap)
+    _qm_heap_abandon(heap);
 }

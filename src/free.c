@@ -21,7 +21,8 @@ static void check_sized(void *p, size_t alignment, size_t size) {
   if (QM_DEBUG >= 1 && p != NULL) {
     size_t usable = qm_usable_size(p);
     if (size > usable)
-      _qm_fatal("free_sized: %p was freed with size %zu, but its block holds only %zu bytes", p, size, usable);
+      _qm_fatal("free_sized: %p was freed with size %zu, but its block holds only %zu bytes", p, size,
+                usable);
     if (alignment != 0 && ((uintptr_t)p & (alignment - 1)) != 0)
       _qm_fatal("free_aligned_sized: %p is not aligned to %zu", p, alignment);
   }
@@ -45,7 +46,8 @@ void _qm_free_local(qm_heap_t *heap, qm_segment_t *segment, void *p) {
       _qm_fatal("double free: block %p (size %u) is already free", p, page->block_size);
     block->next = page->free;
     page->free = block;
-    if (--page->used == 0) _qm_page_release_if_idle(heap, page);
+    if (--page->used == 0)
+      _qm_page_release_if_idle(heap, page);
     return;
   }
   _qm_page_free_flagged(heap, page, block);
@@ -82,7 +84,8 @@ static qm_segment_t *checked_segment(void *p) {
 }
 
 void _qm_free_generic(void *p) {
-  if (p == NULL) return;
+  if (p == NULL)
+    return;
   qm_segment_t *segment = checked_segment(p);
   if (segment->kind == QM_SEGMENT_HUGE) {
     _qm_huge_free(segment, p);
@@ -101,8 +104,10 @@ void _qm_free_generic(void *p) {
     }
     /* Abandoned: the block waits in the segment for the thread that adopts it. */
     int done = _qm_segment_free_abandoned(segment, (qm_block_t *)p);
-    if (done > 0) return;
-    if (done < 0) _qm_fatal("invalid free: %p lies in a segment that no heap owns", p);
+    if (done > 0)
+      return;
+    if (done < 0)
+      _qm_fatal("invalid free: %p lies in a segment that no heap owns", p);
     /* a thread adopted it meanwhile: route the block to that owner */
   }
 }

@@ -32,19 +32,20 @@ static qm_heap_t *pool_free;  /* heaps ready for reuse */
 static qm_heap_t *heaps_live; /* heaps in use */
 
 static void heap_reset(qm_heap_t *heap) {
-  for (size_t i = 0; i < QM_DIRECT_COUNT; i++) heap->direct[i] = &_qm_empty_page;
+  for (size_t i = 0; i < QM_DIRECT_COUNT; i++)
+    heap->direct[i] = &_qm_empty_page;
   for (size_t c = 0; c < QM_CLASS_COUNT; c++) {
     heap->class_page[c] = &_qm_empty_page;
     heap->class_queue[c].first = heap->class_queue[c].last = NULL;
   }
-  for (size_t b = 0; b < QM_SPAN_BINS; b++) heap->span_bins[b].first = heap->span_bins[b].last = NULL;
+  for (size_t b = 0; b < QM_SPAN_BINS; b++)
+    heap->span_bins[b].first = heap->span_bins[b].last = NULL;
   heap->thread_id = 0;
   heap->segments = NULL;
   heap->segment_count = 0;
   heap->empty_segment_count = 0;
   heap->slow_path_count = 0;
 }
-
 
 /* Takes a heap from the pool, or carves new ones from a fresh OS mapping. */
 static qm_heap_t *heap_pool_take(void) {
@@ -68,7 +69,8 @@ static qm_heap_t *heap_pool_take(void) {
   pool_free = heap->pool_next;
   heap->pool_prev = NULL;
   heap->pool_next = heaps_live;
-  if (heaps_live) heaps_live->pool_prev = heap;
+  if (heaps_live)
+    heaps_live->pool_prev = heap;
   heaps_live = heap;
   heap->in_use = true;
   _qm_unlock(&pool_lock);
@@ -79,9 +81,12 @@ static qm_heap_t *heap_pool_take(void) {
 
 static void heap_pool_give(qm_heap_t *heap) {
   _qm_lock(&pool_lock);
-  if (heap->pool_prev) heap->pool_prev->pool_next = heap->pool_next;
-  else heaps_live = heap->pool_next;
-  if (heap->pool_next) heap->pool_next->pool_prev = heap->pool_prev;
+  if (heap->pool_prev)
+    heap->pool_prev->pool_next = heap->pool_next;
+  else
+    heaps_live = heap->pool_next;
+  if (heap->pool_next)
+    heap->pool_next->pool_prev = heap->pool_prev;
   heap->in_use = false;
   heap->pool_prev = NULL;
   heap->pool_next = pool_free;
@@ -92,10 +97,12 @@ static void heap_pool_give(qm_heap_t *heap) {
 
 qm_heap_t *_qm_heap_get_or_init(void) {
   qm_heap_t *heap = _qm_tls_heap;
-  if (qm_likely(heap != &_qm_empty_heap)) return heap;
+  if (qm_likely(heap != &_qm_empty_heap))
+    return heap;
   qm_ensure_process_init();
   heap = heap_pool_take();
-  if (heap == NULL) return NULL;
+  if (heap == NULL)
+    return NULL;
   heap_reset(heap);
   heap->thread_id = _qm_thread_id();
   _qm_tls_heap = heap;
@@ -108,15 +115,19 @@ qm_heap_t *_qm_heap_get_or_init(void) {
 void _qm_heap_segment_link(qm_heap_t *heap, qm_segment_t *segment) {
   segment->prev = NULL;
   segment->next = heap->segments;
-  if (heap->segments) heap->segments->prev = segment;
+  if (heap->segments)
+    heap->segments->prev = segment;
   heap->segments = segment;
   heap->segment_count++;
 }
 
 void _qm_heap_segment_unlink(qm_heap_t *heap, qm_segment_t *segment) {
-  if (segment->prev) segment->prev->next = segment->next;
-  else heap->segments = segment->next;
-  if (segment->next) segment->next->prev = segment->prev;
+  if (segment->prev)
+    segment->prev->next = segment->next;
+  else
+    heap->segments = segment->next;
+  if (segment->next)
+    segment->next->prev = segment->prev;
   segment->next = segment->prev = NULL;
   heap->segment_count--;
 }
@@ -144,7 +155,8 @@ void _qm_heap_abandon(qm_heap_t *heap) {
   qm_segment_t *segment = heap->segments;
   while (segment != NULL) {
     qm_segment_t *next = segment->next;
-    if (segment->used_slices == 0) _qm_segment_release(heap, segment);
+    if (segment->used_slices == 0)
+      _qm_segment_release(heap, segment);
     else {
       qm_counter_add(&_qm_counters.segments_abandoned, 1);
       _qm_segment_abandon(heap, segment);
@@ -152,7 +164,8 @@ void _qm_heap_abandon(qm_heap_t *heap) {
     segment = next;
   }
   heap_reset(heap);
-  if (_qm_tls_heap == heap) _qm_tls_heap = &_qm_empty_heap;
+  if (_qm_tls_heap == heap)
+    _qm_tls_heap = &_qm_empty_heap;
   heap_pool_give(heap);
 }
 
@@ -160,7 +173,8 @@ void _qm_heap_abandon(qm_heap_t *heap) {
  * blocks re-routed from its inbox into abandoned segments are adopted by it and handled too. */
 void _qm_thread_exit(void *value) {
   qm_heap_t *heap = value;
-  if (heap == NULL || heap != _qm_tls_heap) return;
+  if (heap == NULL || heap != _qm_tls_heap)
+    return;
   _qm_heap_abandon(heap);
 }
 
@@ -201,7 +215,8 @@ void _qm_heap_fork_parent(void) { _qm_unlock(&pool_lock); }
 void _qm_heap_fork_child(void) {
   _qm_unlock(&pool_lock);
   qm_heap_t *heap = _qm_tls_heap;
-  if (heap != &_qm_empty_heap) heap->thread_id = _qm_thread_id();
+  if (heap != &_qm_empty_heap)
+    heap->thread_id = _qm_thread_id();
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -211,7 +226,8 @@ void _qm_heap_fork_child(void) {
 #include "qmalloc.h"
 
 void qm_process_info(qm_process_info_t *info) {
-  if (info == NULL) return;
+  if (info == NULL)
+    return;
   info->segments_mapped = qm_counter_get(&_qm_counters.segments_mapped);
   info->segment_bytes = qm_counter_get(&_qm_counters.segment_bytes);
   info->huge_blocks = qm_counter_get(&_qm_counters.huge_blocks);

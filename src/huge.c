@@ -14,14 +14,16 @@
 #include <errno.h>
 
 static size_t huge_offset(size_t alignment) {
-  if (alignment <= QM_HUGE_HEADER_SIZE) return QM_HUGE_HEADER_SIZE;
+  if (alignment <= QM_HUGE_HEADER_SIZE)
+    return QM_HUGE_HEADER_SIZE;
   return alignment < QM_SEGMENT_SIZE ? alignment : QM_SEGMENT_SIZE;
 }
 
 /* Marks the header's region, and the block's when the block starts exactly one segment later. */
 static void huge_map_set(qm_segment_t *segment, unsigned state) {
   _qm_segment_map_set(segment, state);
-  if (segment->block_offset == QM_SEGMENT_SIZE) _qm_segment_map_set((uint8_t *)segment + QM_SEGMENT_SIZE, state);
+  if (segment->block_offset == QM_SEGMENT_SIZE)
+    _qm_segment_map_set((uint8_t *)segment + QM_SEGMENT_SIZE, state);
 }
 
 static void huge_header_init(qm_segment_t *segment, size_t offset, size_t usable) {
@@ -83,14 +85,16 @@ void *_qm_huge_realloc(qm_segment_t *segment, void *p, size_t new_size) {
   size_t offset = segment->block_offset;
   size_t old_map = segment->mapping_size;
   size_t new_map = offset + usable;
-  if (new_map == old_map) return p;
+  if (new_map == old_map)
+    return p;
   if (new_map < old_map) {
     _qm_os_shrink(segment, old_map, new_map);
   } else if (_qm_os_remap(segment, old_map, new_map, NULL) == NULL) {
     /* No room to grow in place: move the pages (not their contents) to a new segment-aligned
      * range. realloc promises only the default alignment, so a bigger one need not be kept. */
     void *target = _qm_os_map_aligned(new_map, QM_SEGMENT_SIZE, 0);
-    if (target == NULL && _qm_heap_trim(_qm_tls_heap)) target = _qm_os_map_aligned(new_map, QM_SEGMENT_SIZE, 0);
+    if (target == NULL && _qm_heap_trim(_qm_tls_heap))
+      target = _qm_os_map_aligned(new_map, QM_SEGMENT_SIZE, 0);
     if (target == NULL) {
       errno = ENOMEM;
       return NULL;

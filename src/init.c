@@ -70,10 +70,13 @@ void _qm_assert_fail(const char *expr, const char *file, int line, const char *f
 
 void _qm_lock(qm_lock_t *lock) {
   for (unsigned spins = 0;; spins++) {
-    if (atomic_load_explicit(&lock->locked, memory_order_relaxed) == 0 && _qm_trylock(lock)) return;
-    if (spins >= 64) sched_yield();
+    if (atomic_load_explicit(&lock->locked, memory_order_relaxed) == 0 && _qm_trylock(lock))
+      return;
+    if (spins >= 64)
+      sched_yield();
 #if defined(__x86_64__) || defined(__i386__)
-    else __builtin_ia32_pause();
+    else
+      __builtin_ia32_pause();
 #endif
   }
 }
@@ -85,7 +88,8 @@ void _qm_lock(qm_lock_t *lock) {
 bool _qm_thread_key_ready(void) { return atomic_load_explicit(&thread_key_ready, memory_order_acquire); }
 
 void _qm_thread_key_set(qm_heap_t *heap) {
-  if (_qm_thread_key_ready()) pthread_setspecific(thread_key, heap);
+  if (_qm_thread_key_ready())
+    pthread_setspecific(thread_key, heap);
 }
 
 static void fork_prepare(void) {
@@ -111,7 +115,8 @@ void _qm_process_init(void) {
                                                memory_order_acquire)) {
     /* Another thread is starting the process up: wait for it (this thread cannot be that one,
      * since nothing below allocates before the state is 2). */
-    while (atomic_load_explicit(&_qm_process_state, memory_order_acquire) != 2) sched_yield();
+    while (atomic_load_explicit(&_qm_process_state, memory_order_acquire) != 2)
+      sched_yield();
     return;
   }
   (void)_qm_os_page_size();
@@ -121,19 +126,23 @@ void _qm_process_init(void) {
   /* From here on allocation works; these may allocate. */
   if (pthread_key_create(&thread_key, _qm_thread_exit) == 0) {
     atomic_store_explicit(&thread_key_ready, true, memory_order_release);
-    if (_qm_tls_heap != &_qm_empty_heap) pthread_setspecific(thread_key, _qm_tls_heap);
+    if (_qm_tls_heap != &_qm_empty_heap)
+      pthread_setspecific(thread_key, _qm_tls_heap);
   }
   pthread_atfork(fork_prepare, fork_parent, fork_child);
-  if (_qm_options.verbose) verbose_line("active in pid %d", _qm_os_getpid());
+  if (_qm_options.verbose)
+    verbose_line("active in pid %d", _qm_os_getpid());
 }
 
 __attribute__((constructor)) static void qm_constructor(void) { qm_ensure_process_init(); }
 
 __attribute__((destructor)) static void qm_destructor(void) {
-  if (!_qm_options.verbose) return;
-  verbose_line("pid %d exits; %zu thread heaps served it, %zu segments mapped now (peak %zu), %zu huge blocks, "
-               "%zu mmap calls",
-               _qm_os_getpid(), qm_counter_get(&_qm_counters.heaps_created),
-              qm_counter_get(&_qm_counters.segments_mapped), qm_counter_get(&_qm_counters.segments_peak),
-              qm_counter_get(&_qm_counters.huge_blocks), qm_counter_get(&_qm_counters.os_map_calls));
+  if (!_qm_options.verbose)
+    return;
+  verbose_line(
+      "pid %d exits; %zu thread heaps served it, %zu segments mapped now (peak %zu), %zu huge blocks, "
+      "%zu mmap calls",
+      _qm_os_getpid(), qm_counter_get(&_qm_counters.heaps_created),
+      qm_counter_get(&_qm_counters.segments_mapped), qm_counter_get(&_qm_counters.segments_peak),
+      qm_counter_get(&_qm_counters.huge_blocks), qm_counter_get(&_qm_counters.os_map_calls));
 }

@@ -47,10 +47,10 @@ void _qm_vmessage(const char *fmt, va_list args);
 
 qm_cold qm_noreturn void _qm_assert_fail(const char *expr, const char *file, int line, const char *func);
 
-#define QM_ASSERT_AT(level, expr)                                                                      \
-  do {                                                                                               \
-    if (QM_DEBUG >= (level) && qm_unlikely(!(expr)))                                                 \
-      _qm_assert_fail(#expr, __FILE__, __LINE__, __func__);                                          \
+#define QM_ASSERT_AT(level, expr)                                                                            \
+  do {                                                                                                       \
+    if (QM_DEBUG >= (level) && qm_unlikely(!(expr)))                                                         \
+      _qm_assert_fail(#expr, __FILE__, __LINE__, __func__);                                                  \
   } while (0)
 #define qm_assert(expr) QM_ASSERT_AT(1, expr)          /* cheap */
 #define qm_assert_internal(expr) QM_ASSERT_AT(2, expr) /* internal consistency */
@@ -60,7 +60,9 @@ qm_cold qm_noreturn void _qm_assert_fail(const char *expr, const char *file, int
  * Small helpers
  * ------------------------------------------------------------------------------------------- */
 
-static inline size_t qm_align_up(size_t n, size_t alignment) { return (n + alignment - 1) & ~(alignment - 1); }
+static inline size_t qm_align_up(size_t n, size_t alignment) {
+  return (n + alignment - 1) & ~(alignment - 1);
+}
 static inline uintptr_t qm_align_up_ptr(uintptr_t p, size_t alignment) {
   return (p + alignment - 1) & ~(uintptr_t)(alignment - 1);
 }
@@ -100,8 +102,8 @@ static inline qm_segment_t *qm_segment_of_normal(const void *p) {
 /* The descriptor of the slice holding p: the slice index times the descriptor size, taken from
  * p's address bits directly (segments are aligned), which is one shift and one mask. */
 static inline qm_page_t *qm_slice_of(qm_segment_t *segment, const void *p) {
-  uintptr_t byte_index = ((uintptr_t)p >> (QM_SLICE_SHIFT - QM_PAGE_SHIFT)) &
-                         ((QM_SLICES_PER_SEGMENT - 1) << QM_PAGE_SHIFT);
+  uintptr_t byte_index =
+      ((uintptr_t)p >> (QM_SLICE_SHIFT - QM_PAGE_SHIFT)) & ((QM_SLICES_PER_SEGMENT - 1) << QM_PAGE_SHIFT);
   return (qm_page_t *)((uint8_t *)segment->slices + byte_index);
 }
 
@@ -142,7 +144,8 @@ extern _Atomic uint8_t _qm_segment_map[QM_MAP_ENTRIES];
 static inline size_t qm_map_index(const void *p) { return (uintptr_t)p >> QM_SEGMENT_SHIFT; }
 static inline unsigned qm_map_state(const void *p) {
   size_t i = qm_map_index(p);
-  if (qm_unlikely(i >= QM_MAP_ENTRIES)) return QM_MAP_NONE;
+  if (qm_unlikely(i >= QM_MAP_ENTRIES))
+    return QM_MAP_NONE;
   return atomic_load_explicit(&_qm_segment_map[i], memory_order_relaxed);
 }
 void _qm_segment_map_set(const void *segment, unsigned state);
@@ -165,14 +168,16 @@ static inline bool qm_map_is_normal(const void *p) {
  * ------------------------------------------------------------------------------------------- */
 
 static inline size_t qm_size_class(size_t size) {
-  if (size <= 128) return size <= 16 ? 0 : (size - 1) >> 4;
+  if (size <= 128)
+    return size <= 16 ? 0 : (size - 1) >> 4;
   size_t k = qm_log2_floor(size - 1); /* size in (2^k, 2^(k+1)] */
   size_t step_shift = k - 3;
   return 8 + (k - 7) * 8 + (((size - 1) >> step_shift) & 7);
 }
 
 static inline size_t qm_class_size(size_t cls) {
-  if (cls < 8) return (cls + 1) * 16;
+  if (cls < 8)
+    return (cls + 1) * 16;
   size_t k = 7 + (cls - 8) / 8;
   size_t i = (cls - 8) % 8;
   return ((size_t)1 << k) + ((i + 1) << (k - 3));
@@ -181,7 +186,8 @@ static inline size_t qm_class_size(size_t cls) {
 /* Slices in a page of the class: 64 KiB for blocks up to 8 KiB, else room for 8 blocks. */
 static inline size_t qm_class_page_slices(size_t cls) {
   size_t size = qm_class_size(cls);
-  if (size <= 8 * 1024) return 8;
+  if (size <= 8 * 1024)
+    return 8;
   size_t slices = (8 * size + QM_SLICE_SIZE - 1) / QM_SLICE_SIZE;
   return slices;
 }
@@ -194,7 +200,9 @@ typedef struct qm_lock_s {
   _Atomic int locked;
 } qm_lock_t;
 void _qm_lock(qm_lock_t *lock);
-static inline void _qm_unlock(qm_lock_t *lock) { atomic_store_explicit(&lock->locked, 0, memory_order_release); }
+static inline void _qm_unlock(qm_lock_t *lock) {
+  atomic_store_explicit(&lock->locked, 0, memory_order_release);
+}
 static inline bool _qm_trylock(qm_lock_t *lock) {
   return atomic_exchange_explicit(&lock->locked, 1, memory_order_acquire) == 0;
 }
@@ -234,9 +242,15 @@ typedef struct qm_counters_s {
   _Atomic size_t os_map_calls, os_unmap_calls, os_purge_calls;
 } qm_counters_t;
 extern qm_counters_t _qm_counters;
-static inline void qm_counter_add(_Atomic size_t *c, size_t n) { atomic_fetch_add_explicit(c, n, memory_order_relaxed); }
-static inline void qm_counter_sub(_Atomic size_t *c, size_t n) { atomic_fetch_sub_explicit(c, n, memory_order_relaxed); }
-static inline size_t qm_counter_get(_Atomic size_t *c) { return atomic_load_explicit(c, memory_order_relaxed); }
+static inline void qm_counter_add(_Atomic size_t *c, size_t n) {
+  atomic_fetch_add_explicit(c, n, memory_order_relaxed);
+}
+static inline void qm_counter_sub(_Atomic size_t *c, size_t n) {
+  atomic_fetch_sub_explicit(c, n, memory_order_relaxed);
+}
+static inline size_t qm_counter_get(_Atomic size_t *c) {
+  return atomic_load_explicit(c, memory_order_relaxed);
+}
 
 /* ---------------------------------------------------------------------------------------------
  * segment.c
@@ -343,7 +357,8 @@ void _qm_free_local(qm_heap_t *heap, qm_segment_t *segment, void *p);
 extern _Atomic int _qm_process_state; /* 0: not started, 1: starting, 2: ready */
 void _qm_process_init(void);
 static inline void qm_ensure_process_init(void) {
-  if (qm_unlikely(atomic_load_explicit(&_qm_process_state, memory_order_acquire) != 2)) _qm_process_init();
+  if (qm_unlikely(atomic_load_explicit(&_qm_process_state, memory_order_acquire) != 2))
+    _qm_process_init();
 }
 bool _qm_thread_key_ready(void);
 void _qm_thread_key_set(qm_heap_t *heap);

@@ -12,8 +12,8 @@
 qm_options_t _qm_options;
 
 typedef struct qm_option_desc_s {
-  const char *name;        /* environment variable */
-  bool *value;             /* where the parsed value goes */
+  const char *name; /* environment variable */
+  bool *value;      /* where the parsed value goes */
   bool default_value;
   const char *description; /* one line, for documentation */
 } qm_option_desc_t;
@@ -27,9 +27,11 @@ static bool parse_bool(const char *text, bool *out) {
   static const char *const yes[] = {"1", "yes", "true", "on"};
   static const char *const no[] = {"0", "no", "false", "off", ""};
   for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++)
-    if (strcasecmp(text, yes[i]) == 0) return *out = true, true;
+    if (strcasecmp(text, yes[i]) == 0)
+      return *out = true, true;
   for (size_t i = 0; i < sizeof no / sizeof no[0]; i++)
-    if (strcasecmp(text, no[i]) == 0) return *out = false, true;
+    if (strcasecmp(text, no[i]) == 0)
+      return *out = false, true;
   return false;
 }
 
@@ -38,11 +40,12 @@ void _qm_options_init(void) {
     const qm_option_desc_t *option = &option_table[i];
     *option->value = option->default_value;
     const char *text = _qm_os_getenv(option->name);
-    if (text == NULL) continue;
+    if (text == NULL)
+      continue;
     if (!parse_bool(text, option->value)) {
       *option->value = option->default_value;
-      _qm_message("warning: %s=\"%s\" is not a boolean (1/0, yes/no, true/false, on/off); using %s", option->name,
-                  text, option->default_value ? "1" : "0");
+      _qm_message("warning: %s=\"%s\" is not a boolean (1/0, yes/no, true/false, on/off); using %s",
+                  option->name, text, option->default_value ? "1" : "0");
     }
   }
 }

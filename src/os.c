@@ -37,9 +37,11 @@ static void *map_raw(void *hint, size_t size) {
 void *_qm_os_map(size_t size) { return map_raw(NULL, size); }
 
 void _qm_os_unmap(void *p, size_t size) {
-  if (p == NULL || size == 0) return;
+  if (p == NULL || size == 0)
+    return;
   int saved_errno = errno;
-  if (munmap(p, size) != 0) _qm_message("munmap of %zu bytes at %p failed (errno %d)", size, p, errno);
+  if (munmap(p, size) != 0)
+    _qm_message("munmap of %zu bytes at %p failed (errno %d)", size, p, errno);
   qm_counter_add(&_qm_counters.os_unmap_calls, 1);
   errno = saved_errno;
 }
@@ -48,23 +50,30 @@ void _qm_os_unmap(void *p, size_t size) {
 void *_qm_os_map_aligned(size_t size, size_t alignment, size_t offset) {
   qm_assert(qm_is_power_of_two(alignment) && offset < alignment);
   size_t page = _qm_os_page_size();
-  if (alignment <= page && offset == 0) return _qm_os_map(size);
-  if (size > SIZE_MAX - alignment) return NULL;
+  if (alignment <= page && offset == 0)
+    return _qm_os_map(size);
+  if (size > SIZE_MAX - alignment)
+    return NULL;
   size_t over = size + alignment;
   uint8_t *raw = map_raw(NULL, over);
-  if (raw == NULL) return NULL;
+  if (raw == NULL)
+    return NULL;
   uintptr_t start = qm_align_up_ptr((uintptr_t)raw - offset, alignment) + offset;
-  if (start < (uintptr_t)raw) start += alignment;
+  if (start < (uintptr_t)raw)
+    start += alignment;
   uint8_t *aligned = (uint8_t *)start;
   size_t head = (size_t)(aligned - raw);
   size_t tail = over - head - size;
-  if (head > 0) _qm_os_unmap(raw, head);
-  if (tail > 0) _qm_os_unmap(aligned + size, tail);
+  if (head > 0)
+    _qm_os_unmap(raw, head);
+  if (tail > 0)
+    _qm_os_unmap(aligned + size, tail);
   return aligned;
 }
 
 void _qm_os_purge(void *p, size_t size) {
-  if (size == 0) return;
+  if (size == 0)
+    return;
   int saved_errno = errno;
   (void)madvise(p, size, MADV_DONTNEED);
   qm_counter_add(&_qm_counters.os_purge_calls, 1);
@@ -74,21 +83,25 @@ void _qm_os_purge(void *p, size_t size) {
 void *_qm_os_remap(void *p, size_t old_size, size_t new_size, void *target) {
   int saved_errno = errno;
   void *q;
-  if (target == NULL) q = mremap(p, old_size, new_size, 0);
-  else q = mremap(p, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, target);
+  if (target == NULL)
+    q = mremap(p, old_size, new_size, 0);
+  else
+    q = mremap(p, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, target);
   errno = saved_errno;
   return q == MAP_FAILED ? NULL : q;
 }
 
 void _qm_os_shrink(void *p, size_t old_size, size_t new_size) {
-  if (new_size < old_size) _qm_os_unmap((uint8_t *)p + new_size, old_size - new_size);
+  if (new_size < old_size)
+    _qm_os_unmap((uint8_t *)p + new_size, old_size - new_size);
 }
 
 void _qm_os_write_stderr(const char *s, size_t n) {
   while (n > 0) {
     ssize_t w = write(STDERR_FILENO, s, n);
     if (w <= 0) {
-      if (w < 0 && errno == EINTR) continue;
+      if (w < 0 && errno == EINTR)
+        continue;
       return;
     }
     s += w;

@@ -66,6 +66,7 @@ QM_EXPORT void malloc_stats(void) {
   qm_process_info(&info);
   _qm_message("version %s: %zu segments (%zu bytes), %zu huge blocks (%zu bytes), %zu thread heaps, "
               "%zu abandoned segments, %zu mmap / %zu munmap calls",
-              QMALLOC_VERSION_STRING, info.segments_mapped, info.segment_bytes, info.huge_blocks, info.huge_bytes,
-              info.heaps_active, info.segments_abandoned, info.os_map_calls, info.os_unmap_calls);
+              QMALLOC_VERSION_STRING, info.segments_mapped, info.segment_bytes, info.huge_blocks,
+              info.huge_bytes, info.heaps_active, info.segments_abandoned, info.os_map_calls,
+              info.os_unmap_calls);
 }

@@ -18,38 +18,48 @@
 #include <errno.h>
 
 void _qm_page_queue_remove(qm_page_list_t *list, qm_page_t *page) {
-  if (page->prev) page->prev->next = page->next;
-  else list->first = page->next;
-  if (page->next) page->next->prev = page->prev;
-  else list->last = page->prev;
+  if (page->prev)
+    page->prev->next = page->next;
+  else
+    list->first = page->next;
+  if (page->next)
+    page->next->prev = page->prev;
+  else
+    list->last = page->prev;
   page->next = page->prev = NULL;
 }
 
 void _qm_page_queue_push_back(qm_page_list_t *list, qm_page_t *page) {
   page->next = NULL;
   page->prev = list->last;
-  if (list->last) list->last->next = page;
-  else list->first = page;
+  if (list->last)
+    list->last->next = page;
+  else
+    list->first = page;
   list->last = page;
 }
 
 static void queue_push_front(qm_page_list_t *list, qm_page_t *page) {
   page->prev = NULL;
   page->next = list->first;
-  if (list->first) list->first->prev = page;
-  else list->last = page;
+  if (list->first)
+    list->first->prev = page;
+  else
+    list->last = page;
   list->first = page;
 }
 
 void _qm_heap_update_class_page(qm_heap_t *heap, size_t cls) {
   qm_page_t *page = heap->class_queue[cls].first;
-  if (page == NULL) page = &_qm_empty_page;
+  if (page == NULL)
+    page = &_qm_empty_page;
   heap->class_page[cls] = page;
   size_t size = qm_class_size(cls);
   if (size <= QM_DIRECT_MAX) {
     /* direct[i] serves sizes (i*16-15 .. i*16]: the indices between the previous class and ours. */
     size_t first = cls == 0 ? 0 : qm_class_size(cls - 1) / 16 + 1;
-    for (size_t i = first; i <= size / 16; i++) heap->direct[i] = page;
+    for (size_t i = first; i <= size / 16; i++)
+      heap->direct[i] = page;
   }
 }
 
@@ -65,7 +75,8 @@ static void page_init(qm_page_t *page, size_t cls) {
   page->free = NULL;
   page->flags = page->is_zero ? QM_PAGE_FREE_ZERO : 0;
   page->is_zero = 0;
-  for (size_t i = 1; i < count; i++) page[i].slice_offset = (uint32_t)(i * sizeof(qm_page_t));
+  for (size_t i = 1; i < count; i++)
+    page[i].slice_offset = (uint32_t)(i * sizeof(qm_page_t));
 }
 
 /* Threads the next few KiB of never-used blocks onto the free list. */
@@ -73,12 +84,15 @@ static void page_extend(qm_page_t *page) {
   size_t block_size = page->block_size;
   size_t left = page->reserved - page->capacity;
   size_t n = (4 * 1024) / block_size;
-  if (n < 4) n = 4;
-  if (n > left) n = left;
+  if (n < 4)
+    n = 4;
+  if (n > left)
+    n = left;
   qm_assert_internal(n > 0);
   uint8_t *first = qm_page_start(page) + (size_t)page->capacity * block_size;
   uint8_t *p = first;
-  for (size_t i = 1; i < n; i++, p += block_size) ((qm_block_t *)p)->next = (qm_block_t *)(p + block_size);
+  for (size_t i = 1; i < n; i++, p += block_size)
+    ((qm_block_t *)p)->next = (qm_block_t *)(p + block_size);
   ((qm_block_t *)p)->next = page->free;
   page->free = (qm_block_t *)first;
   page->capacity += (uint32_t)n;
@@ -90,7 +104,8 @@ static qm_page_t *page_find(qm_heap_t *heap, size_t cls) {
   qm_page_t *page = queue->first;
   while (page != NULL) {
     qm_page_t *next = page->next;
-    if (page->free != NULL) break;
+    if (page->free != NULL)
+      break;
     if (page->capacity < page->reserved) {
       page_extend(page);
       break;
@@ -101,7 +116,8 @@ static qm_page_t *page_find(qm_heap_t *heap, size_t cls) {
   }
   if (page == NULL) {
     page = _qm_span_alloc(heap, qm_class_page_slices(cls));
-    if (page == NULL) return NULL;
+    if (page == NULL)
+      return NULL;
     page_init(page, cls);
     page_extend(page);
     queue_push_front(queue, page);
@@ -115,8 +131,10 @@ static qm_page_t *page_find(qm_heap_t *heap, size_t cls) {
 
 void *_qm_small_alloc_slow(qm_heap_t *heap, size_t cls, bool zero) {
   heap->slow_path_count++;
-  if (atomic_load_explicit(&heap->inbox, memory_order_relaxed) != NULL) _qm_heap_collect_inbox(heap);
-  if ((heap->slow_path_count & 1023) == 0) _qm_heap_sweep_pages(heap, true);
+  if (atomic_load_explicit(&heap->inbox, memory_order_relaxed) != NULL)
+    _qm_heap_collect_inbox(heap);
+  if ((heap->slow_path_count & 1023) == 0)
+    _qm_heap_sweep_pages(heap, true);
   qm_page_t *page = heap->class_page[cls];
   if (page->free == NULL) {
     page = page_find(heap, cls);
@@ -130,15 +148,18 @@ void *_qm_small_alloc_slow(qm_heap_t *heap, size_t cls, bool zero) {
   page->free = block->next;
   page->used++;
   if (zero) {
-    if (fresh) block->next = NULL;
-    else memset(block, 0, page->block_size);
+    if (fresh)
+      block->next = NULL;
+    else
+      memset(block, 0, page->block_size);
   }
   return block;
 }
 
 void _qm_page_free_flagged(qm_heap_t *heap, qm_page_t *page, qm_block_t *block) {
   uint8_t flags = page->flags;
-  if (flags & QM_PAGE_NOT_IN_USE) _qm_fatal("double free or invalid free: %p is not in an allocated block", (void *)block);
+  if (flags & QM_PAGE_NOT_IN_USE)
+    _qm_fatal("double free or invalid free: %p is not in an allocated block", (void *)block);
   if (flags & QM_PAGE_LARGE) {
     if ((void *)block != (void *)qm_page_start(page))
       _qm_fatal("invalid free: %p points inside the %u-byte block at %p", (void *)block, page->block_size,
@@ -156,18 +177,22 @@ void _qm_page_free_flagged(qm_heap_t *heap, qm_page_t *page, qm_block_t *block) 
   if (flags & QM_PAGE_IN_FULL) {
     qm_page_list_t *queue = &heap->class_queue[page->size_class];
     _qm_page_queue_push_back(queue, page);
-    if (queue->first == page) _qm_heap_update_class_page(heap, page->size_class);
+    if (queue->first == page)
+      _qm_heap_update_class_page(heap, page->size_class);
   }
-  if (page->used == 0) _qm_page_release_if_idle(heap, page);
+  if (page->used == 0)
+    _qm_page_release_if_idle(heap, page);
 }
 
 /* Slow-path frees (remote blocks drained from the inbox, frees into adopted segments) give an idle
  * page back at once unless the fast path is allocating from it: those pages would otherwise wait
  * for a sweep that a thread which only frees never runs. */
 void _qm_page_release_if_idle(qm_heap_t *heap, qm_page_t *page) {
-  if (page->used != 0 || (page->flags & QM_PAGE_IN_FULL)) return;
+  if (page->used != 0 || (page->flags & QM_PAGE_IN_FULL))
+    return;
   qm_page_list_t *queue = &heap->class_queue[page->size_class];
-  if (queue->first == page) return;
+  if (queue->first == page)
+    return;
   _qm_page_queue_remove(queue, page);
   page->flags = 0;
   _qm_span_free(heap, page);
@@ -178,9 +203,11 @@ bool _qm_heap_sweep_pages(qm_heap_t *heap, bool keep_current) {
   for (size_t cls = 0; cls < QM_CLASS_COUNT; cls++) {
     qm_page_list_t *queue = &heap->class_queue[cls];
     qm_page_t *page = queue->first;
-    if (page == NULL) continue;
+    if (page == NULL)
+      continue;
     qm_page_t *first = page;
-    if (keep_current) page = page->next;
+    if (keep_current)
+      page = page->next;
     while (page != NULL) {
       qm_page_t *next = page->next;
       if (page->used == 0) {
@@ -191,7 +218,8 @@ bool _qm_heap_sweep_pages(qm_heap_t *heap, bool keep_current) {
       }
       page = next;
     }
-    if (queue->first != first) _qm_heap_update_class_page(heap, cls);
+    if (queue->first != first)
+      _qm_heap_update_class_page(heap, cls);
   }
   return freed;
 }
@@ -201,7 +229,8 @@ void _qm_page_adopt(qm_heap_t *heap, qm_page_t *page) {
     page->flags &= (uint8_t)~QM_PAGE_IN_FULL;
     qm_page_list_t *queue = &heap->class_queue[page->size_class];
     _qm_page_queue_push_back(queue, page);
-    if (queue->first == page) _qm_heap_update_class_page(heap, page->size_class);
+    if (queue->first == page)
+      _qm_heap_update_class_page(heap, page->size_class);
   } else {
     page->flags |= QM_PAGE_IN_FULL;
   }

@@ -21,7 +21,8 @@ static void set_owner(qm_segment_t *segment, qm_heap_t *heap) {
 
 void _qm_segment_map_set(const void *segment, unsigned state) {
   size_t i = ((uintptr_t)segment) >> QM_SEGMENT_SHIFT;
-  if (i < QM_MAP_ENTRIES) atomic_store_explicit(&_qm_segment_map[i], (uint8_t)state, memory_order_release);
+  if (i < QM_MAP_ENTRIES)
+    atomic_store_explicit(&_qm_segment_map[i], (uint8_t)state, memory_order_release);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -55,7 +56,8 @@ static void segment_purge(qm_segment_t *segment) {
 static void cache_decay_locked(uint64_t now, bool all) {
   size_t n = atomic_load_explicit(&cache_count, memory_order_relaxed);
   for (size_t i = 0; i < n; i++) {
-    if (cache[i].purged || (!all && now - cache[i].cached_at_ns < QM_CACHE_PURGE_DELAY_NS)) continue;
+    if (cache[i].purged || (!all && now - cache[i].cached_at_ns < QM_CACHE_PURGE_DELAY_NS))
+      continue;
     segment_purge(cache[i].segment);
     cache[i].purged = true;
   }
@@ -80,7 +82,8 @@ static bool cache_push(qm_segment_t *segment, bool is_zero) {
  * its usable memory has been purged (reads as zero). */
 static qm_segment_t *cache_pop(bool *is_zero) {
   qm_segment_t *segment = NULL;
-  if (atomic_load_explicit(&cache_count, memory_order_relaxed) == 0) return NULL;
+  if (atomic_load_explicit(&cache_count, memory_order_relaxed) == 0)
+    return NULL;
   uint64_t now = _qm_os_now_ns();
   _qm_lock(&cache_lock);
   size_t n = atomic_load_explicit(&cache_count, memory_order_relaxed);
@@ -118,12 +121,17 @@ static qm_lock_t abandoned_lock;
 static qm_segment_t *abandoned_first;
 static _Atomic size_t abandoned_count;
 
-size_t _qm_segment_abandoned_count(void) { return atomic_load_explicit(&abandoned_count, memory_order_relaxed); }
+size_t _qm_segment_abandoned_count(void) {
+  return atomic_load_explicit(&abandoned_count, memory_order_relaxed);
+}
 
 static void abandoned_unlink(qm_segment_t *segment) {
-  if (segment->prev) segment->prev->next = segment->next;
-  else abandoned_first = segment->next;
-  if (segment->next) segment->next->prev = segment->prev;
+  if (segment->prev)
+    segment->prev->next = segment->next;
+  else
+    abandoned_first = segment->next;
+  if (segment->next)
+    segment->next->prev = segment->prev;
   segment->next = segment->prev = NULL;
   segment->abandoned = 0;
   atomic_fetch_sub_explicit(&abandoned_count, 1, memory_order_relaxed);
@@ -136,7 +144,8 @@ void _qm_segment_abandon(qm_heap_t *heap, qm_segment_t *segment) {
   segment->abandoned = 1;
   segment->prev = NULL;
   segment->next = abandoned_first;
-  if (abandoned_first) abandoned_first->prev = segment;
+  if (abandoned_first)
+    abandoned_first->prev = segment;
   abandoned_first = segment;
   atomic_fetch_add_explicit(&abandoned_count, 1, memory_order_relaxed);
   /* From here on, frees into the segment take the adoption route in free.c. */
@@ -151,11 +160,14 @@ static void segment_integrate(qm_heap_t *heap, qm_segment_t *segment) {
   while (i < QM_SLICES_PER_SEGMENT) {
     qm_page_t *span = &segment->slices[i];
     qm_assert_internal(span->slice_offset == 0 && span->slice_count > 0);
-    if (span->kind == QM_SPAN_FREE) _qm_span_insert_free(heap, span);
-    else if (span->kind == QM_SPAN_SMALL) _qm_page_adopt(heap, span);
+    if (span->kind == QM_SPAN_FREE)
+      _qm_span_insert_free(heap, span);
+    else if (span->kind == QM_SPAN_SMALL)
+      _qm_page_adopt(heap, span);
     i += span->slice_count;
   }
-  if (segment->used_slices == 0) heap->empty_segment_count++;
+  if (segment->used_slices == 0)
+    heap->empty_segment_count++;
 }
 
 /* Takes an abandoned segment off the list (lock held); returns the blocks freed into it meanwhile. */
@@ -190,12 +202,14 @@ int _qm_segment_free_abandoned(qm_segment_t *segment, qm_block_t *block) {
 }
 
 static qm_segment_t *adopt_any(qm_heap_t *heap) {
-  if (_qm_segment_abandoned_count() == 0) return NULL;
+  if (_qm_segment_abandoned_count() == 0)
+    return NULL;
   _qm_lock(&abandoned_lock);
   qm_segment_t *segment = abandoned_first;
   qm_block_t *freed = segment ? adopt_locked(heap, segment) : NULL;
   _qm_unlock(&abandoned_lock);
-  if (segment) adopt_finish(heap, segment, freed);
+  if (segment)
+    adopt_finish(heap, segment, freed);
   return segment;
 }
 
@@ -214,7 +228,8 @@ bool _qm_segment_collect_abandoned(qm_heap_t *heap) {
 static void segment_init(qm_heap_t *heap, qm_segment_t *segment, bool fresh, bool is_zero) {
   /* A fresh mapping is zero: only the fields that must be non-zero are written, so the
    * descriptor array is touched only where spans begin and end. */
-  if (!fresh) memset(segment, 0, offsetof(qm_segment_t, slices));
+  if (!fresh)
+    memset(segment, 0, offsetof(qm_segment_t, slices));
   segment->kind = QM_SEGMENT_NORMAL;
   segment->magic = QM_SEGMENT_MAGIC;
   segment->mapping_base = segment;
@@ -239,8 +254,10 @@ qm_segment_t *_qm_segment_acquire(qm_heap_t *heap) {
    * take a few before giving up on them. */
   for (int tries = 0; tries < 4; tries++) {
     qm_segment_t *segment = adopt_any(heap);
-    if (segment == NULL) break;
-    if (segment->used_slices < QM_SEGMENT_USABLE_SLICES) return segment;
+    if (segment == NULL)
+      break;
+    if (segment->used_slices < QM_SEGMENT_USABLE_SLICES)
+      return segment;
   }
   bool is_zero = false;
   qm_segment_t *segment = cache_pop(&is_zero);
@@ -248,8 +265,10 @@ qm_segment_t *_qm_segment_acquire(qm_heap_t *heap) {
   if (segment == NULL) {
     segment = _qm_os_map_aligned(QM_SEGMENT_SIZE, QM_SEGMENT_SIZE, 0);
     /* Out of address space or memory: give back what this heap holds empty, then try once more. */
-    if (segment == NULL && _qm_heap_trim(heap)) segment = _qm_os_map_aligned(QM_SEGMENT_SIZE, QM_SEGMENT_SIZE, 0);
-    if (segment == NULL) return NULL;
+    if (segment == NULL && _qm_heap_trim(heap))
+      segment = _qm_os_map_aligned(QM_SEGMENT_SIZE, QM_SEGMENT_SIZE, 0);
+    if (segment == NULL)
+      return NULL;
     fresh = true;
     is_zero = true;
     qm_counter_add(&_qm_counters.segments_mapped, 1);
@@ -257,7 +276,7 @@ qm_segment_t *_qm_segment_acquire(qm_heap_t *heap) {
     size_t now = qm_counter_get(&_qm_counters.segments_mapped);
     size_t peak = qm_counter_get(&_qm_counters.segments_peak);
     while (now > peak && !atomic_compare_exchange_weak_explicit(&_qm_counters.segments_peak, &peak, now,
-                                                                 memory_order_relaxed, memory_order_relaxed)) {
+                                                                memory_order_relaxed, memory_order_relaxed)) {
     }
   }
   segment_init(heap, segment, fresh, is_zero);
@@ -273,7 +292,8 @@ void _qm_segment_release(qm_heap_t *heap, qm_segment_t *segment) {
   heap->empty_segment_count--;
   set_owner(segment, NULL);
   _qm_segment_map_set(segment, QM_MAP_FREED);
-  if (cache_push(segment, span->is_zero)) return;
+  if (cache_push(segment, span->is_zero))
+    return;
   qm_counter_sub(&_qm_counters.segments_mapped, 1);
   qm_counter_sub(&_qm_counters.segment_bytes, QM_SEGMENT_SIZE);
   _qm_os_unmap(segment, QM_SEGMENT_SIZE);

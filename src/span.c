@@ -18,7 +18,8 @@
 
 size_t _qm_span_bin(size_t slices) {
   qm_assert_internal(slices > 0 && slices <= QM_SLICES_PER_SEGMENT);
-  if (slices <= 8) return slices - 1;
+  if (slices <= 8)
+    return slices - 1;
   size_t k = qm_log2_floor(slices); /* >= 3 */
   size_t bin = 8 + (k - 3) * 4 + ((slices >> (k - 2)) & 3);
   return bin < QM_SPAN_BINS ? bin : QM_SPAN_BINS - 1;
@@ -27,16 +28,22 @@ size_t _qm_span_bin(size_t slices) {
 static void list_push_front(qm_page_list_t *list, qm_page_t *page) {
   page->prev = NULL;
   page->next = list->first;
-  if (list->first) list->first->prev = page;
-  else list->last = page;
+  if (list->first)
+    list->first->prev = page;
+  else
+    list->last = page;
   list->first = page;
 }
 
 static void list_remove(qm_page_list_t *list, qm_page_t *page) {
-  if (page->prev) page->prev->next = page->next;
-  else list->first = page->next;
-  if (page->next) page->next->prev = page->prev;
-  else list->last = page->prev;
+  if (page->prev)
+    page->prev->next = page->next;
+  else
+    list->first = page->next;
+  if (page->next)
+    page->next->prev = page->prev;
+  else
+    list->last = page->prev;
   page->next = page->prev = NULL;
 }
 
@@ -71,7 +78,8 @@ void _qm_span_make_free(qm_heap_t *heap, qm_page_t *span, size_t count, bool is_
 static qm_page_t *span_find(qm_heap_t *heap, size_t count) {
   for (size_t bin = _qm_span_bin(count); bin < QM_SPAN_BINS; bin++) {
     for (qm_page_t *span = heap->span_bins[bin].first; span != NULL; span = span->next) {
-      if (span->slice_count >= count) return span;
+      if (span->slice_count >= count)
+        return span;
     }
   }
   return NULL;
@@ -80,10 +88,12 @@ static qm_page_t *span_find(qm_heap_t *heap, size_t count) {
 /* Marks span (taken out of its bin) used, giving back what is beyond `count` slices. */
 static qm_page_t *span_take(qm_heap_t *heap, qm_page_t *span, size_t count) {
   size_t total = span->slice_count;
-  if (total > count) _qm_span_make_free(heap, span + count, total - count, span->is_zero);
+  if (total > count)
+    _qm_span_make_free(heap, span + count, total - count, span->is_zero);
   span_set(span, count, QM_SPAN_SMALL); /* the caller sets the real kind */
   qm_segment_t *segment = qm_segment_of_page(span);
-  if (segment->used_slices == 0) heap->empty_segment_count--;
+  if (segment->used_slices == 0)
+    heap->empty_segment_count--;
   segment->used_slices += (uint32_t)count;
   return span;
 }
@@ -91,12 +101,14 @@ static qm_page_t *span_take(qm_heap_t *heap, qm_page_t *span, size_t count) {
 qm_page_t *_qm_span_alloc(qm_heap_t *heap, size_t count) {
   qm_assert(count > 0 && count <= QM_SEGMENT_USABLE_SLICES);
   qm_page_t *span = span_find(heap, count);
-  if (span == NULL && _qm_heap_sweep_pages(heap, true)) span = span_find(heap, count);
+  if (span == NULL && _qm_heap_sweep_pages(heap, true))
+    span = span_find(heap, count);
   if (span == NULL) {
     qm_segment_t *segment;
     do {
       segment = _qm_segment_acquire(heap);
-      if (segment == NULL) return NULL;
+      if (segment == NULL)
+        return NULL;
       span = span_find(heap, count);
     } while (span == NULL);
   }
@@ -141,7 +153,8 @@ void _qm_span_free(qm_heap_t *heap, qm_page_t *span) {
     heap->empty_segment_count++;
     /* Keep one empty segment per heap, so a heap that allocates and frees a big block in a loop
      * does not map and unmap a segment each time. */
-    if (heap->empty_segment_count > 1) _qm_segment_release(heap, segment);
+    if (heap->empty_segment_count > 1)
+      _qm_segment_release(heap, segment);
   }
 }
 
@@ -150,7 +163,8 @@ void _qm_span_free(qm_heap_t *heap, qm_page_t *span) {
  * ------------------------------------------------------------------------------------------- */
 
 static void set_interior_offsets(qm_page_t *page, size_t count) {
-  for (size_t i = 1; i < count; i++) page[i].slice_offset = (uint32_t)(i * sizeof(qm_page_t));
+  for (size_t i = 1; i < count; i++)
+    page[i].slice_offset = (uint32_t)(i * sizeof(qm_page_t));
 }
 
 /* Every slice of a large block points back to its head, so that freeing an interior pointer is
@@ -170,7 +184,8 @@ static void *large_init(qm_page_t *page, size_t count) {
 void *_qm_large_alloc(qm_heap_t *heap, size_t size, size_t alignment, bool zero) {
   size_t count = (size + QM_SLICE_SIZE - 1) >> QM_SLICE_SHIFT;
   size_t extra = alignment > QM_SLICE_SIZE ? (alignment >> QM_SLICE_SHIFT) - 1 : 0;
-  if (count + extra > QM_SEGMENT_USABLE_SLICES) return _qm_huge_alloc(size, alignment, zero);
+  if (count + extra > QM_SEGMENT_USABLE_SLICES)
+    return _qm_huge_alloc(size, alignment, zero);
   qm_page_t *span = _qm_span_alloc(heap, count + extra);
   if (span == NULL) {
     errno = ENOMEM;
@@ -197,7 +212,8 @@ void *_qm_large_alloc(qm_heap_t *heap, size_t size, size_t alignment, bool zero)
   }
   void *p = large_init(span, count);
   span->is_zero = 0;
-  if (zero && !is_zero) memset(p, 0, size);
+  if (zero && !is_zero)
+    memset(p, 0, size);
   return p;
 }
 
@@ -205,7 +221,8 @@ bool _qm_large_resize_in_place(qm_heap_t *heap, qm_page_t *page, size_t new_size
   size_t count = page->slice_count;
   size_t want = (new_size + QM_SLICE_SIZE - 1) >> QM_SLICE_SHIFT;
   qm_segment_t *segment = qm_segment_of_page(page);
-  if (want == count) return true;
+  if (want == count)
+    return true;
   if (want < count) {
     /* Shrink: the tail becomes a free span (merged with a free span after it). */
     qm_page_t *tail = page + want;
@@ -216,16 +233,19 @@ bool _qm_large_resize_in_place(qm_heap_t *heap, qm_page_t *page, size_t new_size
     return true;
   }
   size_t index = qm_slice_index(segment, page);
-  if (index + count >= QM_SLICES_PER_SEGMENT) return false;
+  if (index + count >= QM_SLICES_PER_SEGMENT)
+    return false;
   qm_page_t *next = page + count;
-  if (next->kind != QM_SPAN_FREE || count + next->slice_count < want) return false;
+  if (next->kind != QM_SPAN_FREE || count + next->slice_count < want)
+    return false;
   _qm_span_remove_free(heap, next);
   size_t next_count = next->slice_count;
   bool next_zero = next->is_zero;
   next->kind = QM_SPAN_META;
   next->flags = QM_PAGE_NOT_IN_USE;
   segment->used_slices += (uint32_t)(want - count);
-  if (count + next_count > want) _qm_span_make_free(heap, page + want, count + next_count - want, next_zero);
+  if (count + next_count > want)
+    _qm_span_make_free(heap, page + want, count + next_count - want, next_zero);
   span_set(page, want, QM_SPAN_LARGE);
   set_interior_offsets(page, want);
   page->block_size = (uint32_t)(want * QM_SLICE_SIZE);
@@ -236,7 +256,8 @@ bool _qm_span_purge_free(qm_heap_t *heap) {
   bool purged = false;
   for (size_t bin = 0; bin < QM_SPAN_BINS; bin++) {
     for (qm_page_t *span = heap->span_bins[bin].first; span != NULL; span = span->next) {
-      if (span->is_zero) continue;
+      if (span->is_zero)
+        continue;
       _qm_os_purge(qm_page_start(span), span->slice_count * QM_SLICE_SIZE);
       span->is_zero = 1;
       purged = true;

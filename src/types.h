@@ -105,9 +105,9 @@ typedef enum qm_span_kind_e {
 /* Page flags. Any flag set sends the owner's free of a block in this page to the slow path, so the
  * fast path tests them all with one compare. */
 enum {
-  QM_PAGE_IN_FULL = 1 << 0,   /* page was full: not in its class queue until a block comes back */
-  QM_PAGE_FREE_ZERO = 1 << 1, /* every block on `free` is fresh memory, zero but its first word */
-  QM_PAGE_LARGE = 1 << 2,     /* a large block: freeing it frees the span */
+  QM_PAGE_IN_FULL = 1 << 0,    /* page was full: not in its class queue until a block comes back */
+  QM_PAGE_FREE_ZERO = 1 << 1,  /* every block on `free` is fresh memory, zero but its first word */
+  QM_PAGE_LARGE = 1 << 2,      /* a large block: freeing it frees the span */
   QM_PAGE_NOT_IN_USE = 1 << 3, /* a free span's descriptor, or one absorbed into a free span */
 };
 
@@ -129,17 +129,17 @@ enum {
  * Layout: 64 bytes, so indexing is a shift. The fields the fast paths touch come first.
  */
 typedef struct qm_page_s {
-  qm_block_t *free;       /* next blocks to hand out (LIFO of frees and fresh blocks) */
-  uint32_t used;          /* blocks handed out and not yet freed back to this page */
-  uint8_t flags;          /* QM_PAGE_* */
-  uint8_t kind;           /* qm_span_kind_t, meaningful on a span's first slice */
-  uint8_t size_class;     /* small pages: the class index */
-  uint8_t is_zero;        /* free spans and large pages: memory is known to be zero */
-  uint32_t block_size;    /* bytes per block (small: class size; large: span bytes) */
-  uint32_t slice_offset;  /* bytes back to the span's first descriptor; 0 on that one */
-  uint32_t slice_count;   /* slices in the span (first descriptor only) */
-  uint32_t capacity;      /* blocks carved out of the page so far */
-  uint32_t reserved;      /* blocks that fit in the page */
+  qm_block_t *free;      /* next blocks to hand out (LIFO of frees and fresh blocks) */
+  uint32_t used;         /* blocks handed out and not yet freed back to this page */
+  uint8_t flags;         /* QM_PAGE_* */
+  uint8_t kind;          /* qm_span_kind_t, meaningful on a span's first slice */
+  uint8_t size_class;    /* small pages: the class index */
+  uint8_t is_zero;       /* free spans and large pages: memory is known to be zero */
+  uint32_t block_size;   /* bytes per block (small: class size; large: span bytes) */
+  uint32_t slice_offset; /* bytes back to the span's first descriptor; 0 on that one */
+  uint32_t slice_count;  /* slices in the span (first descriptor only) */
+  uint32_t capacity;     /* blocks carved out of the page so far */
+  uint32_t reserved;     /* blocks that fit in the page */
   uint32_t padding_;
   struct qm_page_s *next; /* class queue, or span bin for free spans */
   struct qm_page_s *prev;
@@ -189,14 +189,14 @@ typedef struct qm_segment_s {
   size_t mapping_size;                    /* bytes mapped at mapping_base */
   void *mapping_base;                     /* start of the OS mapping (huge: may precede segment) */
   /* normal segments */
-  uint32_t used_slices;          /* slices in small or large spans */
-  uint32_t abandoned;            /* on the abandoned list */
-  qm_block_t *abandoned_free;    /* blocks freed while abandoned; under the abandoned-list lock */
-  struct qm_segment_s *next;     /* in the owner heap's segment list, or the abandoned list */
+  uint32_t used_slices;       /* slices in small or large spans */
+  uint32_t abandoned;         /* on the abandoned list */
+  qm_block_t *abandoned_free; /* blocks freed while abandoned; under the abandoned-list lock */
+  struct qm_segment_s *next;  /* in the owner heap's segment list, or the abandoned list */
   struct qm_segment_s *prev;
   /* huge segments */
-  size_t block_offset;           /* bytes from segment to the block */
-  size_t block_size;             /* usable bytes of the huge block */
+  size_t block_offset; /* bytes from segment to the block */
+  size_t block_size;   /* usable bytes of the huge block */
   uint8_t padding_[56];
   qm_page_t slices[QM_SLICES_PER_SEGMENT];
 } qm_segment_t;
@@ -226,12 +226,12 @@ typedef struct qm_heap_s {
   qm_page_t *class_page[QM_CLASS_COUNT]; /* fast path for the other small sizes */
   qm_page_list_t class_queue[QM_CLASS_COUNT];
   qm_page_list_t span_bins[QM_SPAN_BINS];
-  _Atomic(qm_block_t *) inbox;           /* blocks freed by other threads */
+  _Atomic(qm_block_t *) inbox; /* blocks freed by other threads */
   uintptr_t thread_id;
   qm_segment_t *segments; /* segments owned by this heap (doubly linked via next/prev) */
   size_t segment_count;
-  size_t empty_segment_count; /* segments with no used slice (kept one for reuse) */
-  uint64_t slow_path_count;   /* drives periodic sweeps of empty pages */
+  size_t empty_segment_count;  /* segments with no used slice (kept one for reuse) */
+  uint64_t slow_path_count;    /* drives periodic sweeps of empty pages */
   struct qm_heap_s *pool_next; /* in the process heap pool / live list */
   struct qm_heap_s *pool_prev;
   bool in_use;

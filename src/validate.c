@@ -9,17 +9,19 @@ typedef struct validation_s {
   size_t errors;
 } validation_t;
 
-#define CHECK(v, cond, ...)                                                                            \
-  do {                                                                                               \
-    if (!(cond)) {                                                                                   \
-      (v)->errors++;                                                                                 \
-      if ((v)->errors <= 20) _qm_message("heap validation: " __VA_ARGS__);                           \
-    }                                                                                                \
+#define CHECK(v, cond, ...)                                                                                  \
+  do {                                                                                                       \
+    if (!(cond)) {                                                                                           \
+      (v)->errors++;                                                                                         \
+      if ((v)->errors <= 20)                                                                                 \
+        _qm_message("heap validation: " __VA_ARGS__);                                                        \
+    }                                                                                                        \
   } while (0)
 
 static bool list_contains(const qm_page_list_t *list, const qm_page_t *page) {
   for (const qm_page_t *p = list->first; p != NULL; p = p->next)
-    if (p == page) return true;
+    if (p == page)
+      return true;
   return false;
 }
 
@@ -42,23 +44,27 @@ static void validate_small_page(validation_t *v, qm_heap_t *heap, qm_page_t *pag
   const uint8_t *start = qm_page_start(page);
   CHECK(v, cls < QM_CLASS_COUNT && page->block_size == qm_class_size(cls), "page %p: bad class %zu / size %u",
         (void *)page, cls, page->block_size);
-  if (v->errors) return;
+  if (v->errors)
+    return;
   CHECK(v, page->reserved == (page->slice_count << QM_SLICE_SHIFT) / page->block_size,
         "page %p: reserved %u wrong", (void *)page, page->reserved);
-  CHECK(v, page->capacity <= page->reserved, "page %p: capacity %u > reserved %u", (void *)page, page->capacity,
-        page->reserved);
+  CHECK(v, page->capacity <= page->reserved, "page %p: capacity %u > reserved %u", (void *)page,
+        page->capacity, page->reserved);
   for (size_t i = 1; i < page->slice_count; i++)
-    CHECK(v, page[i].slice_offset == i * sizeof(qm_page_t), "page %p: slice %zu has a bad offset", (void *)page, i);
+    CHECK(v, page[i].slice_offset == i * sizeof(qm_page_t), "page %p: slice %zu has a bad offset",
+          (void *)page, i);
   size_t free_count = 0;
   for (qm_block_t *b = page->free; b != NULL; b = b->next) {
     const uint8_t *bp = (const uint8_t *)b;
     bool inside = bp >= start && bp < start + (size_t)page->capacity * page->block_size &&
                   (size_t)(bp - start) % page->block_size == 0;
     CHECK(v, inside, "page %p: free block %p is not a carved block of the page", (void *)page, (void *)b);
-    if (!inside || ++free_count > page->capacity) break;
+    if (!inside || ++free_count > page->capacity)
+      break;
   }
-  CHECK(v, page->used + free_count == page->capacity, "page %p (class %zu): used %u + free %zu != capacity %u",
-        (void *)page, cls, page->used, free_count, page->capacity);
+  CHECK(v, page->used + free_count == page->capacity,
+        "page %p (class %zu): used %u + free %zu != capacity %u", (void *)page, cls, page->used, free_count,
+        page->capacity);
   bool queued = list_contains(&heap->class_queue[cls], page);
   CHECK(v, queued == !(page->flags & QM_PAGE_IN_FULL), "page %p: IN_FULL flag disagrees with its queue",
         (void *)page);
@@ -67,8 +73,8 @@ static void validate_small_page(validation_t *v, qm_heap_t *heap, qm_page_t *pag
 static void validate_segment(validation_t *v, qm_heap_t *heap, qm_segment_t *segment) {
   CHECK(v, segment->magic == QM_SEGMENT_MAGIC && segment->kind == QM_SEGMENT_NORMAL, "segment %p: bad header",
         (void *)segment);
-  CHECK(v, atomic_load_explicit(&segment->owner_heap, memory_order_relaxed) == heap, "segment %p: wrong owner",
-        (void *)segment);
+  CHECK(v, atomic_load_explicit(&segment->owner_heap, memory_order_relaxed) == heap,
+        "segment %p: wrong owner", (void *)segment);
   CHECK(v, qm_map_state((uint8_t *)segment + 1) == QM_MAP_NORMAL, "segment %p: not in the segment map",
         (void *)segment);
   size_t used = 0;
@@ -81,14 +87,15 @@ static void validate_segment(validation_t *v, qm_heap_t *heap, qm_segment_t *seg
           (void *)segment, i, count);
     CHECK(v, span->slice_offset == 0, "segment %p: span head %zu has offset %u", (void *)segment, i,
           span->slice_offset);
-    if (v->errors) break;
-    CHECK(v, span[count - 1].slice_offset == (count - 1) * sizeof(qm_page_t), "segment %p: span %zu tail offset",
-          (void *)segment, i);
+    if (v->errors)
+      break;
+    CHECK(v, span[count - 1].slice_offset == (count - 1) * sizeof(qm_page_t),
+          "segment %p: span %zu tail offset", (void *)segment, i);
     switch (span->kind) {
     case QM_SPAN_FREE:
       CHECK(v, !previous_free, "segment %p: free spans at slice %zu not coalesced", (void *)segment, i);
-      CHECK(v, list_contains(&heap->span_bins[_qm_span_bin(count)], span), "segment %p: free span %zu not in its bin",
-            (void *)segment, i);
+      CHECK(v, list_contains(&heap->span_bins[_qm_span_bin(count)], span),
+            "segment %p: free span %zu not in its bin", (void *)segment, i);
       CHECK(v, span->flags == QM_PAGE_NOT_IN_USE, "segment %p: free span %zu flags %u", (void *)segment, i,
             span->flags);
       break;
@@ -114,14 +121,16 @@ static void validate_segment(validation_t *v, qm_heap_t *heap, qm_segment_t *seg
 bool qm_heap_validate(void) {
   validation_t v = {0};
   qm_heap_t *heap = _qm_tls_heap;
-  if (heap == &_qm_empty_heap) return true;
+  if (heap == &_qm_empty_heap)
+    return true;
   for (size_t c = 0; c < QM_CLASS_COUNT; c++) {
     validate_list(&v, &heap->class_queue[c], "class queue", c);
     qm_page_t *first = heap->class_queue[c].first;
-    CHECK(&v, heap->class_page[c] == (first ? first : &_qm_empty_page), "class %zu: class_page is not the queue head",
-          c);
+    CHECK(&v, heap->class_page[c] == (first ? first : &_qm_empty_page),
+          "class %zu: class_page is not the queue head", c);
     for (qm_page_t *p = first; p != NULL && v.errors == 0; p = p->next) {
-      CHECK(&v, p->kind == QM_SPAN_SMALL && p->size_class == c, "class queue %zu holds a foreign page %p", c, (void *)p);
+      CHECK(&v, p->kind == QM_SPAN_SMALL && p->size_class == c, "class queue %zu holds a foreign page %p", c,
+            (void *)p);
       qm_segment_t *segment = qm_segment_of_page(p);
       CHECK(&v, atomic_load_explicit(&segment->owner_heap, memory_order_relaxed) == heap,
             "class queue %zu holds page %p of another heap", c, (void *)p);
@@ -134,17 +143,18 @@ bool qm_heap_validate(void) {
   for (size_t b = 0; b < QM_SPAN_BINS; b++) {
     validate_list(&v, &heap->span_bins[b], "span bin", b);
     for (qm_page_t *p = heap->span_bins[b].first; p != NULL && v.errors == 0; p = p->next)
-      CHECK(&v, p->kind == QM_SPAN_FREE && _qm_span_bin(p->slice_count) == b, "span bin %zu holds span %p wrongly", b,
-            (void *)p);
+      CHECK(&v, p->kind == QM_SPAN_FREE && _qm_span_bin(p->slice_count) == b,
+            "span bin %zu holds span %p wrongly", b, (void *)p);
   }
   size_t segments = 0, empty = 0;
   for (qm_segment_t *s = heap->segments; s != NULL && v.errors == 0; s = s->next) {
     validate_segment(&v, heap, s);
     segments++;
-    if (s->used_slices == 0) empty++;
+    if (s->used_slices == 0)
+      empty++;
   }
-  CHECK(&v, v.errors || segments == heap->segment_count, "heap: %zu segments listed, count says %zu", segments,
-        heap->segment_count);
+  CHECK(&v, v.errors || segments == heap->segment_count, "heap: %zu segments listed, count says %zu",
+        segments, heap->segment_count);
   CHECK(&v, v.errors || empty == heap->empty_segment_count, "heap: %zu empty segments, count says %zu", empty,
         heap->empty_segment_count);
   return v.errors == 0;

@@ -37,7 +37,8 @@ static void *work(void *arg) {
     for (int i = 0; i < 1000; i++) {
       size_t n = (size_t)(i * 37 % 5000) + 2;
       unsigned char *p = blocks[i];
-      if (p) CHECK(p[0] == (unsigned char)i && p[n - 1] == (unsigned char)n);
+      if (p)
+        CHECK(p[0] == (unsigned char)i && p[n - 1] == (unsigned char)n);
       qm_free_p(p);
     }
   }
@@ -52,7 +53,8 @@ int main(int argc, char **argv) {
   }
   void *lib = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
   CHECKF(lib != NULL, "dlopen(%s): %s", argv[1], dlerror());
-  if (lib == NULL) return check_result("dlopen");
+  if (lib == NULL)
+    return check_result("dlopen");
   /* POSIX guarantees that a data pointer from dlsym converts to a function pointer. */
   void *sym_malloc = dlsym(lib, "qm_malloc"), *sym_free = dlsym(lib, "qm_free");
   void *sym_validate = dlsym(lib, "qm_heap_validate");
@@ -60,7 +62,8 @@ int main(int argc, char **argv) {
   memcpy(&qm_free_p, &sym_free, sizeof qm_free_p);
   memcpy(&qm_validate_p, &sym_validate, sizeof qm_validate_p);
   CHECK(qm_malloc_p && qm_free_p && qm_validate_p);
-  if (!(qm_malloc_p && qm_free_p && qm_validate_p)) return check_result("dlopen");
+  if (!(qm_malloc_p && qm_free_p && qm_validate_p))
+    return check_result("dlopen");
   work(NULL);
   pthread_t t;
   CHECK(pthread_create(&t, NULL, work, NULL) == 0);
