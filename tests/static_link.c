@@ -4,6 +4,17 @@
 
 #include "qmt.h"
 
+/* Allocation before main and before qmalloc's own constructor (priority 101 runs first): the
+ * allocator starts itself up on first use, without recursing into itself. */
+static void *early_block;
+static char *early_copy;
+__attribute__((constructor(101))) static void allocate_early(void) {
+  early_block = malloc(200);
+  if (early_block)
+    memset(early_block, 0x5A, 200);
+  early_copy = strdup("made in a constructor");
+}
+
 static void *thread_alloc(void *arg) {
   (void)arg;
   return malloc(1000);
@@ -30,6 +41,15 @@ int main(void) {
            resolved.dli_fname);
     CHECK(strstr(resolved.dli_fname, "libc") == NULL || resolved.dli_fbase == self.dli_fbase);
   }
+
+  CHECKF(early_block != NULL && qm_is_heap_pointer(early_block), "early malloc gave %p", early_block);
+  CHECKF(early_copy != NULL && strcmp(early_copy, "made in a constructor") == 0 &&
+             qm_is_heap_pointer(early_copy),
+         "early strdup gave %p", (void *)early_copy);
+  if (early_block)
+    CHECK(((unsigned char *)early_block)[199] == 0x5A);
+  free(early_block);
+  free(early_copy);
 
   /* Blocks, including those the C library allocates for itself, are qmalloc's. */
   char *p = malloc(100);
