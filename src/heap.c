@@ -150,6 +150,7 @@ void _qm_heap_collect_inbox(qm_heap_t *heap) {
  * ------------------------------------------------------------------------------------------- */
 
 void _qm_heap_abandon(qm_heap_t *heap) {
+  qm_assert_expensive(_qm_heap_is_valid(heap));
   _qm_heap_collect_inbox(heap);
   _qm_heap_sweep_pages(heap, false);
   qm_segment_t *segment = heap->segments;

@@ -56,6 +56,9 @@ qm_cold qm_noreturn void _qm_assert_fail(const char *expr, const char *file, int
 #define qm_assert_internal(expr) QM_ASSERT_AT(2, expr) /* internal consistency */
 #define qm_assert_expensive(expr) QM_ASSERT_AT(3, expr)
 
+/* The validator of validate.c, for expensive assertions: checks the calling thread's heap. */
+bool _qm_heap_is_valid(qm_heap_t *heap);
+
 /* ---------------------------------------------------------------------------------------------
  * Small helpers
  * ------------------------------------------------------------------------------------------- */

@@ -126,6 +126,7 @@ static qm_page_t *page_find(qm_heap_t *heap, size_t cls) {
     queue_push_front(queue, page);
   }
   _qm_heap_update_class_page(heap, cls);
+  qm_assert_expensive(_qm_heap_is_valid(heap));
   return page;
 }
 

@@ -118,9 +118,10 @@ static void validate_segment(validation_t *v, qm_heap_t *heap, qm_segment_t *seg
         (void *)segment, used, segment->used_slices);
 }
 
-bool qm_heap_validate(void) {
+bool qm_heap_validate(void) { return _qm_heap_is_valid(_qm_tls_heap); }
+
+bool _qm_heap_is_valid(qm_heap_t *heap) {
   validation_t v = {0};
-  qm_heap_t *heap = _qm_tls_heap;
   if (heap == &_qm_empty_heap)
     return true;
   for (size_t c = 0; c < QM_CLASS_COUNT; c++) {
