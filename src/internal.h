@@ -196,6 +196,42 @@ static inline size_t qm_class_page_slices(size_t cls) {
 }
 
 /* ---------------------------------------------------------------------------------------------
+ * Page lists (size-class queues and span bins): doubly linked through next/prev.
+ * ------------------------------------------------------------------------------------------- */
+
+static inline void qm_list_push_front(qm_page_list_t *list, qm_page_t *page) {
+  page->prev = NULL;
+  page->next = list->first;
+  if (list->first)
+    list->first->prev = page;
+  else
+    list->last = page;
+  list->first = page;
+}
+
+static inline void qm_list_push_back(qm_page_list_t *list, qm_page_t *page) {
+  page->next = NULL;
+  page->prev = list->last;
+  if (list->last)
+    list->last->next = page;
+  else
+    list->first = page;
+  list->last = page;
+}
+
+static inline void qm_list_remove(qm_page_list_t *list, qm_page_t *page) {
+  if (page->prev)
+    page->prev->next = page->next;
+  else
+    list->first = page->next;
+  if (page->next)
+    page->next->prev = page->prev;
+  else
+    list->last = page->prev;
+  page->next = page->prev = NULL;
+}
+
+/* ---------------------------------------------------------------------------------------------
  * Locks: only on paths a steady-state allocation never takes (segment adoption, heap pool).
  * ------------------------------------------------------------------------------------------- */
 
@@ -309,8 +345,6 @@ void _qm_page_free_flagged(qm_heap_t *heap, qm_page_t *page, qm_block_t *block);
 bool _qm_heap_sweep_pages(qm_heap_t *heap, bool keep_current);
 /* Frees the span of a page with no used block, unless it is its queue's current page. */
 void _qm_page_release_if_idle(qm_heap_t *heap, qm_page_t *page);
-void _qm_page_queue_remove(qm_page_list_t *list, qm_page_t *page);
-void _qm_page_queue_push_back(qm_page_list_t *list, qm_page_t *page);
 /* After a segment is adopted: puts a small page into heap's queues as it stands. */
 void _qm_page_adopt(qm_heap_t *heap, qm_page_t *page);
 /* Refreshes heap->direct[] and class_page[] for a class after its queue's first page changed. */

@@ -17,38 +17,6 @@
 
 #include <errno.h>
 
-void _qm_page_queue_remove(qm_page_list_t *list, qm_page_t *page) {
-  if (page->prev)
-    page->prev->next = page->next;
-  else
-    list->first = page->next;
-  if (page->next)
-    page->next->prev = page->prev;
-  else
-    list->last = page->prev;
-  page->next = page->prev = NULL;
-}
-
-void _qm_page_queue_push_back(qm_page_list_t *list, qm_page_t *page) {
-  page->next = NULL;
-  page->prev = list->last;
-  if (list->last)
-    list->last->next = page;
-  else
-    list->first = page;
-  list->last = page;
-}
-
-static void queue_push_front(qm_page_list_t *list, qm_page_t *page) {
-  page->prev = NULL;
-  page->next = list->first;
-  if (list->first)
-    list->first->prev = page;
-  else
-    list->last = page;
-  list->first = page;
-}
-
 void _qm_heap_update_class_page(qm_heap_t *heap, size_t cls) {
   qm_page_t *page = heap->class_queue[cls].first;
   if (page == NULL)
@@ -110,7 +78,7 @@ static qm_page_t *page_find(qm_heap_t *heap, size_t cls) {
       page_extend(page);
       break;
     }
-    _qm_page_queue_remove(queue, page);
+    qm_list_remove(queue, page);
     page->flags |= QM_PAGE_IN_FULL;
     page = next;
   }
@@ -120,10 +88,10 @@ static qm_page_t *page_find(qm_heap_t *heap, size_t cls) {
       return NULL;
     page_init(page, cls);
     page_extend(page);
-    queue_push_front(queue, page);
+    qm_list_push_front(queue, page);
   } else if (page != queue->first) {
-    _qm_page_queue_remove(queue, page);
-    queue_push_front(queue, page);
+    qm_list_remove(queue, page);
+    qm_list_push_front(queue, page);
   }
   _qm_heap_update_class_page(heap, cls);
   qm_assert_expensive(_qm_heap_is_valid(heap));
@@ -157,6 +125,14 @@ void *_qm_small_alloc_slow(qm_heap_t *heap, size_t cls, bool zero) {
   return block;
 }
 
+/* Puts a page that has blocks to give at the end of its class queue. */
+static void queue_append(qm_heap_t *heap, qm_page_t *page) {
+  qm_page_list_t *queue = &heap->class_queue[page->size_class];
+  qm_list_push_back(queue, page);
+  if (queue->first == page)
+    _qm_heap_update_class_page(heap, page->size_class);
+}
+
 void _qm_page_free_flagged(qm_heap_t *heap, qm_page_t *page, qm_block_t *block) {
   uint8_t flags = page->flags;
   if (flags & QM_PAGE_NOT_IN_USE)
@@ -175,12 +151,8 @@ void _qm_page_free_flagged(qm_heap_t *heap, qm_page_t *page, qm_block_t *block) 
   page->free = block;
   page->used--;
   page->flags = flags & (uint8_t) ~(QM_PAGE_FREE_ZERO | QM_PAGE_IN_FULL);
-  if (flags & QM_PAGE_IN_FULL) {
-    qm_page_list_t *queue = &heap->class_queue[page->size_class];
-    _qm_page_queue_push_back(queue, page);
-    if (queue->first == page)
-      _qm_heap_update_class_page(heap, page->size_class);
-  }
+  if (flags & QM_PAGE_IN_FULL)
+    queue_append(heap, page);
   if (page->used == 0)
     _qm_page_release_if_idle(heap, page);
 }
@@ -194,7 +166,7 @@ void _qm_page_release_if_idle(qm_heap_t *heap, qm_page_t *page) {
   qm_page_list_t *queue = &heap->class_queue[page->size_class];
   if (queue->first == page)
     return;
-  _qm_page_queue_remove(queue, page);
+  qm_list_remove(queue, page);
   page->flags = 0;
   _qm_span_free(heap, page);
 }
@@ -212,7 +184,7 @@ bool _qm_heap_sweep_pages(qm_heap_t *heap, bool keep_current) {
     while (page != NULL) {
       qm_page_t *next = page->next;
       if (page->used == 0) {
-        _qm_page_queue_remove(queue, page);
+        qm_list_remove(queue, page);
         page->flags = 0;
         _qm_span_free(heap, page);
         freed = true;
@@ -228,10 +200,7 @@ bool _qm_heap_sweep_pages(qm_heap_t *heap, bool keep_current) {
 void _qm_page_adopt(qm_heap_t *heap, qm_page_t *page) {
   if (page->free != NULL || page->capacity < page->reserved) {
     page->flags &= (uint8_t)~QM_PAGE_IN_FULL;
-    qm_page_list_t *queue = &heap->class_queue[page->size_class];
-    _qm_page_queue_push_back(queue, page);
-    if (queue->first == page)
-      _qm_heap_update_class_page(heap, page->size_class);
+    queue_append(heap, page);
   } else {
     page->flags |= QM_PAGE_IN_FULL;
   }

@@ -25,34 +25,12 @@ size_t _qm_span_bin(size_t slices) {
   return bin < QM_SPAN_BINS ? bin : QM_SPAN_BINS - 1;
 }
 
-static void list_push_front(qm_page_list_t *list, qm_page_t *page) {
-  page->prev = NULL;
-  page->next = list->first;
-  if (list->first)
-    list->first->prev = page;
-  else
-    list->last = page;
-  list->first = page;
-}
-
-static void list_remove(qm_page_list_t *list, qm_page_t *page) {
-  if (page->prev)
-    page->prev->next = page->next;
-  else
-    list->first = page->next;
-  if (page->next)
-    page->next->prev = page->prev;
-  else
-    list->last = page->prev;
-  page->next = page->prev = NULL;
-}
-
 void _qm_span_insert_free(qm_heap_t *heap, qm_page_t *span) {
-  list_push_front(&heap->span_bins[_qm_span_bin(span->slice_count)], span);
+  qm_list_push_front(&heap->span_bins[_qm_span_bin(span->slice_count)], span);
 }
 
 void _qm_span_remove_free(qm_heap_t *heap, qm_page_t *span) {
-  list_remove(&heap->span_bins[_qm_span_bin(span->slice_count)], span);
+  qm_list_remove(&heap->span_bins[_qm_span_bin(span->slice_count)], span);
 }
 
 /* Writes the descriptors every span needs: its head, and the offset on its last slice. */
