@@ -165,8 +165,10 @@ void _qm_heap_abandon(qm_heap_t *heap) {
     segment = next;
   }
   heap_reset(heap);
-  if (_qm_tls_heap == heap)
+  if (_qm_tls_heap == heap) {
     _qm_tls_heap = &_qm_empty_heap;
+    _qm_thread_key_set(NULL); /* the heap may go to another thread: this one must not abandon it again */
+  }
   heap_pool_give(heap);
 }
 
