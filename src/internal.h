@@ -22,10 +22,8 @@
 
 #define qm_likely(x) __builtin_expect(!!(x), 1)
 #define qm_unlikely(x) __builtin_expect(!!(x), 0)
-#define qm_noinline __attribute__((noinline))
 #define qm_cold __attribute__((cold, noinline))
 #define qm_noreturn __attribute__((noreturn))
-#define qm_hidden __attribute__((visibility("hidden")))
 #define qm_printf_like(f, a) __attribute__((format(printf, f, a)))
 
 /* The thread's heap. initial-exec TLS: one fs-relative load, no call. See docs/DESIGN.md on why

@@ -54,7 +54,6 @@ _Static_assert(QM_DEBUG >= 0 && QM_DEBUG <= 3, "QM_DEBUG must be 0..3");
  * Geometry
  * ------------------------------------------------------------------------------------------- */
 
-#define QM_INTPTR_BITS 64
 #define QM_ALIGNMENT 16 /* every block is aligned at least this much */
 
 #define QM_SEGMENT_SHIFT 22 /* 4 MiB segments */
