@@ -265,6 +265,10 @@ void _qm_os_shrink(void *p, size_t old_size, size_t new_size);
 void _qm_os_write_stderr(const char *s, size_t n);
 const char *_qm_os_getenv(const char *name);
 int _qm_os_getpid(void);
+/* How long empty memory (cached segments, free spans of abandoned segments) stays resident before
+ * it is purged: long enough that threads which come and go reuse it warm. */
+#define QM_DECAY_DELAY_NS (50 * 1000 * 1000ull)
+
 /* Monotonic clock, for decay decisions on slow paths. */
 uint64_t _qm_os_now_ns(void);
 

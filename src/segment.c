@@ -29,12 +29,11 @@ void _qm_segment_map_set(const void *segment, unsigned state) {
  * Empty-segment cache: a few empty segments ready for reuse, so that threads that come and go do
  * not map, fault in and unmap 4 MiB each time. A segment enters the cache as it is (its pages still
  * resident, so the next thread finds them warm) and is purged once it has sat unused for
- * QM_CACHE_PURGE_DELAY_NS; the check runs whenever the cache is used.
+ * QM_DECAY_DELAY_NS; the check runs whenever the cache is used.
  * Invariant: cached segments have owner NULL, used_slices == 0, map state FREED.
  * ------------------------------------------------------------------------------------------- */
 
 #define QM_SEGMENT_CACHE_MAX 8
-#define QM_CACHE_PURGE_DELAY_NS (50 * 1000 * 1000ull)
 
 typedef struct cache_entry_s {
   qm_segment_t *segment;
@@ -56,7 +55,7 @@ static void segment_purge(qm_segment_t *segment) {
 static void cache_decay_locked(uint64_t now, bool all) {
   size_t n = atomic_load_explicit(&cache_count, memory_order_relaxed);
   for (size_t i = 0; i < n; i++) {
-    if (cache[i].purged || (!all && now - cache[i].cached_at_ns < QM_CACHE_PURGE_DELAY_NS))
+    if (cache[i].purged || (!all && now - cache[i].cached_at_ns < QM_DECAY_DELAY_NS))
       continue;
     segment_purge(cache[i].segment);
     cache[i].purged = true;
@@ -114,42 +113,91 @@ bool _qm_segment_cache_trim(void) {
 }
 
 /* ---------------------------------------------------------------------------------------------
- * Abandoned segments: owner NULL, abandoned == 1, linked through next/prev.
+ * Abandoned segments: owner NULL, linked through next/prev on one of two lists.
+ *   dirty  (abandoned == 1): newest first; their free spans may still be resident. Adoption takes
+ *          from the front, where memory is most likely still warm.
+ *   clean  (abandoned == 2): their free spans have been purged. A segment moves here from the
+ *          back of the dirty list once it has waited QM_DECAY_DELAY_NS, checked whenever the lists
+ *          change; so the memory of exited threads is given back unless a new thread soon reuses it.
  * ------------------------------------------------------------------------------------------- */
 
+typedef struct segment_list_s {
+  qm_segment_t *first;
+  qm_segment_t *last;
+} segment_list_t;
+
 static qm_lock_t abandoned_lock;
-static qm_segment_t *abandoned_first;
+static segment_list_t abandoned_dirty, abandoned_clean;
 static _Atomic size_t abandoned_count;
 
 size_t _qm_segment_abandoned_count(void) {
   return atomic_load_explicit(&abandoned_count, memory_order_relaxed);
 }
 
-static void abandoned_unlink(qm_segment_t *segment) {
+static void list_push_front(segment_list_t *list, qm_segment_t *segment) {
+  segment->prev = NULL;
+  segment->next = list->first;
+  if (list->first)
+    list->first->prev = segment;
+  else
+    list->last = segment;
+  list->first = segment;
+}
+
+static void list_unlink(segment_list_t *list, qm_segment_t *segment) {
   if (segment->prev)
     segment->prev->next = segment->next;
   else
-    abandoned_first = segment->next;
+    list->first = segment->next;
   if (segment->next)
     segment->next->prev = segment->prev;
+  else
+    list->last = segment->prev;
   segment->next = segment->prev = NULL;
+}
+
+static void abandoned_unlink(qm_segment_t *segment) {
+  list_unlink(segment->abandoned == 2 ? &abandoned_clean : &abandoned_dirty, segment);
   segment->abandoned = 0;
   atomic_fetch_sub_explicit(&abandoned_count, 1, memory_order_relaxed);
+}
+
+/* Gives back the pages of every free span of a segment nobody owns (lock held: no heap can adopt
+ * it meanwhile, and frees into it only park blocks). */
+static void purge_free_spans(qm_segment_t *segment) {
+  size_t i = QM_SEGMENT_FIRST_SLICE;
+  while (i < QM_SLICES_PER_SEGMENT) {
+    qm_page_t *span = &segment->slices[i];
+    if (span->kind == QM_SPAN_FREE && !span->is_zero) {
+      _qm_os_purge(qm_page_start(span), span->slice_count * QM_SLICE_SIZE);
+      span->is_zero = 1;
+    }
+    i += span->slice_count;
+  }
+}
+
+static void abandoned_decay_locked(uint64_t now) {
+  qm_segment_t *oldest;
+  while ((oldest = abandoned_dirty.last) != NULL && now - oldest->abandoned_at_ns >= QM_DECAY_DELAY_NS) {
+    list_unlink(&abandoned_dirty, oldest);
+    purge_free_spans(oldest);
+    oldest->abandoned = 2;
+    list_push_front(&abandoned_clean, oldest);
+  }
 }
 
 void _qm_segment_abandon(qm_heap_t *heap, qm_segment_t *segment) {
   qm_assert_internal(atomic_load_explicit(&segment->owner_heap, memory_order_relaxed) == heap);
   _qm_heap_segment_unlink(heap, segment);
+  uint64_t now = _qm_os_now_ns();
   _qm_lock(&abandoned_lock);
   segment->abandoned = 1;
-  segment->prev = NULL;
-  segment->next = abandoned_first;
-  if (abandoned_first)
-    abandoned_first->prev = segment;
-  abandoned_first = segment;
+  segment->abandoned_at_ns = now;
+  list_push_front(&abandoned_dirty, segment);
   atomic_fetch_add_explicit(&abandoned_count, 1, memory_order_relaxed);
-  /* From here on, frees into the segment take the adoption route in free.c. */
+  /* From here on, frees into the segment park their blocks (free.c). */
   set_owner(segment, NULL);
+  abandoned_decay_locked(now);
   _qm_unlock(&abandoned_lock);
 }
 
@@ -204,8 +252,10 @@ int _qm_segment_free_abandoned(qm_segment_t *segment, qm_block_t *block) {
 static qm_segment_t *adopt_any(qm_heap_t *heap) {
   if (_qm_segment_abandoned_count() == 0)
     return NULL;
+  uint64_t now = _qm_os_now_ns();
   _qm_lock(&abandoned_lock);
-  qm_segment_t *segment = abandoned_first;
+  abandoned_decay_locked(now);
+  qm_segment_t *segment = abandoned_dirty.first ? abandoned_dirty.first : abandoned_clean.first;
   qm_block_t *freed = segment ? adopt_locked(heap, segment) : NULL;
   _qm_unlock(&abandoned_lock);
   if (segment)

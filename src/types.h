@@ -189,14 +189,15 @@ typedef struct qm_segment_s {
   void *mapping_base;                     /* start of the OS mapping (huge: may precede segment) */
   /* normal segments */
   uint32_t used_slices;       /* slices in small or large spans */
-  uint32_t abandoned;         /* on the abandoned list */
+  uint32_t abandoned;         /* 0: owned or free; 1: on the dirty abandoned list; 2: on the clean one */
+  uint64_t abandoned_at_ns;   /* when it was abandoned (monotonic clock) */
   qm_block_t *abandoned_free; /* blocks freed while abandoned; under the abandoned-list lock */
   struct qm_segment_s *next;  /* in the owner heap's segment list, or the abandoned list */
   struct qm_segment_s *prev;
   /* huge segments */
   size_t block_offset; /* bytes from segment to the block */
   size_t block_size;   /* usable bytes of the huge block */
-  uint8_t padding_[56];
+  uint8_t padding_[48];
   qm_page_t slices[QM_SLICES_PER_SEGMENT];
 } qm_segment_t;
 
