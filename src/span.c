@@ -100,6 +100,14 @@ void _qm_span_free(qm_heap_t *heap, qm_page_t *span) {
   size_t count = span->slice_count;
   qm_assert(segment->used_slices >= count);
   segment->used_slices -= (uint32_t)count;
+  /* The span's slices stop pointing at its head: a late free of a pointer into this memory (a
+   * double free after the page was given back) then meets a descriptor marked NOT_IN_USE and is
+   * reported, instead of landing on whatever span later begins at the old head. */
+  for (size_t i = 1; i < count; i++) {
+    span[i].slice_offset = 0;
+    span[i].kind = QM_SPAN_META;
+    span[i].flags = QM_PAGE_NOT_IN_USE;
+  }
   bool is_zero = false;
 
   /* Merge with the span that follows: it begins right after our last slice. */
