@@ -24,12 +24,11 @@ qm_heap_t _qm_empty_heap = {
 qm_counters_t _qm_counters;
 
 /* ---------------------------------------------------------------------------------------------
- * The heap pool: heaps of exited threads, and the list of heaps in use.
+ * The heap pool: heaps of exited threads, ready for new ones.
  * ------------------------------------------------------------------------------------------- */
 
 static qm_lock_t pool_lock;
-static qm_heap_t *pool_free;  /* heaps ready for reuse */
-static qm_heap_t *heaps_live; /* heaps in use */
+static qm_heap_t *pool_free; /* heaps ready for reuse, linked through pool_next */
 
 static void heap_reset(qm_heap_t *heap) {
   for (size_t i = 0; i < QM_DIRECT_COUNT; i++)
@@ -67,12 +66,7 @@ static qm_heap_t *heap_pool_take(void) {
     heap = pool_free;
   }
   pool_free = heap->pool_next;
-  heap->pool_prev = NULL;
-  heap->pool_next = heaps_live;
-  if (heaps_live)
-    heaps_live->pool_prev = heap;
-  heaps_live = heap;
-  heap->in_use = true;
+  heap->pool_next = NULL;
   _qm_unlock(&pool_lock);
   qm_counter_add(&_qm_counters.heaps_active, 1);
   qm_counter_add(&_qm_counters.heaps_created, 1);
@@ -81,14 +75,6 @@ static qm_heap_t *heap_pool_take(void) {
 
 static void heap_pool_give(qm_heap_t *heap) {
   _qm_lock(&pool_lock);
-  if (heap->pool_prev)
-    heap->pool_prev->pool_next = heap->pool_next;
-  else
-    heaps_live = heap->pool_next;
-  if (heap->pool_next)
-    heap->pool_next->pool_prev = heap->pool_prev;
-  heap->in_use = false;
-  heap->pool_prev = NULL;
   heap->pool_next = pool_free;
   pool_free = heap;
   _qm_unlock(&pool_lock);

@@ -85,10 +85,12 @@ void _qm_lock(qm_lock_t *lock) {
  * Threads and fork
  * ------------------------------------------------------------------------------------------- */
 
-bool _qm_thread_key_ready(void) { return atomic_load_explicit(&thread_key_ready, memory_order_acquire); }
+static bool thread_key_ready_now(void) {
+  return atomic_load_explicit(&thread_key_ready, memory_order_acquire);
+}
 
 void _qm_thread_key_set(qm_heap_t *heap) {
-  if (_qm_thread_key_ready())
+  if (thread_key_ready_now())
     pthread_setspecific(thread_key, heap);
 }
 

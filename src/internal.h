@@ -399,7 +399,6 @@ static inline void qm_ensure_process_init(void) {
   if (qm_unlikely(atomic_load_explicit(&_qm_process_state, memory_order_acquire) != 2))
     _qm_process_init();
 }
-bool _qm_thread_key_ready(void);
 void _qm_thread_key_set(qm_heap_t *heap);
 
 typedef struct qm_options_s {

@@ -263,6 +263,7 @@ static qm_segment_t *adopt_any(qm_heap_t *heap) {
   return segment;
 }
 
+/* Returns true when some adopted segment turned out empty and was released (to the cache). */
 bool _qm_segment_collect_abandoned(qm_heap_t *heap) {
   size_t before = heap->segment_count + _qm_segment_abandoned_count();
   size_t n = _qm_segment_abandoned_count();

@@ -232,9 +232,7 @@ typedef struct qm_heap_s {
   size_t segment_count;
   size_t empty_segment_count;  /* segments with no used slice (kept one for reuse) */
   uint64_t slow_path_count;    /* drives periodic sweeps of empty pages */
-  struct qm_heap_s *pool_next; /* in the process heap pool / live list */
-  struct qm_heap_s *pool_prev;
-  bool in_use;
+  struct qm_heap_s *pool_next; /* in the heap pool while no thread uses it */
 } qm_heap_t;
 
 #endif /* QM_TYPES_H */
