@@ -44,6 +44,8 @@ static void heap_reset(qm_heap_t *heap) {
   heap->segment_count = 0;
   heap->empty_segment_count = 0;
   heap->slow_path_count = 0;
+  heap->decay_next_ns = 0;
+  heap->span_lock_depth = 0;
 }
 
 /* Takes a heap from the pool, or carves new ones from a fresh OS mapping. */
@@ -137,6 +139,7 @@ void _qm_heap_collect_inbox(qm_heap_t *heap) {
 
 void _qm_heap_abandon(qm_heap_t *heap) {
   qm_assert_expensive(_qm_heap_is_valid(heap));
+  qm_span_lock_enter(heap);
   _qm_heap_collect_inbox(heap);
   _qm_heap_sweep_pages(heap, false);
   qm_segment_t *segment = heap->segments;
@@ -150,6 +153,7 @@ void _qm_heap_abandon(qm_heap_t *heap) {
     }
     segment = next;
   }
+  qm_span_lock_leave(heap);
   heap_reset(heap);
   if (_qm_tls_heap == heap) {
     _qm_tls_heap = &_qm_empty_heap;
@@ -174,11 +178,13 @@ void _qm_thread_exit(void *value) {
 bool _qm_heap_trim(qm_heap_t *heap) {
   bool released = false;
   if (heap != &_qm_empty_heap) {
+    qm_span_lock_enter(heap);
     /* Segments of exited threads: adopt them, so what is free in them can be released too. */
     released |= _qm_segment_collect_abandoned(heap);
     _qm_heap_collect_inbox(heap);
     released |= _qm_heap_sweep_pages(heap, false);
-    /* Empty segments go back to the OS; the rest give back their free spans' pages. */
+    released |= _qm_heap_purge_all(heap);
+    /* Empty segments go back to the OS. */
     qm_segment_t *segment = heap->segments;
     while (segment != NULL) {
       qm_segment_t *next = segment->next;
@@ -188,7 +194,7 @@ bool _qm_heap_trim(qm_heap_t *heap) {
       }
       segment = next;
     }
-    released |= _qm_span_purge_free(heap);
+    qm_span_lock_leave(heap);
   }
   released |= _qm_segment_cache_trim();
   return released;
