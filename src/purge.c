@@ -79,17 +79,15 @@ size_t _qm_page_thin(qm_page_t *page) {
         free_bits[i / 64] |= 1ull << (i % 64);
   }
 
-  /* 2. Units of the carved part whose every block is free, and that are not holes yet. */
-  size_t carved = capacity * block_size;
-  size_t units = (carved + ((size_t)1 << shift) - 1) >> shift;
+  /* 2. Units wholly inside the carved part whose every block is free, and that are not holes yet.
+   * (A unit reaching past the carved part is never a hole: blocks carved later would land in it.) */
+  size_t units = (capacity * block_size) >> shift;
   uint64_t new_holes = 0;
   for (size_t u = 0; u < units; u++) {
     if (page->hole_map & (1ull << u))
       continue;
     size_t first_byte = u << shift;
     size_t last_byte = ((u + 1) << shift) - 1;
-    if (last_byte >= carved)
-      last_byte = carved - 1;
     bool all_free = true;
     for (size_t i = first_byte / block_size; i <= last_byte / block_size && all_free; i++)
       all_free = (free_bits[i / 64] >> (i % 64)) & 1;
