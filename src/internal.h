@@ -299,6 +299,9 @@ static inline size_t qm_counter_get(_Atomic size_t *c) {
 qm_segment_t *_qm_segment_acquire(qm_heap_t *heap);
 /* Releases a segment with no used slice (its single free span must still be in heap's bins). */
 void _qm_segment_release(qm_heap_t *heap, qm_segment_t *segment);
+/* Releases a segment whatever is live in it (qm_heap_destroy): its blocks cease to exist, and a
+ * later free of one is reported. heap's span bins and queues are left stale: the caller resets them. */
+void _qm_segment_discard(qm_heap_t *heap, qm_segment_t *segment);
 /* Hands a segment with live blocks to the abandoned list. */
 void _qm_segment_abandon(qm_heap_t *heap, qm_segment_t *segment);
 /* Frees a block into a segment that has no owner: the block waits on the segment's list until a
@@ -380,6 +383,10 @@ size_t _qm_page_thin(qm_page_t *page);
  * ------------------------------------------------------------------------------------------- */
 
 void *_qm_huge_alloc(size_t size, size_t alignment, bool zero);
+/* A huge block listed in the first-class heap `heap`, so that destroying the heap unmaps it. */
+void *_qm_huge_alloc_listed(qm_heap_t *heap, size_t size, size_t alignment, bool zero);
+/* Unmaps every huge block listed in heap (qm_heap_destroy). */
+void _qm_huge_release_listed(qm_heap_t *heap);
 void _qm_huge_free(qm_segment_t *segment, void *p);
 /* Resizes to new_size (> QM_LARGE_MAX); returns the block's new address or NULL (block intact). */
 void *_qm_huge_realloc(qm_segment_t *segment, void *p, size_t new_size);
@@ -390,6 +397,11 @@ void *_qm_huge_realloc(qm_segment_t *segment, void *p, size_t new_size);
 
 /* The calling thread's heap, created on first use; NULL only when out of memory. */
 qm_heap_t *_qm_heap_get_or_init(void);
+/* A heap struct from the pool (reset, thread_id 0), or NULL; and back into the pool. */
+qm_heap_t *_qm_heap_pool_take(void);
+void _qm_heap_pool_give(qm_heap_t *heap);
+/* Empties every list and pointer of heap (its segments must be gone already). */
+void _qm_heap_reset(qm_heap_t *heap);
 void _qm_heap_collect_inbox(qm_heap_t *heap);
 /* Hands heap back: frees what is free, abandons segments with live blocks. */
 void _qm_heap_abandon(qm_heap_t *heap);
@@ -411,6 +423,14 @@ static inline void qm_span_lock_leave(qm_heap_t *heap) {
     _qm_unlock(&heap->span_lock);
 }
 void _qm_heap_segment_unlink(qm_heap_t *heap, qm_segment_t *segment);
+
+/* ---------------------------------------------------------------------------------------------
+ * user_heap.c: first-class heaps
+ * ------------------------------------------------------------------------------------------- */
+
+static inline bool qm_heap_is_user(const qm_heap_t *heap) { return heap->user_magic == QM_USER_HEAP_MAGIC; }
+/* At thread exit: the first-class heaps of thread_heap lose their owner thread (they stay valid). */
+void _qm_user_heaps_orphan(qm_heap_t *thread_heap);
 
 /* ---------------------------------------------------------------------------------------------
  * alloc.c / free.c

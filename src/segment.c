@@ -319,8 +319,9 @@ static void segment_init(qm_heap_t *heap, qm_segment_t *segment, bool fresh, qm_
 
 qm_segment_t *_qm_segment_acquire(qm_heap_t *heap) {
   /* Adopting first keeps the memory of exited threads in use. Adopted segments may be full, so
-   * take a few before giving up on them. */
-  for (int tries = 0; tries < 4; tries++) {
+   * take a few before giving up on them. A first-class heap adopts nothing: destroying it releases
+   * its segments whole, and an adopted one would hold other code's live blocks. */
+  for (int tries = qm_heap_is_user(heap) ? 4 : 0; tries < 4; tries++) {
     qm_segment_t *segment = adopt_any(heap);
     if (segment == NULL)
       break;
@@ -363,6 +364,27 @@ void _qm_segment_release(qm_heap_t *heap, qm_segment_t *segment) {
   if (cache_push(segment, (qm_memory_t)span->is_zero))
     return;
   segment_unmap(segment);
+}
+
+void _qm_segment_discard(qm_heap_t *heap, qm_segment_t *segment) {
+  _qm_heap_segment_unlink(heap, segment);
+  set_owner(segment, NULL);
+  _qm_segment_map_set(segment, QM_MAP_FREED);
+  /* Every usable slice stops belonging to a span, as when spans are freed: if the segment is
+   * reused from the cache, a late free of a block of the discarded heap that lands where no new
+   * span begins meets NOT_IN_USE and is reported, instead of following a stale descriptor. */
+  for (size_t i = QM_SEGMENT_FIRST_SLICE; i < QM_SLICES_PER_SEGMENT; i++) {
+    segment->slices[i].kind = QM_SPAN_META;
+    segment->slices[i].flags = QM_PAGE_NOT_IN_USE;
+    segment->slices[i].slice_offset = 0;
+    segment->slices[i].slice_count = 0;
+  }
+  segment->used_slices = 0;
+  if (cache_push(segment, false))
+    return;
+  qm_counter_sub(&_qm_counters.segments_mapped, 1);
+  qm_counter_sub(&_qm_counters.segment_bytes, QM_SEGMENT_SIZE);
+  _qm_os_unmap(segment, QM_SEGMENT_SIZE);
 }
 
 /* ---------------------------------------------------------------------------------------------

@@ -191,11 +191,6 @@ typedef enum qm_segment_kind_e {
 
 struct qm_heap_s;
 
-/* A spin lock (init.c); only on paths a steady-state allocation never takes. */
-typedef struct qm_lock_s {
-  _Atomic int locked;
-} qm_lock_t;
-
 /* qm_segment_t: the header at the start of every segment and huge mapping.
  *
  *   +------------------+------------------------------+--------+--------+-----  ---+
@@ -208,10 +203,11 @@ typedef struct qm_lock_s {
  *
  * owner_thread and owner_heap are atomic: other threads read them to route a free. They are written
  * by the owner when it abandons the segment (0 / NULL), and by the adopter under the abandoned-list
- * lock. owner_thread == 0 <=> owner_heap == NULL.
+ * lock. owner_heap == NULL => owner_thread == 0; owner_thread == 0 with an owner_heap means that heap
+ * is a first-class heap whose thread has exited (orphaned: every free goes to its inbox).
  */
 typedef struct qm_segment_s {
-  _Atomic(uintptr_t) owner_thread;        /* the owner heap's thread_id; 0: abandoned, or huge.
+  _Atomic(uintptr_t) owner_thread;        /* the owner heap's thread_id; 0: abandoned, orphaned, huge.
                                              The free fast path compares it with the thread pointer. */
   _Atomic(struct qm_heap_s *) owner_heap; /* NULL: abandoned, or huge */
   uint32_t kind;                          /* qm_segment_kind_t */
@@ -226,9 +222,11 @@ typedef struct qm_segment_s {
   struct qm_segment_s *next;  /* in the owner heap's segment list, or the abandoned list */
   struct qm_segment_s *prev;
   /* huge segments */
-  size_t block_offset; /* bytes from segment to the block */
-  size_t block_size;   /* usable bytes of the huge block */
-  uint8_t padding_[48];
+  size_t block_offset;          /* bytes from segment to the block */
+  size_t block_size;            /* usable bytes of the huge block */
+  struct qm_heap_s *huge_owner; /* the first-class heap that lists this huge block (next/prev link it
+                                   into its huge_blocks), or NULL; written under that heap's huge_lock */
+  uint8_t padding_[40];
   qm_page_t slices[QM_SLICES_PER_SEGMENT];
 } qm_segment_t;
 
@@ -238,10 +236,23 @@ typedef struct qm_segment_s {
 #define QM_SEGMENT_USABLE_SLICES (QM_SLICES_PER_SEGMENT - QM_SEGMENT_META_SLICES)
 
 /* ---------------------------------------------------------------------------------------------
+ * Locks: a spin lock, taken only on paths a steady-state allocation never takes.
+ * ------------------------------------------------------------------------------------------- */
+
+typedef struct qm_lock_s {
+  _Atomic int locked;
+} qm_lock_t;
+
+/* ---------------------------------------------------------------------------------------------
  * Heaps
  * ------------------------------------------------------------------------------------------- */
 
-/* qm_heap_t: one thread's allocator.
+/* qm_heap_t: one thread's allocator, or a first-class heap (qm_heap_new, src/user_heap.c).
+ *
+ * A first-class heap is an ordinary heap that is not the thread's TLS heap: it allocates only when
+ * asked by name, from the thread that created it (thread_id), and qm_heap_destroy releases all of
+ * its segments and huge blocks at once. Its thread heap lists it in user_heaps, so that it can be
+ * orphaned (thread_id 0) when the thread exits.
  *
  * Invariants:
  *   direct[i] (size (i*16-15 .. i*16)) and class_page[c] point at the first page of the class's
@@ -250,7 +261,12 @@ typedef struct qm_segment_s {
  *   Every page in class_queue[c] has size_class == c and is not IN_FULL.
  *   Every free span of every segment in `segments` is in span_bins[span_bin(count)].
  *   inbox is the only field other threads write (atomic push); the owner drains it with exchange.
- *   thread_id identifies the owning thread; 0 when the heap is not in use.
+ *   thread_id identifies the owning thread; 0 when the heap is not in use, or orphaned.
+ *   user_magic == QM_USER_HEAP_MAGIC exactly while the heap is a live first-class heap; then every
+ *   segment in `segments` has owner_thread == thread_id, and no segment ever leaves it except to
+ *   be released (a first-class heap never adopts nor abandons segments).
+ *   huge_blocks (first-class heaps): every live huge block allocated from the heap, each with
+ *   huge_owner == this heap; under huge_lock, since any thread may free a huge block.
  */
 typedef struct qm_heap_s {
   qm_page_t *direct[QM_DIRECT_COUNT];    /* fast path for sizes <= QM_DIRECT_MAX */
@@ -271,6 +287,15 @@ typedef struct qm_heap_s {
   qm_lock_t span_lock;
   uint32_t span_lock_depth;
   struct qm_heap_s *pool_next; /* in the heap pool while no thread uses it */
+  /* first-class heaps */
+  uint32_t user_magic;          /* QM_USER_HEAP_MAGIC: a live first-class heap */
+  qm_lock_t huge_lock;          /* guards huge_blocks and the huge_owner links */
+  qm_segment_t *huge_blocks;    /* this heap's huge blocks (linked via next/prev) */
+  struct qm_heap_s *user_heaps; /* thread heap: the first-class heaps this thread owns */
+  struct qm_heap_s *user_next;  /* first-class heap: in its thread heap's user_heaps */
+  struct qm_heap_s *user_prev;
 } qm_heap_t;
+
+#define QM_USER_HEAP_MAGIC 0x716d4850u /* "qmHP" */
 
 #endif /* QM_TYPES_H */
