@@ -86,12 +86,103 @@ typedef struct qm_process_info_s {
   size_t segment_bytes;      /* bytes of address space held by segments */
   size_t huge_blocks;        /* huge blocks currently mapped */
   size_t huge_bytes;         /* bytes held by huge mappings */
-  size_t heaps_active;       /* thread heaps in use */
+  size_t heaps_active;       /* heaps in use: thread heaps and first-class heaps (qm_heap_new) */
   size_t segments_abandoned; /* segments waiting to be adopted by a live thread */
   size_t os_map_calls;       /* mmap calls so far */
   size_t os_unmap_calls;     /* munmap calls so far */
 } qm_process_info_t;
 QM_API void qm_process_info(qm_process_info_t *info);
+
+/* ---- First-class heaps (docs/POOLS.md) ----
+ *
+ * A heap of its own, destroyed in one call with every block still in it. Blocks come from the
+ * same pages, size classes and checks as malloc's and are freed with qm_free()/free() (or realloc'ed)
+ * like any other block, from any thread.
+ * Threads: allocation (qm_heap_malloc, ...) and qm_heap_destroy only on the thread that created the
+ * heap; anything else aborts with a message. When that thread exits (or calls qm_thread_done) the
+ * heap is orphaned: its blocks stay valid and may still be freed, it allocates no more, and any one
+ * thread may then destroy it (nothing else frees its memory). Blocks of a destroyed heap must not
+ * be used or freed again. */
+typedef struct qm_heap_s qm_heap_t;
+
+/* A new empty heap owned by the calling thread; NULL with errno ENOMEM when out of memory. */
+QM_API qm_heap_t *qm_heap_new(void);
+/* Frees every block of the heap at once, then the heap itself. NULL does nothing. Aborts when
+ * another live thread owns the heap. */
+QM_API void qm_heap_destroy(qm_heap_t *h);
+/* malloc, calloc and aligned_alloc from h: same semantics as the qm_ functions (errno ENOMEM on
+ * failure; EINVAL for an alignment that is not a power of two). */
+QM_API QM_MALLOC_LIKE QM_ALLOC_SIZE(2) void *qm_heap_malloc(qm_heap_t *h, size_t size);
+QM_API QM_MALLOC_LIKE QM_ALLOC_SIZE2(2, 3) void *qm_heap_calloc(qm_heap_t *h, size_t count, size_t size);
+QM_API QM_MALLOC_LIKE QM_ALLOC_SIZE(3) void *qm_heap_aligned_alloc(qm_heap_t *h, size_t alignment,
+                                                                   size_t size);
+/* realloc into h: p may be any qmalloc block (or NULL); the result is a block of h. (qm_realloc of
+ * a block of h may move it to the calling thread's own heap.) size 0 frees p and returns NULL. */
+QM_API QM_ALLOC_SIZE(3) void *qm_heap_realloc(qm_heap_t *h, void *p, size_t size);
+/* As qm_heap_validate, for h: checks every structure of h (and its list of huge blocks). Call it on
+ * the owning thread, or on an orphaned heap. */
+QM_API bool qm_heap_check(qm_heap_t *h);
+
+/* ---- Object pools: fixed-size objects, allocated and freed in O(1) ----
+ *
+ * alignment 0 means 16; it must be a power of two (objects are at least pointer-aligned).
+ * object_size may be 0 (objects of one pointer) and at most 64 MiB. NULL with errno EINVAL for a bad
+ * alignment or flag, ENOMEM when out of memory. A plain pool is for one thread at a time (the
+ * caller serialises); QM_POOL_THREAD_SAFE makes every call take the pool's spin lock. Freeing an
+ * object into a pool it does not come from aborts with a message; so does the most common double
+ * free (the object freed last, freed again). Memory goes back to qmalloc only at qm_pool_destroy,
+ * which frees every object, live or not. */
+typedef struct qm_pool_s qm_pool_t;
+#define QM_POOL_THREAD_SAFE 1u
+
+QM_API qm_pool_t *qm_pool_new(size_t object_size, size_t alignment);
+QM_API qm_pool_t *qm_pool_new_ex(size_t object_size, size_t alignment, unsigned flags);
+/* An object, or NULL with errno ENOMEM. */
+QM_API QM_MALLOC_LIKE void *qm_pool_alloc(qm_pool_t *p);
+/* NULL does nothing. */
+QM_API void qm_pool_free(qm_pool_t *p, void *obj);
+QM_API void qm_pool_destroy(qm_pool_t *p);
+/* The pool's object size (object_size rounded up to the alignment). */
+QM_API size_t qm_pool_object_size(const qm_pool_t *p);
+
+/* ---- Arenas (regions): bump allocation, freed all at once or back to a mark ----
+ *
+ * Single-threaded: one thread at a time. The arena grows: when its current chunk is full it takes a
+ * new one (sizes start at initial_capacity, 0 meaning 64 KiB, and double up to 64 MiB); a request
+ * above a quarter of the chunk size gets a block of its own. NULL with errno ENOMEM only when qmalloc
+ * itself is out of memory. */
+typedef struct qm_arena_s qm_arena_t;
+
+QM_API qm_arena_t *qm_arena_new(size_t initial_capacity);
+/* size bytes aligned to 16. size 0 returns a valid pointer that may equal the next block. */
+QM_API void *qm_arena_alloc(qm_arena_t *a, size_t size);
+/* alignment: a power of two (else NULL with EINVAL). */
+QM_API void *qm_arena_aligned_alloc(qm_arena_t *a, size_t alignment, size_t size);
+/* The arena's current top, to return to with qm_arena_reset_to. Marks only grow between resets. */
+QM_API size_t qm_arena_mark(qm_arena_t *a);
+/* Frees everything allocated after the mark. A mark above the top (not a mark of this arena, or
+ * one taken before a reset) aborts with a message. */
+QM_API void qm_arena_reset_to(qm_arena_t *a, size_t mark);
+/* Frees everything; keeps the newest (largest) chunk, so a loop that fills and resets the arena
+ * stops growing after its first rounds. Marks taken before are void. */
+QM_API void qm_arena_reset(qm_arena_t *a);
+/* Frees the arena and everything in it. NULL does nothing. */
+QM_API void qm_arena_destroy(qm_arena_t *a);
+
+/* ---- Stacks: LIFO allocation in a fixed buffer ----
+ *
+ * Single-threaded. The stack does not grow: each block takes its size rounded up to 16 plus 16
+ * bytes, and an allocation that does not fit in the capacity left returns NULL with errno ENOMEM.
+ * qm_stack_free must be given the newest live block (NULL does nothing); any other pointer aborts
+ * with "stack block freed out of order". */
+typedef struct qm_stack_s qm_stack_t;
+
+QM_API qm_stack_t *qm_stack_new(size_t capacity);
+/* size bytes aligned to 16, or NULL (ENOMEM). */
+QM_API void *qm_stack_alloc(qm_stack_t *s, size_t size);
+QM_API void qm_stack_free(qm_stack_t *s, void *p);
+/* Frees the stack and every block in it. NULL does nothing. */
+QM_API void qm_stack_destroy(qm_stack_t *s);
 
 #ifdef __cplusplus
 }

@@ -39,6 +39,7 @@ void *_qm_malloc_generic(size_t size, qm_heap_t *heap, bool zero) {
   if (size <= QM_LARGE_MAX) {
     if (atomic_load_explicit(&heap->inbox, memory_order_relaxed) != NULL)
       _qm_heap_collect_inbox(heap);
+    qm_heap_decay_tick(heap);
     return _qm_large_alloc(heap, size, 0, zero);
   }
   return _qm_huge_alloc(size, 0, zero);

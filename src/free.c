@@ -98,6 +98,14 @@ void _qm_free_generic(void *p) {
       _qm_free_local(heap, segment, p);
       return;
     }
+    /* A first-class heap of this thread: its owner may free locally, as the fast path does. The
+     * owner_thread compare is the fast path's own test: only this thread can make a segment stop
+     * being owned by one of its heaps, so owner_heap, read before it, is still the owner. */
+    if (owner != NULL &&
+        atomic_load_explicit(&segment->owner_thread, memory_order_relaxed) == _qm_thread_id()) {
+      _qm_free_local(owner, segment, p);
+      return;
+    }
     if (owner != NULL) {
       inbox_push(owner, (qm_block_t *)p);
       return;

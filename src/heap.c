@@ -24,13 +24,13 @@ qm_heap_t _qm_empty_heap = {
 qm_counters_t _qm_counters;
 
 /* ---------------------------------------------------------------------------------------------
- * The heap pool: heaps of exited threads, ready for new ones.
+ * The heap pool: heaps of exited threads and destroyed first-class heaps, ready for reuse.
  * ------------------------------------------------------------------------------------------- */
 
 static qm_lock_t pool_lock;
 static qm_heap_t *pool_free; /* heaps ready for reuse, linked through pool_next */
 
-static void heap_reset(qm_heap_t *heap) {
+void _qm_heap_reset(qm_heap_t *heap) {
   for (size_t i = 0; i < QM_DIRECT_COUNT; i++)
     heap->direct[i] = &_qm_empty_page;
   for (size_t c = 0; c < QM_CLASS_COUNT; c++) {
@@ -44,10 +44,16 @@ static void heap_reset(qm_heap_t *heap) {
   heap->segment_count = 0;
   heap->empty_segment_count = 0;
   heap->slow_path_count = 0;
+  heap->decay_next_ns = 0;
+  heap->span_lock_depth = 0;
+  heap->user_magic = 0;
+  heap->huge_blocks = NULL;
+  heap->user_heaps = NULL;
+  heap->user_next = heap->user_prev = NULL;
 }
 
 /* Takes a heap from the pool, or carves new ones from a fresh OS mapping. */
-static qm_heap_t *heap_pool_take(void) {
+qm_heap_t *_qm_heap_pool_take(void) {
   _qm_lock(&pool_lock);
   qm_heap_t *heap = pool_free;
   if (heap == NULL) {
@@ -73,7 +79,7 @@ static qm_heap_t *heap_pool_take(void) {
   return heap;
 }
 
-static void heap_pool_give(qm_heap_t *heap) {
+void _qm_heap_pool_give(qm_heap_t *heap) {
   _qm_lock(&pool_lock);
   heap->pool_next = pool_free;
   pool_free = heap;
@@ -86,10 +92,10 @@ qm_heap_t *_qm_heap_get_or_init(void) {
   if (qm_likely(heap != &_qm_empty_heap))
     return heap;
   qm_ensure_process_init();
-  heap = heap_pool_take();
+  heap = _qm_heap_pool_take();
   if (heap == NULL)
     return NULL;
-  heap_reset(heap);
+  _qm_heap_reset(heap);
   heap->thread_id = _qm_thread_id();
   _qm_tls_heap = heap;
   _qm_thread_key_set(heap);
@@ -137,6 +143,10 @@ void _qm_heap_collect_inbox(qm_heap_t *heap) {
 
 void _qm_heap_abandon(qm_heap_t *heap) {
   qm_assert_expensive(_qm_heap_is_valid(heap));
+  /* The thread's first-class heaps outlive it, ownerless (user_heap.c). */
+  if (heap->user_heaps != NULL)
+    _qm_user_heaps_orphan(heap);
+  qm_span_lock_enter(heap);
   _qm_heap_collect_inbox(heap);
   _qm_heap_sweep_pages(heap, false);
   qm_segment_t *segment = heap->segments;
@@ -150,12 +160,13 @@ void _qm_heap_abandon(qm_heap_t *heap) {
     }
     segment = next;
   }
-  heap_reset(heap);
+  qm_span_lock_leave(heap);
+  _qm_heap_reset(heap);
   if (_qm_tls_heap == heap) {
     _qm_tls_heap = &_qm_empty_heap;
     _qm_thread_key_set(NULL); /* the heap may go to another thread: this one must not abandon it again */
   }
-  heap_pool_give(heap);
+  _qm_heap_pool_give(heap);
 }
 
 /* The thread-key destructor. The heap stays the thread's own while it is being abandoned, so that
@@ -174,11 +185,15 @@ void _qm_thread_exit(void *value) {
 bool _qm_heap_trim(qm_heap_t *heap) {
   bool released = false;
   if (heap != &_qm_empty_heap) {
-    /* Segments of exited threads: adopt them, so what is free in them can be released too. */
-    released |= _qm_segment_collect_abandoned(heap);
+    qm_span_lock_enter(heap);
+    /* Segments of exited threads: adopt them, so what is free in them can be released too. Not into
+     * a first-class heap, whose destruction would take other threads' live blocks with it. */
+    if (!qm_heap_is_user(heap))
+      released |= _qm_segment_collect_abandoned(heap);
     _qm_heap_collect_inbox(heap);
     released |= _qm_heap_sweep_pages(heap, false);
-    /* Empty segments go back to the OS; the rest give back their free spans' pages. */
+    released |= _qm_heap_purge_all(heap);
+    /* Empty segments go back to the OS. */
     qm_segment_t *segment = heap->segments;
     while (segment != NULL) {
       qm_segment_t *next = segment->next;
@@ -188,7 +203,7 @@ bool _qm_heap_trim(qm_heap_t *heap) {
       }
       segment = next;
     }
-    released |= _qm_span_purge_free(heap);
+    qm_span_lock_leave(heap);
   }
   released |= _qm_segment_cache_trim();
   return released;

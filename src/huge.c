@@ -7,6 +7,9 @@
  * offset = max(4 KiB, alignment) up to one segment size, so that qm_segment_of(block) == H for every
  * alignment; above 4 MiB of alignment, H is chosen so that H + 4 MiB is aligned. The header is a
  * qm_segment_t of kind HUGE without owner: any thread may free a huge block.
+ *
+ * A huge block of a first-class heap is also listed in that heap (huge_owner, and next/prev in its
+ * huge_blocks list, under the heap's huge_lock), so that qm_heap_destroy can unmap it.
  */
 #define _GNU_SOURCE
 #include "internal.h"
@@ -35,7 +38,29 @@ static void huge_header_init(qm_segment_t *segment, size_t offset, size_t usable
   segment->block_size = usable;
   atomic_store_explicit(&segment->owner_thread, 0, memory_order_relaxed);
   atomic_store_explicit(&segment->owner_heap, NULL, memory_order_relaxed);
+  segment->huge_owner = NULL;
+  segment->next = segment->prev = NULL;
   huge_map_set(segment, QM_MAP_HUGE);
+}
+
+/* The list of a first-class heap's huge blocks; each function is called with heap->huge_lock held. */
+static void huge_list_push(qm_heap_t *heap, qm_segment_t *segment) {
+  segment->huge_owner = heap;
+  segment->prev = NULL;
+  segment->next = heap->huge_blocks;
+  if (heap->huge_blocks)
+    heap->huge_blocks->prev = segment;
+  heap->huge_blocks = segment;
+}
+
+static void huge_list_unlink(qm_heap_t *heap, qm_segment_t *segment) {
+  if (segment->prev)
+    segment->prev->next = segment->next;
+  else
+    heap->huge_blocks = segment->next;
+  if (segment->next)
+    segment->next->prev = segment->prev;
+  segment->next = segment->prev = NULL;
 }
 
 void *_qm_huge_alloc(size_t size, size_t alignment, bool zero) {
@@ -65,14 +90,46 @@ void *_qm_huge_alloc(size_t size, size_t alignment, bool zero) {
   return (uint8_t *)segment + offset;
 }
 
-void _qm_huge_free(qm_segment_t *segment, void *p) {
-  if (segment->magic != QM_SEGMENT_MAGIC || p != (uint8_t *)segment + segment->block_offset)
-    _qm_fatal("invalid free: %p is not the start of a huge block", p);
+void *_qm_huge_alloc_listed(qm_heap_t *heap, size_t size, size_t alignment, bool zero) {
+  void *p = _qm_huge_alloc(size, alignment, zero);
+  if (p != NULL) {
+    _qm_lock(&heap->huge_lock);
+    huge_list_push(heap, qm_segment_of(p));
+    _qm_unlock(&heap->huge_lock);
+  }
+  return p;
+}
+
+static void huge_unmap(qm_segment_t *segment) {
   huge_map_set(segment, QM_MAP_FREED);
   qm_counter_sub(&_qm_counters.huge_blocks, 1);
   qm_counter_sub(&_qm_counters.huge_bytes, segment->mapping_size);
   segment->magic = 0;
   _qm_os_unmap(segment->mapping_base, segment->mapping_size);
+}
+
+void _qm_huge_release_listed(qm_heap_t *heap) {
+  _qm_lock(&heap->huge_lock);
+  qm_segment_t *segment = heap->huge_blocks;
+  heap->huge_blocks = NULL;
+  _qm_unlock(&heap->huge_lock);
+  while (segment != NULL) {
+    qm_segment_t *next = segment->next;
+    huge_unmap(segment);
+    segment = next;
+  }
+}
+
+void _qm_huge_free(qm_segment_t *segment, void *p) {
+  if (segment->magic != QM_SEGMENT_MAGIC || p != (uint8_t *)segment + segment->block_offset)
+    _qm_fatal("invalid free: %p is not the start of a huge block", p);
+  qm_heap_t *owner = segment->huge_owner;
+  if (owner != NULL) {
+    _qm_lock(&owner->huge_lock);
+    huge_list_unlink(owner, segment);
+    _qm_unlock(&owner->huge_lock);
+  }
+  huge_unmap(segment);
 }
 
 void *_qm_huge_realloc(qm_segment_t *segment, void *p, size_t new_size) {
@@ -99,16 +156,32 @@ void *_qm_huge_realloc(qm_segment_t *segment, void *p, size_t new_size) {
       errno = ENOMEM;
       return NULL;
     }
+    /* The header moves with the pages: a listed block's neighbours must be told, under the lock
+     * that a concurrent free of one of them takes. */
+    qm_heap_t *owner = segment->huge_owner;
+    if (owner != NULL)
+      _qm_lock(&owner->huge_lock);
     huge_map_set(segment, QM_MAP_FREED);
     qm_segment_t *moved = _qm_os_remap(segment, old_map, new_map, target);
     if (moved == NULL) {
       huge_map_set(segment, QM_MAP_HUGE);
+      if (owner != NULL)
+        _qm_unlock(&owner->huge_lock);
       _qm_os_unmap(target, new_map);
       errno = ENOMEM;
       return NULL;
     }
     segment = moved;
     huge_map_set(segment, QM_MAP_HUGE);
+    if (owner != NULL) {
+      if (segment->prev)
+        segment->prev->next = segment;
+      else
+        owner->huge_blocks = segment;
+      if (segment->next)
+        segment->next->prev = segment;
+      _qm_unlock(&owner->huge_lock);
+    }
   }
   qm_counter_sub(&_qm_counters.huge_bytes, old_map);
   qm_counter_add(&_qm_counters.huge_bytes, new_map);

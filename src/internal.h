@@ -233,9 +233,6 @@ static inline void qm_list_remove(qm_page_list_t *list, qm_page_t *page) {
  * Locks: only on paths a steady-state allocation never takes (segment adoption, heap pool).
  * ------------------------------------------------------------------------------------------- */
 
-typedef struct qm_lock_s {
-  _Atomic int locked;
-} qm_lock_t;
 void _qm_lock(qm_lock_t *lock);
 static inline void _qm_unlock(qm_lock_t *lock) {
   atomic_store_explicit(&lock->locked, 0, memory_order_release);
@@ -255,8 +252,10 @@ void *_qm_os_map(size_t size);
  * (offset < alignment), or NULL. */
 void *_qm_os_map_aligned(size_t size, size_t alignment, size_t offset);
 void _qm_os_unmap(void *p, size_t size);
-/* Gives the physical pages back; the range stays mapped and reads as zero afterwards. */
-void _qm_os_purge(void *p, size_t size);
+/* Gives the physical pages back with the configured method (QMALLOC_PURGE_METHOD); the range stays
+ * mapped. Returns what the memory holds afterwards: QM_MEMORY_ZERO (MADV_DONTNEED) or
+ * QM_MEMORY_LAZY (MADV_FREE: the OS takes the pages when it needs them). */
+qm_memory_t _qm_os_purge(void *p, size_t size);
 /* Moves/resizes a mapping: in place when possible (may_move false), else to `target` if non-NULL.
  * Returns the new address or NULL (the old mapping is then unchanged). */
 void *_qm_os_remap(void *p, size_t old_size, size_t new_size, void *target);
@@ -265,12 +264,10 @@ void _qm_os_shrink(void *p, size_t old_size, size_t new_size);
 void _qm_os_write_stderr(const char *s, size_t n);
 const char *_qm_os_getenv(const char *name);
 int _qm_os_getpid(void);
-/* How long empty memory (cached segments, free spans of abandoned segments) stays resident before
- * it is purged: long enough that threads which come and go reuse it warm. */
-#define QM_DECAY_DELAY_NS (50 * 1000 * 1000ull)
-
 /* Monotonic clock, for decay decisions on slow paths. */
 uint64_t _qm_os_now_ns(void);
+/* The same clock at a few milliseconds' resolution, several times cheaper to read. */
+uint64_t _qm_os_now_coarse_ns(void);
 
 /* ---------------------------------------------------------------------------------------------
  * Statistics kept always (slow paths only): relaxed atomic counters.
@@ -302,6 +299,9 @@ static inline size_t qm_counter_get(_Atomic size_t *c) {
 qm_segment_t *_qm_segment_acquire(qm_heap_t *heap);
 /* Releases a segment with no used slice (its single free span must still be in heap's bins). */
 void _qm_segment_release(qm_heap_t *heap, qm_segment_t *segment);
+/* Releases a segment whatever is live in it (qm_heap_destroy): its blocks cease to exist, and a
+ * later free of one is reported. heap's span bins and queues are left stale: the caller resets them. */
+void _qm_segment_discard(qm_heap_t *heap, qm_segment_t *segment);
 /* Hands a segment with live blocks to the abandoned list. */
 void _qm_segment_abandon(qm_heap_t *heap, qm_segment_t *segment);
 /* Frees a block into a segment that has no owner: the block waits on the segment's list until a
@@ -310,6 +310,8 @@ void _qm_segment_abandon(qm_heap_t *heap, qm_segment_t *segment);
 int _qm_segment_free_abandoned(qm_segment_t *segment, qm_block_t *block);
 /* Adopts every abandoned segment into heap, releasing those that turn out empty. */
 bool _qm_segment_collect_abandoned(qm_heap_t *heap);
+/* Purges and unmaps cached segments that have waited long enough. */
+void _qm_segment_cache_decay(uint64_t now);
 /* Unmaps cached segments; returns whether anything was released. */
 bool _qm_segment_cache_trim(void);
 size_t _qm_segment_abandoned_count(void);
@@ -325,7 +327,7 @@ size_t _qm_span_bin(size_t slices);
 void _qm_span_insert_free(qm_heap_t *heap, qm_page_t *span);
 void _qm_span_remove_free(qm_heap_t *heap, qm_page_t *span);
 /* Sets the descriptors of a free span of `count` slices at `span` and puts it into a bin. */
-void _qm_span_make_free(qm_heap_t *heap, qm_page_t *span, size_t count, bool is_zero);
+void _qm_span_make_free(qm_heap_t *heap, qm_page_t *span, size_t count, qm_memory_t memory);
 /* A used span of exactly `count` slices, or NULL (errno untouched). */
 qm_page_t *_qm_span_alloc(qm_heap_t *heap, size_t count);
 /* Frees a used span; coalesces with free neighbours; may release the segment. */
@@ -333,8 +335,6 @@ void _qm_span_free(qm_heap_t *heap, qm_page_t *span);
 void *_qm_large_alloc(qm_heap_t *heap, size_t size, size_t alignment, bool zero);
 /* Resizes a large block in place; returns whether it could. */
 bool _qm_large_resize_in_place(qm_heap_t *heap, qm_page_t *page, size_t new_size);
-/* Gives back the memory of every free span of heap that is not known to be zero. */
-bool _qm_span_purge_free(qm_heap_t *heap);
 
 /* ---------------------------------------------------------------------------------------------
  * page.c: small blocks
@@ -352,11 +352,41 @@ void _qm_page_adopt(qm_heap_t *heap, qm_page_t *page);
 /* Refreshes heap->direct[] and class_page[] for a class after its queue's first page changed. */
 void _qm_heap_update_class_page(qm_heap_t *heap, size_t cls);
 
+/* Blocks of a small page that overlap its holes go back on its free list (the page ran dry). */
+void _qm_page_refill_holes(qm_page_t *page);
+
+/* ---------------------------------------------------------------------------------------------
+ * purge.c: memory back to the OS on a decay schedule
+ * ------------------------------------------------------------------------------------------- */
+
+/* One decay pass over heap (owner only): idle empty pages go back to the span layer, sparse pages
+ * give back the OS pages that hold no live block, and free spans dirty for longer than the purge
+ * delay are purged. Also ages the segment cache and, now and then, idle heaps of other threads. */
+void _qm_heap_decay(qm_heap_t *heap, uint64_t now);
+/* Runs a decay pass when one is due; called from the owner's slow paths. */
+static inline void qm_heap_decay_tick(qm_heap_t *heap) {
+  uint64_t now = _qm_os_now_coarse_ns();
+  if (qm_unlikely(now >= heap->decay_next_ns))
+    _qm_heap_decay(heap, now);
+}
+/* Purges the free spans of heap whose memory has been dirty since before `older_than` (all of them
+ * with UINT64_MAX). The caller holds the heap's span lock (span.c). Returns whether it purged. */
+bool _qm_heap_purge_spans(qm_heap_t *heap, uint64_t older_than);
+/* Releases everything the heap can release now (malloc_trim): empty pages, free OS pages inside
+ * small pages, free spans, empty segments. Owner only. Returns whether anything was released. */
+bool _qm_heap_purge_all(qm_heap_t *heap);
+/* Gives back free OS pages inside a small page; returns the bytes purged. */
+size_t _qm_page_thin(qm_page_t *page);
+
 /* ---------------------------------------------------------------------------------------------
  * huge.c
  * ------------------------------------------------------------------------------------------- */
 
 void *_qm_huge_alloc(size_t size, size_t alignment, bool zero);
+/* A huge block listed in the first-class heap `heap`, so that destroying the heap unmaps it. */
+void *_qm_huge_alloc_listed(qm_heap_t *heap, size_t size, size_t alignment, bool zero);
+/* Unmaps every huge block listed in heap (qm_heap_destroy). */
+void _qm_huge_release_listed(qm_heap_t *heap);
 void _qm_huge_free(qm_segment_t *segment, void *p);
 /* Resizes to new_size (> QM_LARGE_MAX); returns the block's new address or NULL (block intact). */
 void *_qm_huge_realloc(qm_segment_t *segment, void *p, size_t new_size);
@@ -367,6 +397,11 @@ void *_qm_huge_realloc(qm_segment_t *segment, void *p, size_t new_size);
 
 /* The calling thread's heap, created on first use; NULL only when out of memory. */
 qm_heap_t *_qm_heap_get_or_init(void);
+/* A heap struct from the pool (reset, thread_id 0), or NULL; and back into the pool. */
+qm_heap_t *_qm_heap_pool_take(void);
+void _qm_heap_pool_give(qm_heap_t *heap);
+/* Empties every list and pointer of heap (its segments must be gone already). */
+void _qm_heap_reset(qm_heap_t *heap);
 void _qm_heap_collect_inbox(qm_heap_t *heap);
 /* Hands heap back: frees what is free, abandons segments with live blocks. */
 void _qm_heap_abandon(qm_heap_t *heap);
@@ -376,7 +411,26 @@ void _qm_heap_fork_prepare(void);
 void _qm_heap_fork_parent(void);
 void _qm_heap_fork_child(void);
 void _qm_heap_segment_link(qm_heap_t *heap, qm_segment_t *segment);
+
+/* The span lock of a heap, taken by its owner around span-layer work (re-entrant for the owner). */
+static inline void qm_span_lock_enter(qm_heap_t *heap) {
+  if (heap->span_lock_depth++ == 0)
+    _qm_lock(&heap->span_lock);
+}
+static inline void qm_span_lock_leave(qm_heap_t *heap) {
+  qm_assert_internal(heap->span_lock_depth > 0);
+  if (--heap->span_lock_depth == 0)
+    _qm_unlock(&heap->span_lock);
+}
 void _qm_heap_segment_unlink(qm_heap_t *heap, qm_segment_t *segment);
+
+/* ---------------------------------------------------------------------------------------------
+ * user_heap.c: first-class heaps
+ * ------------------------------------------------------------------------------------------- */
+
+static inline bool qm_heap_is_user(const qm_heap_t *heap) { return heap->user_magic == QM_USER_HEAP_MAGIC; }
+/* At thread exit: the first-class heaps of thread_heap lose their owner thread (they stay valid). */
+void _qm_user_heaps_orphan(qm_heap_t *thread_heap);
 
 /* ---------------------------------------------------------------------------------------------
  * alloc.c / free.c
@@ -401,10 +455,18 @@ static inline void qm_ensure_process_init(void) {
 }
 void _qm_thread_key_set(qm_heap_t *heap);
 
+enum { QM_PURGE_DONTNEED = 0, QM_PURGE_FREE = 1 };
+
 typedef struct qm_options_s {
-  bool verbose; /* QMALLOC_VERBOSE: banner at start, summary at exit */
+  bool verbose;              /* QMALLOC_VERBOSE: banner at start, summary at exit */
+  uint64_t purge_delay_ms;   /* QMALLOC_PURGE_DELAY: how long free memory stays resident */
+  int purge_method;          /* QMALLOC_PURGE_METHOD: QM_PURGE_DONTNEED or QM_PURGE_FREE */
+  uint64_t segment_decay_ms; /* QMALLOC_SEGMENT_DECAY: how long a wholly free segment stays mapped */
 } qm_options_t;
 extern qm_options_t _qm_options;
 void _qm_options_init(void);
+
+static inline uint64_t qm_purge_delay_ns(void) { return _qm_options.purge_delay_ms * 1000000ull; }
+static inline uint64_t qm_segment_decay_ns(void) { return _qm_options.segment_decay_ms * 1000000ull; }
 
 #endif /* QM_INTERNAL_H */

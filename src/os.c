@@ -71,13 +71,22 @@ void *_qm_os_map_aligned(size_t size, size_t alignment, size_t offset) {
   return aligned;
 }
 
-void _qm_os_purge(void *p, size_t size) {
+qm_memory_t _qm_os_purge(void *p, size_t size) {
   if (size == 0)
-    return;
+    return QM_MEMORY_ZERO;
   int saved_errno = errno;
-  (void)madvise(p, size, MADV_DONTNEED);
+  qm_memory_t result = QM_MEMORY_ZERO;
+#ifdef MADV_FREE
+  /* MADV_FREE is cheaper (pages are taken only under memory pressure) but leaves RSS as it was
+   * until then, and the memory need not read as zero. Kernels before 4.5 refuse it. */
+  if (_qm_options.purge_method == QM_PURGE_FREE && madvise(p, size, MADV_FREE) == 0)
+    result = QM_MEMORY_LAZY;
+  else
+#endif
+    (void)madvise(p, size, MADV_DONTNEED);
   qm_counter_add(&_qm_counters.os_purge_calls, 1);
   errno = saved_errno;
+  return result;
 }
 
 void *_qm_os_remap(void *p, size_t old_size, size_t new_size, void *target) {
@@ -113,6 +122,16 @@ void _qm_os_write_stderr(const char *s, size_t n) {
 const char *_qm_os_getenv(const char *name) { return secure_getenv(name); }
 
 int _qm_os_getpid(void) { return (int)getpid(); }
+
+uint64_t _qm_os_now_coarse_ns(void) {
+  struct timespec t;
+#ifdef CLOCK_MONOTONIC_COARSE
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &t);
+#else
+  clock_gettime(CLOCK_MONOTONIC, &t);
+#endif
+  return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
+}
 
 uint64_t _qm_os_now_ns(void) {
   struct timespec t;

@@ -41,8 +41,10 @@ static void page_init(qm_page_t *page, size_t cls) {
   page->capacity = 0;
   page->used = 0;
   page->free = NULL;
-  page->flags = page->is_zero ? QM_PAGE_FREE_ZERO : 0;
-  page->is_zero = 0;
+  page->flags = page->is_zero == QM_MEMORY_ZERO ? QM_PAGE_FREE_ZERO : 0;
+  page->purge_mark = QM_PURGE_NONE;
+  page->hole_blocks = 0;
+  page->hole_map = 0;
   for (size_t i = 1; i < count; i++)
     page[i].slice_offset = (uint32_t)(i * sizeof(qm_page_t));
 }
@@ -78,6 +80,10 @@ static qm_page_t *page_find(qm_heap_t *heap, size_t cls) {
       page_extend(page);
       break;
     }
+    if (page->hole_map != 0) {
+      _qm_page_refill_holes(page);
+      break;
+    }
     qm_list_remove(queue, page);
     page->flags |= QM_PAGE_IN_FULL;
     page = next;
@@ -93,6 +99,7 @@ static qm_page_t *page_find(qm_heap_t *heap, size_t cls) {
     qm_list_remove(queue, page);
     qm_list_push_front(queue, page);
   }
+  page->purge_mark = QM_PURGE_NONE; /* in use again: the decay passes start over with it */
   _qm_heap_update_class_page(heap, cls);
   qm_assert_expensive(_qm_heap_is_valid(heap));
   return page;
@@ -102,6 +109,7 @@ void *_qm_small_alloc_slow(qm_heap_t *heap, size_t cls, bool zero) {
   heap->slow_path_count++;
   if (atomic_load_explicit(&heap->inbox, memory_order_relaxed) != NULL)
     _qm_heap_collect_inbox(heap);
+  qm_heap_decay_tick(heap);
   if ((heap->slow_path_count & 1023) == 0)
     _qm_heap_sweep_pages(heap, true);
   qm_page_t *page = heap->class_page[cls];
@@ -143,6 +151,7 @@ void _qm_page_free_flagged(qm_heap_t *heap, qm_page_t *page, qm_block_t *block) 
                 (void *)qm_page_start(page));
     page->used = 0;
     _qm_span_free(heap, page);
+    qm_heap_decay_tick(heap);
     return;
   }
   if (qm_unlikely(block == page->free))
@@ -151,8 +160,11 @@ void _qm_page_free_flagged(qm_heap_t *heap, qm_page_t *page, qm_block_t *block) 
   page->free = block;
   page->used--;
   page->flags = flags & (uint8_t) ~(QM_PAGE_FREE_ZERO | QM_PAGE_IN_FULL);
-  if (flags & QM_PAGE_IN_FULL)
+  if (flags & QM_PAGE_IN_FULL) {
+    page->purge_mark = QM_PURGE_NONE;
     queue_append(heap, page);
+    qm_heap_decay_tick(heap);
+  }
   if (page->used == 0)
     _qm_page_release_if_idle(heap, page);
 }
@@ -198,7 +210,7 @@ bool _qm_heap_sweep_pages(qm_heap_t *heap, bool keep_current) {
 }
 
 void _qm_page_adopt(qm_heap_t *heap, qm_page_t *page) {
-  if (page->free != NULL || page->capacity < page->reserved) {
+  if (page->free != NULL || page->capacity < page->reserved || page->hole_map != 0) {
     page->flags &= (uint8_t)~QM_PAGE_IN_FULL;
     queue_append(heap, page);
   } else {

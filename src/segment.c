@@ -28,8 +28,9 @@ void _qm_segment_map_set(const void *segment, unsigned state) {
 /* ---------------------------------------------------------------------------------------------
  * Empty-segment cache: a few empty segments ready for reuse, so that threads that come and go do
  * not map, fault in and unmap 4 MiB each time. A segment enters the cache as it is (its pages still
- * resident, so the next thread finds them warm) and is purged once it has sat unused for
- * QM_DECAY_DELAY_NS; the check runs whenever the cache is used.
+ * resident, so the next thread finds them warm), is purged once it has sat unused for the purge
+ * delay, and unmapped after the (longer) segment decay; the checks run whenever the cache is used
+ * and on every decay pass (purge.c).
  * Invariant: cached segments have owner NULL, used_slices == 0, map state FREED.
  * ------------------------------------------------------------------------------------------- */
 
@@ -38,38 +39,59 @@ void _qm_segment_map_set(const void *segment, unsigned state) {
 typedef struct cache_entry_s {
   qm_segment_t *segment;
   uint64_t cached_at_ns;
-  bool purged;
+  qm_memory_t memory; /* of its usable slices */
 } cache_entry_t;
 
 static qm_lock_t cache_lock;
 static cache_entry_t cache[QM_SEGMENT_CACHE_MAX];
 static _Atomic size_t cache_count; /* written under cache_lock */
 
-static void segment_purge(qm_segment_t *segment) {
+static qm_memory_t segment_purge(qm_segment_t *segment) {
   uint8_t *usable = (uint8_t *)segment + QM_SEGMENT_FIRST_SLICE * QM_SLICE_SIZE;
-  _qm_os_purge(usable, QM_SEGMENT_USABLE_SLICES * QM_SLICE_SIZE);
+  return _qm_os_purge(usable, QM_SEGMENT_USABLE_SLICES * QM_SLICE_SIZE);
 }
 
-/* Purges entries older than the delay (all of them if `all`); called with cache_lock held. The
- * purge is a system call made under the lock, but only on this rare path. */
-static void cache_decay_locked(uint64_t now, bool all) {
+static void segment_unmap(qm_segment_t *segment) {
+  qm_counter_sub(&_qm_counters.segments_mapped, 1);
+  qm_counter_sub(&_qm_counters.segment_bytes, QM_SEGMENT_SIZE);
+  _qm_os_unmap(segment, QM_SEGMENT_SIZE);
+}
+
+/* Purges entries older than the purge delay and unmaps those older than the segment decay; called
+ * with cache_lock held. The system calls are made under the lock, but only on this rare path. */
+static void cache_decay_locked(uint64_t now) {
   size_t n = atomic_load_explicit(&cache_count, memory_order_relaxed);
+  size_t kept = 0;
   for (size_t i = 0; i < n; i++) {
-    if (cache[i].purged || (!all && now - cache[i].cached_at_ns < QM_DECAY_DELAY_NS))
+    cache_entry_t entry = cache[i];
+    uint64_t age = now - entry.cached_at_ns;
+    if (age >= qm_segment_decay_ns()) {
+      segment_unmap(entry.segment);
       continue;
-    segment_purge(cache[i].segment);
-    cache[i].purged = true;
+    }
+    if (entry.memory == QM_MEMORY_DIRTY && age >= qm_purge_delay_ns())
+      entry.memory = segment_purge(entry.segment);
+    cache[kept++] = entry;
   }
+  atomic_store_explicit(&cache_count, kept, memory_order_relaxed);
 }
 
-static bool cache_push(qm_segment_t *segment, bool is_zero) {
-  bool pushed = false;
-  uint64_t now = _qm_os_now_ns();
+void _qm_segment_cache_decay(uint64_t now) {
+  if (atomic_load_explicit(&cache_count, memory_order_relaxed) == 0)
+    return;
   _qm_lock(&cache_lock);
-  cache_decay_locked(now, false);
+  cache_decay_locked(now);
+  _qm_unlock(&cache_lock);
+}
+
+static bool cache_push(qm_segment_t *segment, qm_memory_t memory) {
+  bool pushed = false;
+  uint64_t now = _qm_os_now_coarse_ns();
+  _qm_lock(&cache_lock);
+  cache_decay_locked(now);
   size_t n = atomic_load_explicit(&cache_count, memory_order_relaxed);
   if (n < QM_SEGMENT_CACHE_MAX) {
-    cache[n] = (cache_entry_t){segment, now, is_zero};
+    cache[n] = (cache_entry_t){segment, now, memory};
     atomic_store_explicit(&cache_count, n + 1, memory_order_relaxed);
     pushed = true;
   }
@@ -77,21 +99,21 @@ static bool cache_push(qm_segment_t *segment, bool is_zero) {
   return pushed;
 }
 
-/* The most recently cached segment: the one most likely still resident. *is_zero tells whether
- * its usable memory has been purged (reads as zero). */
-static qm_segment_t *cache_pop(bool *is_zero) {
+/* The most recently cached segment: the one most likely still resident. *memory tells what its
+ * usable slices hold. */
+static qm_segment_t *cache_pop(qm_memory_t *memory) {
   qm_segment_t *segment = NULL;
   if (atomic_load_explicit(&cache_count, memory_order_relaxed) == 0)
     return NULL;
-  uint64_t now = _qm_os_now_ns();
+  uint64_t now = _qm_os_now_coarse_ns();
   _qm_lock(&cache_lock);
   size_t n = atomic_load_explicit(&cache_count, memory_order_relaxed);
   if (n > 0) {
     segment = cache[n - 1].segment;
-    *is_zero = cache[n - 1].purged;
+    *memory = cache[n - 1].memory;
     atomic_store_explicit(&cache_count, n - 1, memory_order_relaxed);
   }
-  cache_decay_locked(now, false);
+  cache_decay_locked(now);
   _qm_unlock(&cache_lock);
   return segment;
 }
@@ -104,11 +126,8 @@ bool _qm_segment_cache_trim(void) {
   memcpy(victims, cache, n * sizeof(victims[0]));
   atomic_store_explicit(&cache_count, 0, memory_order_relaxed);
   _qm_unlock(&cache_lock);
-  for (size_t i = 0; i < n; i++) {
-    qm_counter_sub(&_qm_counters.segments_mapped, 1);
-    qm_counter_sub(&_qm_counters.segment_bytes, QM_SEGMENT_SIZE);
-    _qm_os_unmap(victims[i].segment, QM_SEGMENT_SIZE);
-  }
+  for (size_t i = 0; i < n; i++)
+    segment_unmap(victims[i].segment);
   return n > 0;
 }
 
@@ -117,7 +136,7 @@ bool _qm_segment_cache_trim(void) {
  *   dirty  (abandoned == 1): newest first; their free spans may still be resident. Adoption takes
  *          from the front, where memory is most likely still warm.
  *   clean  (abandoned == 2): their free spans have been purged. A segment moves here from the
- *          back of the dirty list once it has waited QM_DECAY_DELAY_NS, checked whenever the lists
+ *          back of the dirty list once it has waited the purge delay, checked whenever the lists
  *          change; so the memory of exited threads is given back unless a new thread soon reuses it.
  * ------------------------------------------------------------------------------------------- */
 
@@ -168,17 +187,15 @@ static void purge_free_spans(qm_segment_t *segment) {
   size_t i = QM_SEGMENT_FIRST_SLICE;
   while (i < QM_SLICES_PER_SEGMENT) {
     qm_page_t *span = &segment->slices[i];
-    if (span->kind == QM_SPAN_FREE && !span->is_zero) {
-      _qm_os_purge(qm_page_start(span), span->slice_count * QM_SLICE_SIZE);
-      span->is_zero = 1;
-    }
+    if (span->kind == QM_SPAN_FREE && span->is_zero == QM_MEMORY_DIRTY)
+      span->is_zero = (uint8_t)_qm_os_purge(qm_page_start(span), span->slice_count * QM_SLICE_SIZE);
     i += span->slice_count;
   }
 }
 
 static void abandoned_decay_locked(uint64_t now) {
   qm_segment_t *oldest;
-  while ((oldest = abandoned_dirty.last) != NULL && now - oldest->abandoned_at_ns >= QM_DECAY_DELAY_NS) {
+  while ((oldest = abandoned_dirty.last) != NULL && now - oldest->abandoned_at_ns >= qm_purge_delay_ns()) {
     list_unlink(&abandoned_dirty, oldest);
     purge_free_spans(oldest);
     oldest->abandoned = 2;
@@ -189,7 +206,7 @@ static void abandoned_decay_locked(uint64_t now) {
 void _qm_segment_abandon(qm_heap_t *heap, qm_segment_t *segment) {
   qm_assert_internal(atomic_load_explicit(&segment->owner_heap, memory_order_relaxed) == heap);
   _qm_heap_segment_unlink(heap, segment);
-  uint64_t now = _qm_os_now_ns();
+  uint64_t now = _qm_os_now_coarse_ns();
   _qm_lock(&abandoned_lock);
   segment->abandoned = 1;
   segment->abandoned_at_ns = now;
@@ -252,7 +269,7 @@ int _qm_segment_free_abandoned(qm_segment_t *segment, qm_block_t *block) {
 static qm_segment_t *adopt_any(qm_heap_t *heap) {
   if (_qm_segment_abandoned_count() == 0)
     return NULL;
-  uint64_t now = _qm_os_now_ns();
+  uint64_t now = _qm_os_now_coarse_ns();
   _qm_lock(&abandoned_lock);
   abandoned_decay_locked(now);
   qm_segment_t *segment = abandoned_dirty.first ? abandoned_dirty.first : abandoned_clean.first;
@@ -276,7 +293,7 @@ bool _qm_segment_collect_abandoned(qm_heap_t *heap) {
  * Acquire and release
  * ------------------------------------------------------------------------------------------- */
 
-static void segment_init(qm_heap_t *heap, qm_segment_t *segment, bool fresh, bool is_zero) {
+static void segment_init(qm_heap_t *heap, qm_segment_t *segment, bool fresh, qm_memory_t memory) {
   /* A fresh mapping is zero: only the fields that must be non-zero are written, so the
    * descriptor array is touched only where spans begin and end. */
   if (!fresh)
@@ -297,21 +314,22 @@ static void segment_init(qm_heap_t *heap, qm_segment_t *segment, bool fresh, boo
     segment->slices[i].flags = QM_PAGE_NOT_IN_USE;
     segment->slices[i].slice_offset = 0;
   }
-  _qm_span_make_free(heap, &segment->slices[QM_SEGMENT_FIRST_SLICE], QM_SEGMENT_USABLE_SLICES, is_zero);
+  _qm_span_make_free(heap, &segment->slices[QM_SEGMENT_FIRST_SLICE], QM_SEGMENT_USABLE_SLICES, memory);
 }
 
 qm_segment_t *_qm_segment_acquire(qm_heap_t *heap) {
   /* Adopting first keeps the memory of exited threads in use. Adopted segments may be full, so
-   * take a few before giving up on them. */
-  for (int tries = 0; tries < 4; tries++) {
+   * take a few before giving up on them. A first-class heap adopts nothing: destroying it releases
+   * its segments whole, and an adopted one would hold other code's live blocks. */
+  for (int tries = qm_heap_is_user(heap) ? 4 : 0; tries < 4; tries++) {
     qm_segment_t *segment = adopt_any(heap);
     if (segment == NULL)
       break;
     if (segment->used_slices < QM_SEGMENT_USABLE_SLICES)
       return segment;
   }
-  bool is_zero = false;
-  qm_segment_t *segment = cache_pop(&is_zero);
+  qm_memory_t memory = QM_MEMORY_DIRTY;
+  qm_segment_t *segment = cache_pop(&memory);
   bool fresh = false;
   if (segment == NULL) {
     segment = _qm_os_map_aligned(QM_SEGMENT_SIZE, QM_SEGMENT_SIZE, 0);
@@ -321,7 +339,7 @@ qm_segment_t *_qm_segment_acquire(qm_heap_t *heap) {
     if (segment == NULL)
       return NULL;
     fresh = true;
-    is_zero = true;
+    memory = QM_MEMORY_ZERO;
     qm_counter_add(&_qm_counters.segments_mapped, 1);
     qm_counter_add(&_qm_counters.segment_bytes, QM_SEGMENT_SIZE);
     size_t now = qm_counter_get(&_qm_counters.segments_mapped);
@@ -330,7 +348,7 @@ qm_segment_t *_qm_segment_acquire(qm_heap_t *heap) {
                                                                 memory_order_relaxed, memory_order_relaxed)) {
     }
   }
-  segment_init(heap, segment, fresh, is_zero);
+  segment_init(heap, segment, fresh, memory);
   return segment;
 }
 
@@ -343,7 +361,26 @@ void _qm_segment_release(qm_heap_t *heap, qm_segment_t *segment) {
   heap->empty_segment_count--;
   set_owner(segment, NULL);
   _qm_segment_map_set(segment, QM_MAP_FREED);
-  if (cache_push(segment, span->is_zero))
+  if (cache_push(segment, (qm_memory_t)span->is_zero))
+    return;
+  segment_unmap(segment);
+}
+
+void _qm_segment_discard(qm_heap_t *heap, qm_segment_t *segment) {
+  _qm_heap_segment_unlink(heap, segment);
+  set_owner(segment, NULL);
+  _qm_segment_map_set(segment, QM_MAP_FREED);
+  /* Every usable slice stops belonging to a span, as when spans are freed: if the segment is
+   * reused from the cache, a late free of a block of the discarded heap that lands where no new
+   * span begins meets NOT_IN_USE and is reported, instead of following a stale descriptor. */
+  for (size_t i = QM_SEGMENT_FIRST_SLICE; i < QM_SLICES_PER_SEGMENT; i++) {
+    segment->slices[i].kind = QM_SPAN_META;
+    segment->slices[i].flags = QM_PAGE_NOT_IN_USE;
+    segment->slices[i].slice_offset = 0;
+    segment->slices[i].slice_count = 0;
+  }
+  segment->used_slices = 0;
+  if (cache_push(segment, false))
     return;
   qm_counter_sub(&_qm_counters.segments_mapped, 1);
   qm_counter_sub(&_qm_counters.segment_bytes, QM_SEGMENT_SIZE);

@@ -44,12 +44,15 @@ static void span_set(qm_page_t *span, size_t count, qm_span_kind_t kind) {
   }
 }
 
-void _qm_span_make_free(qm_heap_t *heap, qm_page_t *span, size_t count, bool is_zero) {
+void _qm_span_make_free(qm_heap_t *heap, qm_page_t *span, size_t count, qm_memory_t memory) {
   span_set(span, count, QM_SPAN_FREE);
   span->flags = QM_PAGE_NOT_IN_USE;
   span->used = 0;
   span->free = NULL;
-  span->is_zero = is_zero;
+  span->hole_blocks = 0;
+  span->hole_map = 0;
+  span->is_zero = (uint8_t)memory;
+  span->dirty_since_ns = memory == QM_MEMORY_DIRTY ? _qm_os_now_coarse_ns() : 0;
   _qm_span_insert_free(heap, span);
 }
 
@@ -66,8 +69,11 @@ static qm_page_t *span_find(qm_heap_t *heap, size_t count) {
 /* Marks span (taken out of its bin) used, giving back what is beyond `count` slices. */
 static qm_page_t *span_take(qm_heap_t *heap, qm_page_t *span, size_t count) {
   size_t total = span->slice_count;
-  if (total > count)
+  if (total > count) {
+    /* The rest keeps the age of its memory, so that splitting does not postpone its purge. */
     _qm_span_make_free(heap, span + count, total - count, span->is_zero);
+    span[count].dirty_since_ns = span->dirty_since_ns;
+  }
   span_set(span, count, QM_SPAN_SMALL); /* the caller sets the real kind */
   qm_segment_t *segment = qm_segment_of_page(span);
   if (segment->used_slices == 0)
@@ -76,8 +82,7 @@ static qm_page_t *span_take(qm_heap_t *heap, qm_page_t *span, size_t count) {
   return span;
 }
 
-qm_page_t *_qm_span_alloc(qm_heap_t *heap, size_t count) {
-  qm_assert(count > 0 && count <= QM_SEGMENT_USABLE_SLICES);
+static qm_page_t *span_alloc_locked(qm_heap_t *heap, size_t count) {
   qm_page_t *span = span_find(heap, count);
   if (span == NULL && _qm_heap_sweep_pages(heap, true))
     span = span_find(heap, count);
@@ -94,7 +99,15 @@ qm_page_t *_qm_span_alloc(qm_heap_t *heap, size_t count) {
   return span_take(heap, span, count);
 }
 
-void _qm_span_free(qm_heap_t *heap, qm_page_t *span) {
+qm_page_t *_qm_span_alloc(qm_heap_t *heap, size_t count) {
+  qm_assert(count > 0 && count <= QM_SEGMENT_USABLE_SLICES);
+  qm_span_lock_enter(heap);
+  qm_page_t *span = span_alloc_locked(heap, count);
+  qm_span_lock_leave(heap);
+  return span;
+}
+
+static void span_free_locked(qm_heap_t *heap, qm_page_t *span) {
   qm_segment_t *segment = qm_segment_of_page(span);
   size_t index = qm_slice_index(segment, span);
   size_t count = span->slice_count;
@@ -108,8 +121,6 @@ void _qm_span_free(qm_heap_t *heap, qm_page_t *span) {
     span[i].kind = QM_SPAN_META;
     span[i].flags = QM_PAGE_NOT_IN_USE;
   }
-  bool is_zero = false;
-
   /* Merge with the span that follows: it begins right after our last slice. */
   if (index + count < QM_SLICES_PER_SEGMENT) {
     qm_page_t *next = span + count;
@@ -134,7 +145,7 @@ void _qm_span_free(qm_heap_t *heap, qm_page_t *span) {
       span = before;
     }
   }
-  _qm_span_make_free(heap, span, count, is_zero);
+  _qm_span_make_free(heap, span, count, QM_MEMORY_DIRTY);
   if (segment->used_slices == 0) {
     heap->empty_segment_count++;
     /* Keep one empty segment per heap, so a heap that allocates and frees a big block in a loop
@@ -142,6 +153,12 @@ void _qm_span_free(qm_heap_t *heap, qm_page_t *span) {
     if (heap->empty_segment_count > 1)
       _qm_segment_release(heap, segment);
   }
+}
+
+void _qm_span_free(qm_heap_t *heap, qm_page_t *span) {
+  qm_span_lock_enter(heap);
+  span_free_locked(heap, span);
+  qm_span_lock_leave(heap);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -177,7 +194,7 @@ void *_qm_large_alloc(qm_heap_t *heap, size_t size, size_t alignment, bool zero)
     errno = ENOMEM;
     return NULL;
   }
-  bool is_zero = span->is_zero;
+  bool is_zero = span->is_zero == QM_MEMORY_ZERO;
   if (extra > 0) {
     /* Find the first aligned slice, give back the slices before it and after the block.
        The pieces are freed as used spans so that they merge with their free neighbours. */
@@ -197,13 +214,13 @@ void *_qm_large_alloc(qm_heap_t *heap, size_t size, size_t alignment, bool zero)
     span = block;
   }
   void *p = large_init(span, count);
-  span->is_zero = 0;
+  span->is_zero = QM_MEMORY_DIRTY;
   if (zero && !is_zero)
     memset(p, 0, size);
   return p;
 }
 
-bool _qm_large_resize_in_place(qm_heap_t *heap, qm_page_t *page, size_t new_size) {
+static bool large_resize_locked(qm_heap_t *heap, qm_page_t *page, size_t new_size) {
   size_t count = page->slice_count;
   size_t want = (new_size + QM_SLICE_SIZE - 1) >> QM_SLICE_SHIFT;
   qm_segment_t *segment = qm_segment_of_page(page);
@@ -226,26 +243,35 @@ bool _qm_large_resize_in_place(qm_heap_t *heap, qm_page_t *page, size_t new_size
     return false;
   _qm_span_remove_free(heap, next);
   size_t next_count = next->slice_count;
-  bool next_zero = next->is_zero;
+  qm_memory_t next_memory = (qm_memory_t)next->is_zero;
+  uint64_t next_dirty_since = next->dirty_since_ns;
   next->kind = QM_SPAN_META;
   next->flags = QM_PAGE_NOT_IN_USE;
   segment->used_slices += (uint32_t)(want - count);
-  if (count + next_count > want)
-    _qm_span_make_free(heap, page + want, count + next_count - want, next_zero);
+  if (count + next_count > want) {
+    _qm_span_make_free(heap, page + want, count + next_count - want, next_memory);
+    page[want].dirty_since_ns = next_dirty_since;
+  }
   span_set(page, want, QM_SPAN_LARGE);
   set_interior_offsets(page, want);
   page->block_size = (uint32_t)(want * QM_SLICE_SIZE);
   return true;
 }
 
-bool _qm_span_purge_free(qm_heap_t *heap) {
+bool _qm_large_resize_in_place(qm_heap_t *heap, qm_page_t *page, size_t new_size) {
+  qm_span_lock_enter(heap);
+  bool done = large_resize_locked(heap, page, new_size);
+  qm_span_lock_leave(heap);
+  return done;
+}
+
+bool _qm_heap_purge_spans(qm_heap_t *heap, uint64_t older_than) {
   bool purged = false;
   for (size_t bin = 0; bin < QM_SPAN_BINS; bin++) {
     for (qm_page_t *span = heap->span_bins[bin].first; span != NULL; span = span->next) {
-      if (span->is_zero)
+      if (span->is_zero != QM_MEMORY_DIRTY || span->dirty_since_ns >= older_than)
         continue;
-      _qm_os_purge(qm_page_start(span), span->slice_count * QM_SLICE_SIZE);
-      span->is_zero = 1;
+      span->is_zero = (uint8_t)_qm_os_purge(qm_page_start(span), span->slice_count * QM_SLICE_SIZE);
       purged = true;
     }
   }

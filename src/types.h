@@ -110,6 +110,20 @@ enum {
   QM_PAGE_NOT_IN_USE = 1 << 3, /* a free span's descriptor, or one absorbed into a free span */
 };
 
+/* What the memory of a free span or large block holds. */
+typedef enum qm_memory_e {
+  QM_MEMORY_DIRTY = 0, /* may be resident and hold old data */
+  QM_MEMORY_ZERO = 1,  /* reads as zero: fresh from the OS, or purged with MADV_DONTNEED */
+  QM_MEMORY_LAZY = 2,  /* purged with MADV_FREE: the OS may take it, but it need not read as zero */
+} qm_memory_t;
+
+/* A small page's place in the decay passes (purge.c). */
+typedef enum qm_purge_mark_e {
+  QM_PURGE_NONE = 0,      /* allocated from since the last pass */
+  QM_PURGE_CANDIDATE = 1, /* seen idle by one pass: the next one may purge it */
+  QM_PURGE_THINNED = 2,   /* its free memory was purged; nothing more until it is allocated from */
+} qm_purge_mark_t;
+
 /* qm_page_t: the descriptor of one slice. The descriptor of a span's first slice describes the
  * whole span; the descriptors of its other slices only say how far back that first one is.
  *
@@ -117,32 +131,44 @@ enum {
  *   head->slice_offset == 0; every slice s of a small page, and the last slice of every span,
  *   have s->slice_offset == bytes from head to s (so a block's head descriptor is one subtraction
  *   away, and span coalescing finds a left neighbour's head from its last slice).
- *   Small page:  used + |free| == capacity <= reserved; blocks on `free` lie in
- *                [page_start, page_start + capacity * block_size), at block boundaries.
+ *   Small page:  used + |free| + hole_blocks == capacity <= reserved; blocks on `free` lie in
+ *                [page_start, page_start + capacity * block_size), at block boundaries, and
+ *                overlap no hole. A hole is a purge unit (purge.c) whose memory was given back to
+ *                the OS while every block overlapping it was free; those blocks (hole_blocks of
+ *                them) are on no list until the page refills from its holes.
  *                (Blocks sitting in the heap's inbox still count as used.)
  *                IN_FULL  <=>  the page is in no class queue.
  *   Large page:  reserved == capacity == 1; block_size == slice_count * QM_SLICE_SIZE;
  *                used == 1 while the block is live.
- *   Free span:   kind == FREE, in span bin span_bin(slice_count) of the owning heap.
+ *   Free span:   kind == FREE, in span bin span_bin(slice_count) of the owning heap;
+ *                is_zero == QM_MEMORY_DIRTY => dirty_since_ns says since when (purge.c ages it).
  *
  * Layout: 64 bytes, so indexing is a shift. The fields the fast paths touch come first.
  */
 typedef struct qm_page_s {
-  qm_block_t *free;      /* next blocks to hand out (LIFO of frees and fresh blocks) */
-  uint32_t used;         /* blocks handed out and not yet freed back to this page */
-  uint8_t flags;         /* QM_PAGE_* */
-  uint8_t kind;          /* qm_span_kind_t, meaningful on a span's first slice */
-  uint8_t size_class;    /* small pages: the class index */
-  uint8_t is_zero;       /* free spans and large pages: memory is known to be zero */
+  qm_block_t *free;   /* next blocks to hand out (LIFO of frees and fresh blocks) */
+  uint32_t used;      /* blocks handed out and not yet freed back to this page */
+  uint8_t flags;      /* QM_PAGE_* */
+  uint8_t kind;       /* qm_span_kind_t, meaningful on a span's first slice */
+  uint8_t size_class; /* small pages: the class index */
+  union {
+    uint8_t is_zero;    /* free spans and large pages: qm_memory_t, what the memory holds */
+    uint8_t purge_mark; /* small pages: qm_purge_mark_t, where the page is in the decay passes */
+  };
   uint32_t block_size;   /* bytes per block (small: class size; large: span bytes) */
   uint32_t slice_offset; /* bytes back to the span's first descriptor; 0 on that one */
   uint32_t slice_count;  /* slices in the span (first descriptor only) */
-  uint32_t capacity;     /* blocks carved out of the page so far */
-  uint32_t reserved;     /* blocks that fit in the page */
-  uint32_t padding_;
+  uint32_t hole_blocks;  /* small pages: free blocks lying in purged holes (on no free list) */
+  union {
+    struct {
+      uint32_t capacity; /* small pages: blocks carved out of the page so far */
+      uint32_t reserved; /* small pages: blocks that fit in the page */
+    };
+    uint64_t dirty_since_ns; /* free spans with is_zero == QM_MEMORY_DIRTY: when they became dirty */
+  };
   struct qm_page_s *next; /* class queue, or span bin for free spans */
   struct qm_page_s *prev;
-  uint64_t reserved_for_later_; /* keeps the descriptor at 64 bytes; spare for secure mode */
+  uint64_t hole_map; /* small pages: bit i set <=> purge unit i of the page was given back to the OS */
 } qm_page_t;
 
 #define QM_PAGE_SHIFT 6
@@ -177,10 +203,11 @@ struct qm_heap_s;
  *
  * owner_thread and owner_heap are atomic: other threads read them to route a free. They are written
  * by the owner when it abandons the segment (0 / NULL), and by the adopter under the abandoned-list
- * lock. owner_thread == 0 <=> owner_heap == NULL.
+ * lock. owner_heap == NULL => owner_thread == 0; owner_thread == 0 with an owner_heap means that heap
+ * is a first-class heap whose thread has exited (orphaned: every free goes to its inbox).
  */
 typedef struct qm_segment_s {
-  _Atomic(uintptr_t) owner_thread;        /* the owner heap's thread_id; 0: abandoned, or huge.
+  _Atomic(uintptr_t) owner_thread;        /* the owner heap's thread_id; 0: abandoned, orphaned, huge.
                                              The free fast path compares it with the thread pointer. */
   _Atomic(struct qm_heap_s *) owner_heap; /* NULL: abandoned, or huge */
   uint32_t kind;                          /* qm_segment_kind_t */
@@ -195,9 +222,11 @@ typedef struct qm_segment_s {
   struct qm_segment_s *next;  /* in the owner heap's segment list, or the abandoned list */
   struct qm_segment_s *prev;
   /* huge segments */
-  size_t block_offset; /* bytes from segment to the block */
-  size_t block_size;   /* usable bytes of the huge block */
-  uint8_t padding_[48];
+  size_t block_offset;          /* bytes from segment to the block */
+  size_t block_size;            /* usable bytes of the huge block */
+  struct qm_heap_s *huge_owner; /* the first-class heap that lists this huge block (next/prev link it
+                                   into its huge_blocks), or NULL; written under that heap's huge_lock */
+  uint8_t padding_[40];
   qm_page_t slices[QM_SLICES_PER_SEGMENT];
 } qm_segment_t;
 
@@ -207,10 +236,23 @@ typedef struct qm_segment_s {
 #define QM_SEGMENT_USABLE_SLICES (QM_SLICES_PER_SEGMENT - QM_SEGMENT_META_SLICES)
 
 /* ---------------------------------------------------------------------------------------------
+ * Locks: a spin lock, taken only on paths a steady-state allocation never takes.
+ * ------------------------------------------------------------------------------------------- */
+
+typedef struct qm_lock_s {
+  _Atomic int locked;
+} qm_lock_t;
+
+/* ---------------------------------------------------------------------------------------------
  * Heaps
  * ------------------------------------------------------------------------------------------- */
 
-/* qm_heap_t: one thread's allocator.
+/* qm_heap_t: one thread's allocator, or a first-class heap (qm_heap_new, src/user_heap.c).
+ *
+ * A first-class heap is an ordinary heap that is not the thread's TLS heap: it allocates only when
+ * asked by name, from the thread that created it (thread_id), and qm_heap_destroy releases all of
+ * its segments and huge blocks at once. Its thread heap lists it in user_heaps, so that it can be
+ * orphaned (thread_id 0) when the thread exits.
  *
  * Invariants:
  *   direct[i] (size (i*16-15 .. i*16)) and class_page[c] point at the first page of the class's
@@ -219,7 +261,12 @@ typedef struct qm_segment_s {
  *   Every page in class_queue[c] has size_class == c and is not IN_FULL.
  *   Every free span of every segment in `segments` is in span_bins[span_bin(count)].
  *   inbox is the only field other threads write (atomic push); the owner drains it with exchange.
- *   thread_id identifies the owning thread; 0 when the heap is not in use.
+ *   thread_id identifies the owning thread; 0 when the heap is not in use, or orphaned.
+ *   user_magic == QM_USER_HEAP_MAGIC exactly while the heap is a live first-class heap; then every
+ *   segment in `segments` has owner_thread == thread_id, and no segment ever leaves it except to
+ *   be released (a first-class heap never adopts nor abandons segments).
+ *   huge_blocks (first-class heaps): every live huge block allocated from the heap, each with
+ *   huge_owner == this heap; under huge_lock, since any thread may free a huge block.
  */
 typedef struct qm_heap_s {
   qm_page_t *direct[QM_DIRECT_COUNT];    /* fast path for sizes <= QM_DIRECT_MAX */
@@ -230,9 +277,25 @@ typedef struct qm_heap_s {
   uintptr_t thread_id;
   qm_segment_t *segments; /* segments owned by this heap (doubly linked via next/prev) */
   size_t segment_count;
-  size_t empty_segment_count;  /* segments with no used slice (kept one for reuse) */
-  uint64_t slow_path_count;    /* drives periodic sweeps of empty pages */
+  size_t empty_segment_count; /* segments with no used slice (kept one for reuse) */
+  uint64_t slow_path_count;   /* drives periodic sweeps of empty pages */
+  uint64_t decay_next_ns;     /* when the next decay pass is due (purge.c) */
+  /* Guards the span layer of this heap (bins, free spans, segment list) against the one foreign
+   * visitor it has: a thread purging an idle heap's free spans or running malloc_trim. The owner
+   * holds it during span-layer work, re-entrantly (span_lock_depth is the owner's alone); the fast
+   * paths never take it. */
+  qm_lock_t span_lock;
+  uint32_t span_lock_depth;
   struct qm_heap_s *pool_next; /* in the heap pool while no thread uses it */
+  /* first-class heaps */
+  uint32_t user_magic;          /* QM_USER_HEAP_MAGIC: a live first-class heap */
+  qm_lock_t huge_lock;          /* guards huge_blocks and the huge_owner links */
+  qm_segment_t *huge_blocks;    /* this heap's huge blocks (linked via next/prev) */
+  struct qm_heap_s *user_heaps; /* thread heap: the first-class heaps this thread owns */
+  struct qm_heap_s *user_next;  /* first-class heap: in its thread heap's user_heaps */
+  struct qm_heap_s *user_prev;
 } qm_heap_t;
+
+#define QM_USER_HEAP_MAGIC 0x716d4850u /* "qmHP" */
 
 #endif /* QM_TYPES_H */

@@ -62,9 +62,11 @@ static void validate_small_page(validation_t *v, qm_heap_t *heap, qm_page_t *pag
     if (!inside || ++free_count > page->capacity)
       break;
   }
-  CHECK(v, page->used + free_count == page->capacity,
-        "page %p (class %zu): used %u + free %zu != capacity %u", (void *)page, cls, page->used, free_count,
-        page->capacity);
+  CHECK(v, page->used + free_count + page->hole_blocks == page->capacity,
+        "page %p (class %zu): used %u + free %zu + in holes %u != capacity %u", (void *)page, cls, page->used,
+        free_count, page->hole_blocks, page->capacity);
+  CHECK(v, page->hole_map != 0 || page->hole_blocks == 0, "page %p: %u blocks in holes but no hole",
+        (void *)page, page->hole_blocks);
   bool queued = list_contains(&heap->class_queue[cls], page);
   CHECK(v, queued == !(page->flags & QM_PAGE_IN_FULL), "page %p: IN_FULL flag disagrees with its queue",
         (void *)page);

@@ -1,0 +1,235 @@
+/* purge.c - giving memory back to the OS on a decay schedule: the decay pass of a heap, and the
+ * purging of free OS pages inside partly used small pages ("holes").
+ *
+ * Free memory is kept resident for a while (the purge delay, QMALLOC_PURGE_DELAY), because a
+ * program that frees memory often allocates it again soon, and faulting pages back in costs more
+ * than keeping them. Memory that stays free for longer than the delay goes back to the OS. There is
+ * no background thread: the owner of a heap runs a decay pass from its slow paths (page refills,
+ * frees into full pages, large blocks) at most every half delay.
+ *
+ * A pass looks at three kinds of free memory:
+ *   - empty small pages (no live block): released to the span layer once a pass has seen them
+ *     empty twice in a row (so a page that empties and fills again between passes stays a page);
+ *   - sparse small pages (at most a quarter of their blocks live): the OS pages that hold no live
+ *     block are purged, again only when two passes in a row saw the page unused by allocation;
+ *   - free spans: purged once dirty for longer than the delay (span.c stamps when they got dirty);
+ * and then ages the empty-segment cache (segment.c).
+ *
+ * Holes. A small page is cut into purge units (an OS page, or 1/64 of the page if that is more),
+ * and a unit all of whose overlapping blocks are free can be purged. Its blocks are taken off the
+ * free list first (their links live in the memory being purged), and the unit's bit is set in
+ * page->hole_map:
+ *
+ *   page:   | unit 0 | unit 1 | unit 2 | unit 3 |      blocks: a b c d e f g h (2 per unit)
+ *   live:      a                  e               free list before: b c d f g h
+ *   holes:           ^^^^^^^^          ^^^^^^^^    free list after:  b f   hole_blocks = 4
+ *
+ * When the page runs out of free blocks it takes its hole blocks back (_qm_page_refill_holes),
+ * touching the memory again only then.
+ */
+#include "internal.h"
+
+/* ---------------------------------------------------------------------------------------------
+ * Holes in small pages
+ * ------------------------------------------------------------------------------------------- */
+
+#define QM_MAX_PAGE_BLOCKS (QM_SLICE_SIZE * 8 / 16) /* the most blocks a page holds: 64 KiB of 16 B */
+
+/* log2 of a page's purge unit: an OS page, or 1/64 of the page when that is bigger (hole_map has
+ * 64 bits). */
+static unsigned purge_unit_shift(const qm_page_t *page) {
+  unsigned os_shift = (unsigned)qm_log2_floor(_qm_os_page_size());
+  size_t bytes = (size_t)page->slice_count << QM_SLICE_SHIFT;
+  unsigned shift = (unsigned)qm_log2_floor(bytes - 1) + 1; /* ceil(log2(bytes)) */
+  shift = shift > 6 ? shift - 6 : 0;
+  return shift > os_shift ? shift : os_shift;
+}
+
+/* The units that the bytes [first, last] of a page overlap, as a mask. */
+static uint64_t units_of(size_t first, size_t last, unsigned shift) {
+  size_t u0 = first >> shift, u1 = last >> shift;
+  uint64_t upto = u1 >= 63 ? ~0ull : (2ull << u1) - 1;
+  return upto & ~((1ull << u0) - 1);
+}
+
+static uint64_t block_units(size_t index, size_t block_size, unsigned shift) {
+  size_t first = index * block_size;
+  return units_of(first, first + block_size - 1, shift);
+}
+
+size_t _qm_page_thin(qm_page_t *page) {
+  qm_assert_internal(page->kind == QM_SPAN_SMALL);
+  const size_t block_size = page->block_size;
+  const size_t capacity = page->capacity;
+  const unsigned shift = purge_unit_shift(page);
+  uint8_t *start = qm_page_start(page);
+  if (capacity == 0)
+    return 0;
+
+  /* 1. Which blocks are free: those on the free list, and those already in holes. */
+  uint64_t free_bits[QM_MAX_PAGE_BLOCKS / 64];
+  memset(free_bits, 0, ((capacity + 63) / 64) * sizeof(uint64_t));
+  for (qm_block_t *b = page->free; b != NULL; b = b->next) {
+    size_t index = (size_t)((uint8_t *)b - start) / block_size;
+    free_bits[index / 64] |= 1ull << (index % 64);
+  }
+  if (page->hole_map != 0) {
+    for (size_t i = 0; i < capacity; i++)
+      if (block_units(i, block_size, shift) & page->hole_map)
+        free_bits[i / 64] |= 1ull << (i % 64);
+  }
+
+  /* 2. Units wholly inside the carved part whose every block is free, and that are not holes yet.
+   * (A unit reaching past the carved part is never a hole: blocks carved later would land in it.) */
+  size_t units = (capacity * block_size) >> shift;
+  uint64_t new_holes = 0;
+  for (size_t u = 0; u < units; u++) {
+    if (page->hole_map & (1ull << u))
+      continue;
+    size_t first_byte = u << shift;
+    size_t last_byte = ((u + 1) << shift) - 1;
+    bool all_free = true;
+    for (size_t i = first_byte / block_size; i <= last_byte / block_size && all_free; i++)
+      all_free = (free_bits[i / 64] >> (i % 64)) & 1;
+    if (all_free)
+      new_holes |= 1ull << u;
+  }
+  if (new_holes == 0)
+    return 0;
+
+  /* 3. Take the blocks that overlap a new hole off the free list, before their links are purged. */
+  size_t removed = 0;
+  for (qm_block_t **link = &page->free; *link != NULL;) {
+    qm_block_t *b = *link;
+    size_t index = (size_t)((uint8_t *)b - start) / block_size;
+    if (block_units(index, block_size, shift) & new_holes) {
+      *link = b->next;
+      removed++;
+    } else {
+      link = &b->next;
+    }
+  }
+
+  /* 4. Purge each run of new holes with one system call. */
+  size_t purged = 0;
+  uint64_t rest = new_holes;
+  while (rest != 0) {
+    size_t u = (size_t)__builtin_ctzll(rest);
+    uint64_t ones = ~(rest >> u); /* the run ends at the first zero bit */
+    size_t n = ones == 0 ? 64 - u : (size_t)__builtin_ctzll(ones);
+    (void)_qm_os_purge(start + (u << shift), n << shift);
+    purged += n << shift;
+    rest &= ~(n >= 64 ? ~0ull : ((1ull << n) - 1) << u);
+  }
+  page->hole_map |= new_holes;
+  page->hole_blocks += (uint32_t)removed;
+  page->flags &= (uint8_t)~QM_PAGE_FREE_ZERO;
+  return purged;
+}
+
+void _qm_page_refill_holes(qm_page_t *page) {
+  const size_t block_size = page->block_size;
+  const unsigned shift = purge_unit_shift(page);
+  uint8_t *start = qm_page_start(page);
+  size_t added = 0;
+  /* Highest first, so that the list hands out the lowest addresses first. */
+  for (size_t i = page->capacity; i-- > 0;) {
+    if (block_units(i, block_size, shift) & page->hole_map) {
+      qm_block_t *b = (qm_block_t *)(start + i * block_size);
+      b->next = page->free;
+      page->free = b;
+      added++;
+    }
+  }
+  qm_assert_internal(added == page->hole_blocks);
+  (void)added;
+  page->hole_map = 0;
+  page->hole_blocks = 0;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * The decay pass
+ * ------------------------------------------------------------------------------------------- */
+
+#define QM_DECAY_MIN_INTERVAL_NS (1000 * 1000ull) /* passes at most every millisecond */
+
+/* A page is worth thinning when at most a quarter of its blocks are live and its free list holds
+ * at least two purge units' worth of memory. */
+static bool page_is_sparse(const qm_page_t *page) {
+  size_t free_blocks = page->capacity - page->used - page->hole_blocks;
+  return (size_t)page->used * 4 <= page->capacity &&
+         free_blocks * page->block_size >= ((size_t)2 << purge_unit_shift(page));
+}
+
+/* Empty and sparse pages of the heap; `force` acts at once instead of on the second sighting. The
+ * first page of each class queue is the one the fast path allocates from: it is left alone. */
+static bool decay_pages(qm_heap_t *heap, bool force) {
+  bool released = false;
+  for (size_t cls = 0; cls < QM_CLASS_COUNT; cls++) {
+    qm_page_list_t *queue = &heap->class_queue[cls];
+    if (queue->first == NULL)
+      continue;
+    for (qm_page_t *page = queue->first->next, *next; page != NULL; page = next) {
+      next = page->next;
+      bool act = force || page->purge_mark == QM_PURGE_CANDIDATE;
+      if (page->used == 0) {
+        if (act) {
+          qm_list_remove(queue, page);
+          page->flags = 0;
+          _qm_span_free(heap, page);
+          released = true;
+        } else {
+          page->purge_mark = QM_PURGE_CANDIDATE;
+        }
+      } else if (page->purge_mark != QM_PURGE_THINNED && page_is_sparse(page)) {
+        if (act) {
+          released |= _qm_page_thin(page) > 0;
+          page->purge_mark = QM_PURGE_THINNED;
+        } else {
+          page->purge_mark = QM_PURGE_CANDIDATE;
+        }
+      }
+    }
+  }
+  return released;
+}
+
+/* Empty segments whose memory has been purged go to the segment cache, which unmaps them after
+ * the segment decay. */
+static bool release_purged_segments(qm_heap_t *heap) {
+  bool released = false;
+  for (qm_segment_t *segment = heap->segments, *next; segment != NULL; segment = next) {
+    next = segment->next;
+    if (segment->used_slices == 0 && segment->slices[QM_SEGMENT_FIRST_SLICE].is_zero != QM_MEMORY_DIRTY) {
+      _qm_segment_release(heap, segment);
+      released = true;
+    }
+  }
+  return released;
+}
+
+void _qm_heap_decay(qm_heap_t *heap, uint64_t now) {
+  uint64_t delay = qm_purge_delay_ns();
+  uint64_t interval = delay / 2 > QM_DECAY_MIN_INTERVAL_NS ? delay / 2 : QM_DECAY_MIN_INTERVAL_NS;
+  heap->decay_next_ns = now + interval;
+  qm_span_lock_enter(heap);
+  decay_pages(heap, delay == 0);
+  _qm_heap_purge_spans(heap, now > delay ? now - delay + 1 : 0);
+  release_purged_segments(heap);
+  qm_span_lock_leave(heap);
+  _qm_segment_cache_decay(now);
+}
+
+bool _qm_heap_purge_all(qm_heap_t *heap) {
+  qm_span_lock_enter(heap);
+  bool released = decay_pages(heap, true);
+  /* Thin every sparse page, whatever its mark. */
+  for (size_t cls = 0; cls < QM_CLASS_COUNT; cls++)
+    for (qm_page_t *page = heap->class_queue[cls].first; page != NULL; page = page->next)
+      if (page->used > 0 && page->hole_blocks + page->used < page->capacity)
+        released |= _qm_page_thin(page) > 0;
+  released |= _qm_heap_purge_spans(heap, UINT64_MAX);
+  released |= release_purged_segments(heap);
+  qm_span_lock_leave(heap);
+  return released;
+}
