@@ -27,11 +27,13 @@ void *_qm_malloc_generic(size_t size, qm_heap_t *heap, bool zero) {
   }
   if (size <= QM_SMALL_MAX) {
     size_t cls = qm_size_class(size);
+    qm_stats_small_request(heap, cls, size);
     qm_page_t *page = heap->class_page[cls];
     qm_block_t *block = page->free;
     if (block != NULL && !zero) {
       page->free = block->next;
       page->used++;
+      qm_stats_small_alloc(heap, page);
       return block;
     }
     return _qm_small_alloc_slow(heap, cls, zero);

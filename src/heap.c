@@ -24,11 +24,13 @@ qm_heap_t _qm_empty_heap = {
 qm_counters_t _qm_counters;
 
 /* ---------------------------------------------------------------------------------------------
- * The heap pool: heaps of exited threads, ready for new ones.
+ * The heap pool: heaps of exited threads, ready for new ones; and the list of heaps in use, for
+ * those who must see every heap (statistics, trimming all heaps). Both under pool_lock.
  * ------------------------------------------------------------------------------------------- */
 
 static qm_lock_t pool_lock;
-static qm_heap_t *pool_free; /* heaps ready for reuse, linked through pool_next */
+static qm_heap_t *pool_free;  /* heaps ready for reuse, linked through pool_next */
+static qm_heap_t *heaps_live; /* heaps in use, linked through live_next/live_prev */
 
 static void heap_reset(qm_heap_t *heap) {
   for (size_t i = 0; i < QM_DIRECT_COUNT; i++)
@@ -44,6 +46,9 @@ static void heap_reset(qm_heap_t *heap) {
   heap->segment_count = 0;
   heap->empty_segment_count = 0;
   heap->slow_path_count = 0;
+#if QM_STATS >= 2
+  memset(&heap->stats, 0, sizeof heap->stats);
+#endif
 }
 
 /* Takes a heap from the pool, or carves new ones from a fresh OS mapping. */
@@ -67,6 +72,11 @@ static qm_heap_t *heap_pool_take(void) {
   }
   pool_free = heap->pool_next;
   heap->pool_next = NULL;
+  heap->live_prev = NULL;
+  heap->live_next = heaps_live;
+  if (heaps_live)
+    heaps_live->live_prev = heap;
+  heaps_live = heap;
   _qm_unlock(&pool_lock);
   qm_counter_add(&_qm_counters.heaps_active, 1);
   qm_counter_add(&_qm_counters.heaps_created, 1);
@@ -75,10 +85,24 @@ static qm_heap_t *heap_pool_take(void) {
 
 static void heap_pool_give(qm_heap_t *heap) {
   _qm_lock(&pool_lock);
+  if (heap->live_prev)
+    heap->live_prev->live_next = heap->live_next;
+  else
+    heaps_live = heap->live_next;
+  if (heap->live_next)
+    heap->live_next->live_prev = heap->live_prev;
+  heap->live_next = heap->live_prev = NULL;
   heap->pool_next = pool_free;
   pool_free = heap;
   _qm_unlock(&pool_lock);
   qm_counter_sub(&_qm_counters.heaps_active, 1);
+}
+
+void _qm_heaps_visit(void (*visit)(qm_heap_t *heap, void *arg), void *arg) {
+  _qm_lock(&pool_lock);
+  for (qm_heap_t *heap = heaps_live; heap != NULL; heap = heap->live_next)
+    visit(heap, arg);
+  _qm_unlock(&pool_lock);
 }
 
 qm_heap_t *_qm_heap_get_or_init(void) {
@@ -150,6 +174,9 @@ void _qm_heap_abandon(qm_heap_t *heap) {
     }
     segment = next;
   }
+#if QM_STATS >= 2
+  _qm_stats_heap_retire(heap);
+#endif
   heap_reset(heap);
   if (_qm_tls_heap == heap) {
     _qm_tls_heap = &_qm_empty_heap;
