@@ -3,7 +3,8 @@
  *
  * Each fast path handles the common case with no lock, no atomic read-modify-write and no call,
  * and leaves everything else to one out-of-line function reached by a tail call.
- * Size (x86-64, gcc 12 -O2, docs/DESIGN.md lists them): malloc 15 instructions, free 27.
+ * Size (x86-64, gcc 12 -O2, docs/DESIGN.md lists them): malloc 15 instructions, free 27. The
+ * qm_stats_* hooks are empty unless the library is built with QM_STATS 2 (types.h).
  */
 #ifndef QM_ALLOC_INL_H
 #define QM_ALLOC_INL_H
@@ -19,6 +20,7 @@ static inline void *qm_malloc_inline(size_t size) {
     if (qm_likely(block != NULL)) {
       page->free = block->next;
       page->used++;
+      qm_stats_small_fast(heap, page, size);
       return block;
     }
   }
@@ -36,6 +38,7 @@ static inline void *qm_calloc_inline(size_t count, size_t size) {
     if (qm_likely(block != NULL)) {
       page->free = block->next;
       page->used++;
+      qm_stats_small_fast(heap, page, total);
       /* Fresh blocks are zero but for the free-list link. */
       if (page->flags & QM_PAGE_FREE_ZERO)
         block->next = NULL;
@@ -64,6 +67,7 @@ static inline void qm_free_inline(void *p) {
         block->next = head;
         page->free = block;
         page->used--;
+        qm_stats_small_free(_qm_tls_heap, page);
         return;
       }
     }

@@ -27,11 +27,13 @@ void *_qm_malloc_generic(size_t size, qm_heap_t *heap, bool zero) {
   }
   if (size <= QM_SMALL_MAX) {
     size_t cls = qm_size_class(size);
+    qm_stats_small_request(heap, cls, size);
     qm_page_t *page = heap->class_page[cls];
     qm_block_t *block = page->free;
     if (block != NULL && !zero) {
       page->free = block->next;
       page->used++;
+      qm_stats_small_alloc(heap, page);
       return block;
     }
     return _qm_small_alloc_slow(heap, cls, zero);
@@ -218,7 +220,10 @@ bool qm_is_heap_pointer(const void *p) {
 int qm_trim(size_t pad) {
   (void)pad;
   qm_ensure_process_init();
-  return _qm_heap_trim(_qm_tls_heap) ? 1 : 0;
+  bool released = _qm_heap_trim(_qm_tls_heap);
+  /* Other threads' heaps: their free spans (the rest of their memory only their owners touch). */
+  released |= _qm_purge_other_heaps(_qm_tls_heap, UINT64_MAX);
+  return released ? 1 : 0;
 }
 
 void qm_thread_done(void) {

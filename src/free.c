@@ -46,6 +46,7 @@ void _qm_free_local(qm_heap_t *heap, qm_segment_t *segment, void *p) {
       _qm_fatal("double free: block %p (size %u) is already free", p, page->block_size);
     block->next = page->free;
     page->free = block;
+    qm_stats_small_free(heap, page);
     if (--page->used == 0)
       _qm_page_release_if_idle(heap, page);
     return;

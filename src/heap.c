@@ -24,11 +24,14 @@ qm_heap_t _qm_empty_heap = {
 qm_counters_t _qm_counters;
 
 /* ---------------------------------------------------------------------------------------------
- * The heap pool: heaps of exited threads and destroyed first-class heaps, ready for reuse.
+ * The heap pool: heaps of exited threads and destroyed first-class heaps, ready for reuse; and the
+ * list of heaps in use, for those who must see every heap (statistics, trimming all heaps). Both
+ * under pool_lock.
  * ------------------------------------------------------------------------------------------- */
 
 static qm_lock_t pool_lock;
-static qm_heap_t *pool_free; /* heaps ready for reuse, linked through pool_next */
+static qm_heap_t *pool_free;  /* heaps ready for reuse, linked through pool_next */
+static qm_heap_t *heaps_live; /* heaps in use, linked through live_next/live_prev */
 
 void _qm_heap_reset(qm_heap_t *heap) {
   for (size_t i = 0; i < QM_DIRECT_COUNT; i++)
@@ -50,6 +53,9 @@ void _qm_heap_reset(qm_heap_t *heap) {
   heap->huge_blocks = NULL;
   heap->user_heaps = NULL;
   heap->user_next = heap->user_prev = NULL;
+#if QM_STATS >= 2
+  memset(&heap->stats, 0, sizeof heap->stats);
+#endif
 }
 
 /* Takes a heap from the pool, or carves new ones from a fresh OS mapping. */
@@ -73,18 +79,52 @@ qm_heap_t *_qm_heap_pool_take(void) {
   }
   pool_free = heap->pool_next;
   heap->pool_next = NULL;
+  /* Reset before it goes on the live list, where other threads may look at it (statistics,
+   * purging), and with its span lock free. */
+  _qm_heap_reset(heap);
+  heap->live_prev = NULL;
+  heap->live_next = heaps_live;
+  if (heaps_live)
+    heaps_live->live_prev = heap;
+  heaps_live = heap;
   _qm_unlock(&pool_lock);
   qm_counter_add(&_qm_counters.heaps_active, 1);
   qm_counter_add(&_qm_counters.heaps_created, 1);
   return heap;
 }
 
+static void unlist_locked(qm_heap_t *heap) {
+  if (heap->live_prev == NULL && heaps_live != heap)
+    return; /* not on the list (any more) */
+  if (heap->live_prev)
+    heap->live_prev->live_next = heap->live_next;
+  else
+    heaps_live = heap->live_next;
+  if (heap->live_next)
+    heap->live_next->live_prev = heap->live_prev;
+  heap->live_next = heap->live_prev = NULL;
+}
+
+void _qm_heap_unlist(qm_heap_t *heap) {
+  _qm_lock(&pool_lock);
+  unlist_locked(heap);
+  _qm_unlock(&pool_lock);
+}
+
 void _qm_heap_pool_give(qm_heap_t *heap) {
   _qm_lock(&pool_lock);
+  unlist_locked(heap);
   heap->pool_next = pool_free;
   pool_free = heap;
   _qm_unlock(&pool_lock);
   qm_counter_sub(&_qm_counters.heaps_active, 1);
+}
+
+void _qm_heaps_visit(void (*visit)(qm_heap_t *heap, void *arg), void *arg) {
+  _qm_lock(&pool_lock);
+  for (qm_heap_t *heap = heaps_live; heap != NULL; heap = heap->live_next)
+    visit(heap, arg);
+  _qm_unlock(&pool_lock);
 }
 
 qm_heap_t *_qm_heap_get_or_init(void) {
@@ -95,7 +135,6 @@ qm_heap_t *_qm_heap_get_or_init(void) {
   heap = _qm_heap_pool_take();
   if (heap == NULL)
     return NULL;
-  _qm_heap_reset(heap);
   heap->thread_id = _qm_thread_id();
   _qm_tls_heap = heap;
   _qm_thread_key_set(heap);
@@ -146,6 +185,9 @@ void _qm_heap_abandon(qm_heap_t *heap) {
   /* The thread's first-class heaps outlive it, ownerless (user_heap.c). */
   if (heap->user_heaps != NULL)
     _qm_user_heaps_orphan(heap);
+  /* Off the live list first: once its segments are abandoned, its span bins describe memory it no
+   * longer owns, and no other thread may purge through them. */
+  _qm_heap_unlist(heap);
   qm_span_lock_enter(heap);
   _qm_heap_collect_inbox(heap);
   _qm_heap_sweep_pages(heap, false);
@@ -161,7 +203,10 @@ void _qm_heap_abandon(qm_heap_t *heap) {
     segment = next;
   }
   qm_span_lock_leave(heap);
-  _qm_heap_reset(heap);
+#if QM_STATS >= 2
+  _qm_stats_heap_retire(heap);
+#endif
+  _qm_heap_reset(heap); /* unlisted above: nobody else looks at it */
   if (_qm_tls_heap == heap) {
     _qm_tls_heap = &_qm_empty_heap;
     _qm_thread_key_set(NULL); /* the heap may go to another thread: this one must not abandon it again */

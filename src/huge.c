@@ -87,6 +87,7 @@ void *_qm_huge_alloc(size_t size, size_t alignment, bool zero) {
   huge_header_init(segment, offset, usable);
   qm_counter_add(&_qm_counters.huge_blocks, 1);
   qm_counter_add(&_qm_counters.huge_bytes, offset + usable);
+  qm_stats_huge_alloc(size, usable);
   return (uint8_t *)segment + offset;
 }
 
@@ -104,6 +105,7 @@ static void huge_unmap(qm_segment_t *segment) {
   huge_map_set(segment, QM_MAP_FREED);
   qm_counter_sub(&_qm_counters.huge_blocks, 1);
   qm_counter_sub(&_qm_counters.huge_bytes, segment->mapping_size);
+  qm_stats_huge_free(segment->block_size);
   segment->magic = 0;
   _qm_os_unmap(segment->mapping_base, segment->mapping_size);
 }
@@ -187,6 +189,7 @@ void *_qm_huge_realloc(qm_segment_t *segment, void *p, size_t new_size) {
   qm_counter_add(&_qm_counters.huge_bytes, new_map);
   segment->mapping_base = segment;
   segment->mapping_size = new_map;
+  qm_stats_huge_resize(segment->block_size, usable);
   segment->block_size = usable;
   return (uint8_t *)segment + offset;
 }

@@ -94,15 +94,19 @@ void _qm_thread_key_set(qm_heap_t *heap) {
     pthread_setspecific(thread_key, heap);
 }
 
+/* Lock order: heap pool, then the segment layer's, then the arena and unmap locks of os.c. */
 static void fork_prepare(void) {
   _qm_heap_fork_prepare();
   _qm_segment_fork_prepare();
+  _qm_os_fork_prepare();
 }
 static void fork_parent(void) {
+  _qm_os_fork_parent();
   _qm_segment_fork_parent();
   _qm_heap_fork_parent();
 }
 static void fork_child(void) {
+  _qm_os_fork_child();
   _qm_segment_fork_child();
   _qm_heap_fork_child();
 }
@@ -123,6 +127,8 @@ void _qm_process_init(void) {
   }
   (void)_qm_os_page_size();
   _qm_options_init();
+  if (_qm_options.verbose || _qm_options.show_stats)
+    _qm_os_stderr_keep();
   atomic_store_explicit(&_qm_process_state, 2, memory_order_release);
 
   /* From here on allocation works; these may allocate. */
@@ -139,6 +145,10 @@ void _qm_process_init(void) {
 __attribute__((constructor)) static void qm_constructor(void) { qm_ensure_process_init(); }
 
 __attribute__((destructor)) static void qm_destructor(void) {
+  if (_qm_options.verbose || _qm_options.show_stats)
+    _qm_os_stderr_restore();
+  if (_qm_options.show_stats)
+    _qm_stats_print_stderr();
   if (!_qm_options.verbose)
     return;
   verbose_line(

@@ -14,6 +14,7 @@
 #include "types.h"
 
 #include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 /* ---------------------------------------------------------------------------------------------
@@ -261,8 +262,29 @@ qm_memory_t _qm_os_purge(void *p, size_t size);
 void *_qm_os_remap(void *p, size_t old_size, size_t new_size, void *target);
 /* Shrinks a mapping in place. */
 void _qm_os_shrink(void *p, size_t old_size, size_t new_size);
+/* A fresh zeroed segment (QM_SEGMENT_SIZE bytes, aligned to it): carved from the arena reserved
+ * with QMALLOC_ARENA_RESERVE while it lasts, else mapped; advised for transparent huge pages
+ * with QMALLOC_THP. NULL when out of memory. _qm_os_unmap takes arena segments back. */
+void *_qm_os_map_segment(void);
+/* Bytes of the arena reserved and handed out as segments (both 0 without an arena). */
+void _qm_os_arena_info(size_t *reserved, size_t *used);
+/* While held, nothing qmalloc mapped is unmapped (munmap waits), so a thread reading another
+ * heap's segments (statistics) never touches memory that went away. Take it after the heap-pool
+ * lock, never the other way round, and release it before anything that may allocate. */
+void _qm_os_hold_mappings(void);
+void _qm_os_release_mappings(void);
+void _qm_os_fork_prepare(void);
+void _qm_os_fork_parent(void);
+void _qm_os_fork_child(void);
+/* The resident set of the whole process in bytes, from /proc/self/statm (0 if unreadable). */
+size_t _qm_os_resident_bytes(void);
 void _qm_os_write_stderr(const char *s, size_t n);
+/* Keeps a copy of stderr (at start), and puts it back at exit if the program closed fd 2. */
+void _qm_os_stderr_keep(void);
+void _qm_os_stderr_restore(void);
 const char *_qm_os_getenv(const char *name);
+/* The environment, or NULL in setuid/setgid programs (which ignore QMALLOC_* variables). */
+char *const *_qm_os_environ(void);
 int _qm_os_getpid(void);
 /* Monotonic clock, for decay decisions on slow paths. */
 uint64_t _qm_os_now_ns(void);
@@ -315,6 +337,8 @@ void _qm_segment_cache_decay(uint64_t now);
 /* Unmaps cached segments; returns whether anything was released. */
 bool _qm_segment_cache_trim(void);
 size_t _qm_segment_abandoned_count(void);
+/* Calls visit(segment, arg) for every abandoned segment, under the abandoned-list lock. */
+void _qm_segment_visit_abandoned(void (*visit)(qm_segment_t *segment, void *arg), void *arg);
 void _qm_segment_fork_prepare(void);
 void _qm_segment_fork_parent(void);
 void _qm_segment_fork_child(void);
@@ -375,6 +399,9 @@ bool _qm_heap_purge_spans(qm_heap_t *heap, uint64_t older_than);
 /* Releases everything the heap can release now (malloc_trim): empty pages, free OS pages inside
  * small pages, free spans, empty segments. Owner only. Returns whether anything was released. */
 bool _qm_heap_purge_all(qm_heap_t *heap);
+/* Purges the free spans of every heap but self that have been dirty since before older_than;
+ * heaps whose owner is busy in its span layer are skipped. Any thread. */
+bool _qm_purge_other_heaps(qm_heap_t *self, uint64_t older_than);
 /* Gives back free OS pages inside a small page; returns the bytes purged. */
 size_t _qm_page_thin(qm_page_t *page);
 
@@ -423,6 +450,11 @@ static inline void qm_span_lock_leave(qm_heap_t *heap) {
     _qm_unlock(&heap->span_lock);
 }
 void _qm_heap_segment_unlink(qm_heap_t *heap, qm_segment_t *segment);
+/* Calls visit(heap, arg) for every heap in use, under the heap-pool lock: no heap starts or is
+ * handed back meanwhile, but their owners go on allocating (read their fields as snapshots). */
+void _qm_heaps_visit(void (*visit)(qm_heap_t *heap, void *arg), void *arg);
+/* Takes a heap off the list of heaps in use (idempotent): before it gives up its segments. */
+void _qm_heap_unlist(qm_heap_t *heap);
 
 /* ---------------------------------------------------------------------------------------------
  * user_heap.c: first-class heaps
@@ -457,14 +489,173 @@ void _qm_thread_key_set(qm_heap_t *heap);
 
 enum { QM_PURGE_DONTNEED = 0, QM_PURGE_FREE = 1 };
 
+/* The options in force, one field per entry of the table in options.c (which says what each one
+ * means, its default and its range). Written at start-up and by qm_option_set (relaxed atomic
+ * stores of the whole field); read anywhere with plain loads. */
 typedef struct qm_options_s {
   bool verbose;              /* QMALLOC_VERBOSE: banner at start, summary at exit */
+  bool show_stats;           /* QMALLOC_SHOW_STATS: the statistics table at exit */
   uint64_t purge_delay_ms;   /* QMALLOC_PURGE_DELAY: how long free memory stays resident */
   int purge_method;          /* QMALLOC_PURGE_METHOD: QM_PURGE_DONTNEED or QM_PURGE_FREE */
   uint64_t segment_decay_ms; /* QMALLOC_SEGMENT_DECAY: how long a wholly free segment stays mapped */
+  bool use_thp;              /* QMALLOC_THP: advise transparent huge pages for segments */
+  size_t arena_reserve;      /* QMALLOC_ARENA_RESERVE: address space reserved for segments */
+  bool debug;                /* QMALLOC_DEBUG: only in the debug variant of the library */
+  bool secure;               /* QMALLOC_SECURE: only in the secure variant of the library */
 } qm_options_t;
 extern qm_options_t _qm_options;
 void _qm_options_init(void);
+/* The option table as a markdown table (the README's is generated from it), and the options in
+ * force as the members of a JSON object (no braces). These use stdio: never call them while
+ * holding a lock. */
+void _qm_options_markdown(FILE *out);
+void _qm_options_json(FILE *out, const char *indent);
+
+/* ---------------------------------------------------------------------------------------------
+ * stats.c: statistics. The layers call the hooks below where blocks and memory come and go; each
+ * hook compiles to nothing below the QM_STATS level it needs (types.h), so level 1 leaves the
+ * fast paths untouched and level 0 removes every update.
+ * ------------------------------------------------------------------------------------------- */
+
+#if QM_STATS >= 1
+/* Process-wide statistics counters: relaxed atomics, updated on slow paths only. */
+typedef struct qm_stat_counters_s {
+  _Atomic uint64_t large_requests, large_bytes_requested;
+  _Atomic uint64_t huge_requests, huge_bytes_requested;
+  _Atomic uint64_t huge_in_use;  /* usable bytes of live huge blocks */
+  _Atomic uint64_t bytes_purged; /* bytes given back with madvise so far */
+  _Atomic uint64_t remap_calls;  /* mremap calls */
+  _Atomic uint64_t advise_calls; /* madvise calls other than purges (transparent huge pages) */
+  _Atomic uint64_t mapped_peak;  /* the most segment and huge bytes mapped at once */
+#if QM_STATS >= 2
+  _Atomic int64_t in_use_published; /* in_use the heaps have published, plus huge_in_use */
+  _Atomic uint64_t peak_in_use;     /* the highest in-use total seen (stats.c explains how) */
+  _Atomic uint64_t retired_requests[QM_CLASS_COUNT]; /* requests of heaps handed back */
+  _Atomic uint64_t retired_bytes_requested[QM_CLASS_COUNT];
+#endif
+} qm_stat_counters_t;
+extern qm_stat_counters_t _qm_stat;
+#define QM_STAT_ADD(field, n) atomic_fetch_add_explicit(&_qm_stat.field, (uint64_t)(n), memory_order_relaxed)
+
+void _qm_stats_large_request(size_t requested);
+void _qm_stats_huge_alloc(size_t requested, size_t usable);
+void _qm_stats_huge_free(size_t usable);
+void _qm_stats_huge_resize(size_t old_usable, size_t new_usable);
+/* Records the mapped total (segments + huge) as the peak when it is one. */
+void _qm_stats_note_mapped(void);
+#else
+#define QM_STAT_ADD(field, n) ((void)0)
+#endif
+
+#if QM_STATS >= 2
+/* The owner's update of its own heap's counters: a plain load and a relaxed store (other threads
+ * only read them), never a read-modify-write. */
+#define QM_OWNER_STORE(field, value) __atomic_store_n(&(field), (value), __ATOMIC_RELAXED)
+static inline void qm_stats_in_use_add(qm_heap_t *heap, int64_t bytes) {
+  int64_t in_use = heap->stats.in_use + bytes;
+  QM_OWNER_STORE(heap->stats.in_use, in_use);
+  if (in_use > heap->stats.peak_local)
+    QM_OWNER_STORE(heap->stats.peak_local, in_use);
+}
+/* Adds the heap's unpublished in_use to the process total and raises the process peak. */
+void _qm_stats_publish(qm_heap_t *heap);
+/* Before a heap goes back to the pool: publishes it and merges its request counters. */
+void _qm_stats_heap_retire(qm_heap_t *heap);
+#endif
+
+/* A small request of class cls (every path that serves one, before it is served). */
+static inline void qm_stats_small_request(qm_heap_t *heap, size_t cls, size_t size) {
+#if QM_STATS >= 2
+  QM_OWNER_STORE(heap->stats.requests[cls], heap->stats.requests[cls] + 1);
+  QM_OWNER_STORE(heap->stats.bytes_requested[cls], heap->stats.bytes_requested[cls] + size);
+#else
+  (void)heap, (void)cls, (void)size;
+#endif
+}
+/* A small block handed out from page by the owner. */
+static inline void qm_stats_small_alloc(qm_heap_t *heap, const qm_page_t *page) {
+#if QM_STATS >= 2
+  qm_stats_in_use_add(heap, (int64_t)page->block_size);
+#else
+  (void)heap, (void)page;
+#endif
+}
+/* The fast paths: request and block at once. */
+static inline void qm_stats_small_fast(qm_heap_t *heap, const qm_page_t *page, size_t size) {
+  qm_stats_small_request(heap, page->size_class, size);
+  qm_stats_small_alloc(heap, page);
+}
+/* The small slow path: also publishes the heap's in-use figure (a slow path may take an atomic). */
+static inline void qm_stats_small_alloc_slow(qm_heap_t *heap, const qm_page_t *page) {
+#if QM_STATS >= 2
+  qm_stats_in_use_add(heap, (int64_t)page->block_size);
+  _qm_stats_publish(heap);
+#else
+  (void)heap, (void)page;
+#endif
+}
+/* A small block freed back to page by the owner. */
+static inline void qm_stats_small_free(qm_heap_t *heap, const qm_page_t *page) {
+#if QM_STATS >= 2
+  QM_OWNER_STORE(heap->stats.in_use, heap->stats.in_use - (int64_t)page->block_size);
+#else
+  (void)heap, (void)page;
+#endif
+}
+static inline void qm_stats_large_alloc(qm_heap_t *heap, size_t requested, size_t bytes) {
+#if QM_STATS >= 1
+  _qm_stats_large_request(requested);
+#endif
+#if QM_STATS >= 2
+  qm_stats_in_use_add(heap, (int64_t)bytes);
+  _qm_stats_publish(heap);
+#else
+  (void)heap, (void)bytes, (void)requested;
+#endif
+}
+static inline void qm_stats_large_free(qm_heap_t *heap, size_t bytes) {
+#if QM_STATS >= 2
+  QM_OWNER_STORE(heap->stats.in_use, heap->stats.in_use - (int64_t)bytes);
+#else
+  (void)heap, (void)bytes;
+#endif
+}
+static inline void qm_stats_large_resize(qm_heap_t *heap, size_t old_bytes, size_t new_bytes) {
+#if QM_STATS >= 2
+  qm_stats_in_use_add(heap, (int64_t)new_bytes - (int64_t)old_bytes);
+#else
+  (void)heap, (void)old_bytes, (void)new_bytes;
+#endif
+}
+static inline void qm_stats_huge_alloc(size_t requested, size_t usable) {
+#if QM_STATS >= 1
+  _qm_stats_huge_alloc(requested, usable);
+#else
+  (void)requested, (void)usable;
+#endif
+}
+static inline void qm_stats_huge_free(size_t usable) {
+#if QM_STATS >= 1
+  _qm_stats_huge_free(usable);
+#else
+  (void)usable;
+#endif
+}
+static inline void qm_stats_huge_resize(size_t old_usable, size_t new_usable) {
+#if QM_STATS >= 1
+  _qm_stats_huge_resize(old_usable, new_usable);
+#else
+  (void)old_usable, (void)new_usable;
+#endif
+}
+static inline void qm_stats_note_mapped(void) {
+#if QM_STATS >= 1
+  _qm_stats_note_mapped();
+#endif
+}
+
+/* Prints the statistics table on stderr with write(2) (malloc_stats, exit): allocates nothing. */
+void _qm_stats_print_stderr(void);
 
 static inline uint64_t qm_purge_delay_ns(void) { return _qm_options.purge_delay_ms * 1000000ull; }
 static inline uint64_t qm_segment_decay_ns(void) { return _qm_options.segment_decay_ms * 1000000ull; }

@@ -1,87 +1,455 @@
-/* options.c - run-time options, read once from the environment at process start.
+/* options.c - run-time options: the one table that describes them, reading them from the
+ * environment at start-up, qm_option_set/qm_option_get, and the table's markdown form (from which
+ * the README's option table is generated).
  *
- * One table describes every option: its name (read as QMALLOC_<NAME>), default, and meaning.
- * Values are read with secure_getenv, so setuid and setgid programs ignore them. A value that
- * cannot be parsed gets a one-line warning naming the option and the value used instead.
+ * Each option is read once, as QMALLOC_<NAME>, while the process starts: before anything may
+ * allocate, so parsing is done by hand here (no strtol, sscanf or locale). Values come from
+ * secure_getenv, so setuid and setgid programs ignore them. A value that does not parse or is out
+ * of range gets one warning line naming the option and the value used instead, and the program
+ * runs on; so does a QMALLOC_* variable that names no option.
  */
 #include "internal.h"
+#include "qmalloc.h"
 
-#include <stdlib.h>
-#include <strings.h>
+#include <errno.h>
+#include <inttypes.h>
+
+/* Builds of the debug and secure variants of the library define these. */
+#ifndef QM_VARIANT_DEBUG
+#define QM_VARIANT_DEBUG 0
+#endif
+#ifndef QM_VARIANT_SECURE
+#define QM_VARIANT_SECURE 0
+#endif
 
 qm_options_t _qm_options;
 
-typedef struct qm_option_desc_s {
-  const char *name; /* environment variable */
-  bool *value;      /* where the parsed value goes */
-  bool default_value;
-  const char *description; /* one line, for documentation */
-} qm_option_desc_t;
+typedef enum option_type_e {
+  OPTION_BOOL,     /* bool field: 1/0, yes/no, true/false, on/off */
+  OPTION_DURATION, /* uint64_t field, milliseconds: 250, 250ms, 2s */
+  OPTION_SIZE,     /* size_t field, bytes: 4096, 64k, 16m, 1g, 1t (optionally followed by b or ib) */
+  OPTION_ENUM,     /* int field: the index of one of `names` */
+} option_type_t;
 
-static const qm_option_desc_t option_table[] = {
-    {"QMALLOC_VERBOSE", &_qm_options.verbose, false,
-     "print a line when qmalloc starts and a summary when the process exits"},
+typedef enum option_when_e {
+  ANY_TIME, /* qm_option_set may change it at any time; it takes effect on the next slow path */
+  AT_START, /* only before the first allocation (it shapes memory that is then mapped) */
+} option_when_t;
+
+/* One option. Invariants: min <= default_value <= max for numbers; for enums, default_value
+ * indexes `names`, which ends with NULL; `name` starts with "QMALLOC_" and is upper case. */
+typedef struct option_desc_s {
+  const char *name;
+  option_type_t type;
+  size_t offset; /* of the field in qm_options_t; its type follows from `type` */
+  uint64_t default_value;
+  uint64_t min, max;
+  const char *const *names;
+  option_when_t when;
+  const char *variant; /* non-NULL: exists only in this variant of the library ("debug", "secure") */
+  const char *description;
+} option_desc_t;
+
+#define FIELD(f) offsetof(qm_options_t, f)
+#define MS_PER_S ((uint64_t)1000)
+#define TiB ((uint64_t)1 << 40)
+
+static const char *const purge_methods[] = {"dontneed", "free", NULL};
+
+static const option_desc_t option_table[] = {
+    {"QMALLOC_VERBOSE", OPTION_BOOL, FIELD(verbose), 0, 0, 1, NULL, ANY_TIME, NULL,
+     "print a line when qmalloc starts and a summary when the process exits, on stderr"},
+    {"QMALLOC_SHOW_STATS", OPTION_BOOL, FIELD(show_stats), 0, 0, 1, NULL, ANY_TIME, NULL,
+     "print the statistics table (as `malloc_stats()` does) on stderr when the process exits"},
+    {"QMALLOC_PURGE_DELAY", OPTION_DURATION, FIELD(purge_delay_ms), 100, 0, 60 * MS_PER_S, NULL, ANY_TIME,
+     NULL, "how long free memory stays resident before its pages are given back to the OS (0: at once)"},
+    {"QMALLOC_PURGE_METHOD", OPTION_ENUM, FIELD(purge_method), QM_PURGE_DONTNEED, 0, 1, purge_methods,
+     ANY_TIME, NULL,
+     "how pages are given back: `dontneed` (`MADV_DONTNEED`: the resident set drops at once) or `free` "
+     "(`MADV_FREE`: cheaper, the kernel takes the pages when it needs memory)"},
+    {"QMALLOC_SEGMENT_DECAY", OPTION_DURATION, FIELD(segment_decay_ms), 1000, 0, 600 * MS_PER_S, NULL,
+     ANY_TIME, NULL, "how long a wholly free 4 MiB segment stays mapped for reuse before it is unmapped"},
+    {"QMALLOC_THP", OPTION_BOOL, FIELD(use_thp), 0, 0, 1, NULL, AT_START, NULL,
+     "advise transparent huge pages for segments (`MADV_HUGEPAGE`): fewer TLB misses on big heaps, "
+     "but a resident set that may grow in 2 MiB steps"},
+    {"QMALLOC_ARENA_RESERVE", OPTION_SIZE, FIELD(arena_reserve), 0, 0, TiB, NULL, AT_START, NULL,
+     "address space to reserve at the first allocation; segments are carved from it (no mmap call each) "
+     "until it is used up, then mapped one by one; 0: no reservation"},
+    {"QMALLOC_DEBUG", OPTION_BOOL, FIELD(debug), 0, 0, 1, NULL, AT_START, "debug",
+     "the debug mode of `libqmalloc-debug.so` (`qmalloc-run --debug`); other builds of the library warn "
+     "that it has no effect"},
+    {"QMALLOC_SECURE", OPTION_BOOL, FIELD(secure), 0, 0, 1, NULL, AT_START, "secure",
+     "the hardened mode of `libqmalloc-secure.so` (`qmalloc-run --secure`); other builds of the library "
+     "warn that it has no effect"},
 };
+#define OPTION_COUNT (sizeof option_table / sizeof option_table[0])
 
-static bool parse_bool(const char *text, bool *out) {
-  static const char *const yes[] = {"1", "yes", "true", "on"};
-  static const char *const no[] = {"0", "no", "false", "off", ""};
-  for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++)
-    if (strcasecmp(text, yes[i]) == 0)
-      return *out = true, true;
-  for (size_t i = 0; i < sizeof no / sizeof no[0]; i++)
-    if (strcasecmp(text, no[i]) == 0)
-      return *out = false, true;
-  return false;
+/* QMALLOC_* variables that are not options but are read by qmalloc's tools. */
+static const char *const other_variables[] = {"QMALLOC_LIB"};
+
+static bool variant_built(const option_desc_t *option) {
+  if (option->variant == NULL)
+    return true;
+  return option->variant[0] == 'd' ? QM_VARIANT_DEBUG : QM_VARIANT_SECURE;
 }
 
-/* A whole number of milliseconds, at most `max`. */
-static bool parse_ms(const char *text, uint64_t max, uint64_t *out) {
+/* ---------------------------------------------------------------------------------------------
+ * Text: by hand, ASCII only, no allocation.
+ * ------------------------------------------------------------------------------------------- */
+
+static char lower(char c) { return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c; }
+
+static bool equal_nocase(const char *a, const char *b) {
+  for (; *a && lower(*a) == lower(*b); a++, b++) {
+  }
+  return lower(*a) == lower(*b);
+}
+
+/* If text starts with prefix (any case), returns what follows, else NULL. */
+static const char *skip_prefix_nocase(const char *text, const char *prefix) {
+  for (; *prefix; prefix++, text++)
+    if (lower(*text) != lower(*prefix))
+      return NULL;
+  return text;
+}
+
+/* Leading decimal digits into *out; returns the first character after them, or NULL when there
+ * are none or the number overflows. */
+static const char *parse_digits(const char *text, uint64_t *out) {
   uint64_t n = 0;
   const char *c = text;
-  if (*c == 0)
-    return false;
   for (; *c >= '0' && *c <= '9'; c++) {
-    n = n * 10 + (uint64_t)(*c - '0');
-    if (n > max)
-      return false;
+    if (__builtin_mul_overflow(n, 10, &n) || __builtin_add_overflow(n, (uint64_t)(*c - '0'), &n))
+      return NULL;
   }
-  if (*c == 'm' && c[1] == 's')
-    c += 2;
-  if (*c != 0)
-    return false;
   *out = n;
-  return true;
+  return c == text ? NULL : c;
 }
 
-static void numeric_option(const char *name, uint64_t *value, uint64_t default_value, uint64_t max) {
-  *value = default_value;
-  const char *text = _qm_os_getenv(name);
-  if (text != NULL && !parse_ms(text, max, value)) {
-    *value = default_value;
-    _qm_message("warning: %s=\"%s\" is not a duration in ms (0..%llu); using %llu", name, text,
-                (unsigned long long)max, (unsigned long long)default_value);
+typedef enum parse_result_e { PARSE_OK, PARSE_BAD, PARSE_RANGE } parse_result_t;
+
+static parse_result_t parse_value(const option_desc_t *option, const char *text, uint64_t *out) {
+  uint64_t n = 0;
+  const char *rest;
+  switch (option->type) {
+  case OPTION_BOOL: {
+    static const char *const yes[] = {"1", "yes", "true", "on"};
+    static const char *const no[] = {"0", "no", "false", "off", ""};
+    for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++)
+      if (equal_nocase(text, yes[i]))
+        return *out = 1, PARSE_OK;
+    for (size_t i = 0; i < sizeof no / sizeof no[0]; i++)
+      if (equal_nocase(text, no[i]))
+        return *out = 0, PARSE_OK;
+    return PARSE_BAD;
+  }
+  case OPTION_ENUM:
+    for (uint64_t i = 0; option->names[i] != NULL; i++)
+      if (equal_nocase(text, option->names[i]))
+        return *out = i, PARSE_OK;
+    return PARSE_BAD;
+  case OPTION_DURATION: {
+    if ((rest = parse_digits(text, &n)) == NULL)
+      return text[0] >= '0' && text[0] <= '9' ? PARSE_RANGE : PARSE_BAD;
+    uint64_t scale = 1;
+    if (equal_nocase(rest, "s"))
+      scale = MS_PER_S;
+    else if (*rest != '\0' && !equal_nocase(rest, "ms"))
+      return PARSE_BAD;
+    if (__builtin_mul_overflow(n, scale, &n))
+      return PARSE_RANGE;
+    break;
+  }
+  case OPTION_SIZE: {
+    if ((rest = parse_digits(text, &n)) == NULL)
+      return text[0] >= '0' && text[0] <= '9' ? PARSE_RANGE : PARSE_BAD;
+    static const char units[] = "kmgt";
+    unsigned shift = 0;
+    for (unsigned i = 0; units[i] != '\0'; i++)
+      if (lower(*rest) == units[i]) {
+        shift = 10 * (i + 1);
+        rest++;
+        break;
+      }
+    if (!(*rest == '\0' || equal_nocase(rest, "b") || (shift != 0 && equal_nocase(rest, "ib"))))
+      return PARSE_BAD;
+    if (shift != 0 && n > (UINT64_MAX >> shift))
+      return PARSE_RANGE;
+    n <<= shift;
+    break;
+  }
+  }
+  if (n < option->min || n > option->max)
+    return PARSE_RANGE;
+  *out = n;
+  return PARSE_OK;
+}
+
+/* The canonical text of a value: "1", "250ms", "2s", "64m", "dontneed". */
+static void format_value(const option_desc_t *option, uint64_t value, char *buf, size_t size) {
+  switch (option->type) {
+  case OPTION_BOOL:
+    snprintf(buf, size, "%d", value ? 1 : 0);
+    return;
+  case OPTION_ENUM:
+    snprintf(buf, size, "%s", option->names[value]);
+    return;
+  case OPTION_DURATION:
+    if (value != 0 && value % MS_PER_S == 0)
+      snprintf(buf, size, "%" PRIu64 "s", value / MS_PER_S);
+    else
+      snprintf(buf, size, "%" PRIu64 "ms", value);
+    return;
+  case OPTION_SIZE: {
+    static const char units[] = "kmgt";
+    int unit = -1;
+    for (int i = 3; i >= 0 && unit < 0; i--)
+      if (value != 0 && value % ((uint64_t)1 << (10 * (i + 1))) == 0)
+        unit = i;
+    if (unit < 0)
+      snprintf(buf, size, "%" PRIu64, value);
+    else
+      snprintf(buf, size, "%" PRIu64 "%c", value >> (10 * (unit + 1)), units[unit]);
+    return;
+  }
+  }
+}
+
+/* What a value of the option must look like, for the warning about one that does not. */
+static const char *expected_form(const option_desc_t *option) {
+  switch (option->type) {
+  case OPTION_BOOL:
+    return "a boolean (1/0, yes/no, true/false, on/off)";
+  case OPTION_DURATION:
+    return "a duration (e.g. 100, 100ms, 2s)";
+  case OPTION_SIZE:
+    return "a size (e.g. 4096, 64k, 16m, 1g)";
+  case OPTION_ENUM:
+    break;
+  }
+  return NULL;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * The fields
+ * ------------------------------------------------------------------------------------------- */
+
+static uint64_t field_load(const option_desc_t *option) {
+  char *field = (char *)&_qm_options + option->offset;
+  switch (option->type) {
+  case OPTION_BOOL:
+    return __atomic_load_n((bool *)field, __ATOMIC_RELAXED);
+  case OPTION_ENUM:
+    return (uint64_t)__atomic_load_n((int *)field, __ATOMIC_RELAXED);
+  case OPTION_DURATION:
+    return __atomic_load_n((uint64_t *)field, __ATOMIC_RELAXED);
+  case OPTION_SIZE:
+    return __atomic_load_n((size_t *)field, __ATOMIC_RELAXED);
+  }
+  return 0;
+}
+
+/* Relaxed atomic stores: other threads read the fields while a program changes them. */
+static void field_store(const option_desc_t *option, uint64_t value) {
+  char *field = (char *)&_qm_options + option->offset;
+  switch (option->type) {
+  case OPTION_BOOL:
+    __atomic_store_n((bool *)field, value != 0, __ATOMIC_RELAXED);
+    return;
+  case OPTION_ENUM:
+    __atomic_store_n((int *)field, (int)value, __ATOMIC_RELAXED);
+    return;
+  case OPTION_DURATION:
+    __atomic_store_n((uint64_t *)field, value, __ATOMIC_RELAXED);
+    return;
+  case OPTION_SIZE:
+    __atomic_store_n((size_t *)field, (size_t)value, __ATOMIC_RELAXED);
+    return;
+  }
+}
+
+/* The option called `name`, given with or without the QMALLOC_ prefix, in any case. */
+static const option_desc_t *option_find(const char *name) {
+  if (name == NULL)
+    return NULL;
+  const char *bare = skip_prefix_nocase(name, "QMALLOC_");
+  if (bare == NULL)
+    bare = name;
+  for (size_t i = 0; i < OPTION_COUNT; i++)
+    if (equal_nocase(bare, option_table[i].name + 8))
+      return &option_table[i];
+  return NULL;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Start-up: the environment
+ * ------------------------------------------------------------------------------------------- */
+
+static void read_from_environment(const option_desc_t *option) {
+  field_store(option, option->default_value);
+  const char *text = _qm_os_getenv(option->name);
+  if (text == NULL)
+    return;
+  char used[32];
+  format_value(option, option->default_value, used, sizeof used);
+  uint64_t value = 0;
+  switch (parse_value(option, text, &value)) {
+  case PARSE_OK:
+    break;
+  case PARSE_BAD:
+    if (option->type == OPTION_ENUM) {
+      _qm_message("warning: %s=\"%s\" is not one of %s, %s; using %s", option->name, text, option->names[0],
+                  option->names[1], used);
+    } else {
+      _qm_message("warning: %s=\"%s\" is not %s; using %s", option->name, text, expected_form(option), used);
+    }
+    return;
+  case PARSE_RANGE: {
+    char low[32], high[32];
+    format_value(option, option->min, low, sizeof low);
+    format_value(option, option->max, high, sizeof high);
+    _qm_message("warning: %s=\"%s\" is out of range (%s..%s); using %s", option->name, text, low, high, used);
+    return;
+  }
+  }
+  if (value != option->default_value && !variant_built(option)) {
+    _qm_message("warning: %s=%s has no effect in this library: run the program with `qmalloc-run --%s` "
+                "(libqmalloc-%s.so)",
+                option->name, text, option->variant, option->variant);
+    return;
+  }
+  field_store(option, value);
+}
+
+/* Warns about QMALLOC_* variables that name no option (a misspelt option would go unnoticed). */
+static void warn_unknown_variables(void) {
+  char *const *environment = _qm_os_environ();
+  if (environment == NULL)
+    return;
+  for (char *const *entry = environment; *entry != NULL; entry++) {
+    const char *variable = *entry;
+    if (strncmp(variable, "QMALLOC_", 8) != 0) /* variable names are case-sensitive */
+      continue;
+    size_t length = 0;
+    while (variable[length] != '\0' && variable[length] != '=')
+      length++;
+    bool known = false;
+    for (size_t i = 0; i < OPTION_COUNT && !known; i++)
+      known = strlen(option_table[i].name) == length && memcmp(option_table[i].name, variable, length) == 0;
+    for (size_t i = 0; i < sizeof other_variables / sizeof other_variables[0] && !known; i++)
+      known = strlen(other_variables[i]) == length && memcmp(other_variables[i], variable, length) == 0;
+    if (!known)
+      _qm_message("warning: %.*s is not a qmalloc option; ignored (the README lists them)", (int)length,
+                  variable);
   }
 }
 
 void _qm_options_init(void) {
-  numeric_option("QMALLOC_PURGE_DELAY", &_qm_options.purge_delay_ms, 100, 60000);
-  numeric_option("QMALLOC_SEGMENT_DECAY", &_qm_options.segment_decay_ms, 1000, 600000);
-  {
-    const char *method = _qm_os_getenv("QMALLOC_PURGE_METHOD");
-    _qm_options.purge_method =
-        method != NULL && strcasecmp(method, "free") == 0 ? QM_PURGE_FREE : QM_PURGE_DONTNEED;
+  for (size_t i = 0; i < OPTION_COUNT; i++)
+    read_from_environment(&option_table[i]);
+  warn_unknown_variables();
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * From code
+ * ------------------------------------------------------------------------------------------- */
+
+/* True once memory has been mapped: from then on AT_START options are fixed. */
+static bool memory_mapped(void) { return qm_counter_get(&_qm_counters.os_map_calls) != 0; }
+
+int qm_option_set(const char *name, const char *value) {
+  qm_ensure_process_init(); /* the environment is read first, so that a program's value wins */
+  const option_desc_t *option = option_find(name);
+  uint64_t parsed = 0;
+  if (option == NULL || value == NULL || parse_value(option, value, &parsed) != PARSE_OK) {
+    errno = EINVAL;
+    return -1;
   }
-  for (size_t i = 0; i < sizeof option_table / sizeof option_table[0]; i++) {
-    const qm_option_desc_t *option = &option_table[i];
-    *option->value = option->default_value;
-    const char *text = _qm_os_getenv(option->name);
-    if (text == NULL)
-      continue;
-    if (!parse_bool(text, option->value)) {
-      *option->value = option->default_value;
-      _qm_message("warning: %s=\"%s\" is not a boolean (1/0, yes/no, true/false, on/off); using %s",
-                  option->name, text, option->default_value ? "1" : "0");
+  if (parsed != option->default_value && !variant_built(option)) {
+    errno = ENOTSUP;
+    return -1;
+  }
+  if (option->when == AT_START && parsed != field_load(option) && memory_mapped()) {
+    errno = EBUSY;
+    return -1;
+  }
+  field_store(option, parsed);
+  return 0;
+}
+
+int qm_option_get(const char *name, char *buf, size_t size) {
+  qm_ensure_process_init();
+  const option_desc_t *option = option_find(name);
+  if (option == NULL) {
+    errno = EINVAL;
+    return -1;
+  }
+  char text[32];
+  format_value(option, field_load(option), text, sizeof text);
+  size_t length = strlen(text);
+  if (buf == NULL || length >= size) {
+    errno = ERANGE;
+    return -1;
+  }
+  memcpy(buf, text, length + 1);
+  return 0;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Documentation and JSON
+ * ------------------------------------------------------------------------------------------- */
+
+static void format_range(const option_desc_t *option, char *buf, size_t size) {
+  char low[24], high[24];
+  switch (option->type) {
+  case OPTION_BOOL:
+    snprintf(buf, size, "0 or 1");
+    return;
+  case OPTION_ENUM:
+    snprintf(buf, size, "`%s`, `%s`", option->names[0], option->names[1]);
+    return;
+  case OPTION_DURATION:
+  case OPTION_SIZE:
+    format_value(option, option->min, low, sizeof low);
+    format_value(option, option->max, high, sizeof high);
+    snprintf(buf, size, "%s..%s", low, high);
+    return;
+  }
+}
+
+void _qm_options_markdown(FILE *out) {
+  fprintf(out, "| Variable | Default | Values | Set from code | Meaning |\n");
+  fprintf(out, "| --- | --- | --- | --- | --- |\n");
+  for (size_t i = 0; i < OPTION_COUNT; i++) {
+    const option_desc_t *option = &option_table[i];
+    char value[32], range[80];
+    format_value(option, option->default_value, value, sizeof value);
+    format_range(option, range, sizeof range);
+    fprintf(out, "| `%s` | `%s` | %s | %s | %s |\n", option->name, value, range,
+            option->when == ANY_TIME ? "any time" : "before the first allocation", option->description);
+  }
+}
+
+void _qm_options_json(FILE *out, const char *indent) {
+  for (size_t i = 0; i < OPTION_COUNT; i++) {
+    const option_desc_t *option = &option_table[i];
+    uint64_t value = field_load(option);
+    fprintf(out, "%s\"", indent);
+    for (const char *c = option->name + 8; *c; c++)
+      fputc(lower(*c), out);
+    fprintf(out, "%s\": ", option->type == OPTION_DURATION ? "_ms" : "");
+    switch (option->type) {
+    case OPTION_BOOL:
+      fprintf(out, "%s", value ? "true" : "false");
+      break;
+    case OPTION_ENUM:
+      fprintf(out, "\"%s\"", option->names[value]);
+      break;
+    case OPTION_DURATION:
+    case OPTION_SIZE:
+      fprintf(out, "%" PRIu64, value);
+      break;
     }
+    fprintf(out, "%s\n", i + 1 < OPTION_COUNT ? "," : "");
   }
 }

@@ -1,5 +1,6 @@
 /* os.c - every system call qmalloc makes: mapping, unmapping, purging and remapping memory, and
- * the few process facts it needs (page size, environment, pid, stderr).
+ * the few process facts it needs (page size, environment, pid, resident set, stderr). Also where
+ * segments come from: the optional arena of reserved address space, and huge-page advice.
  *
  * Contract (for every function here): sizes are multiples of the OS page and addresses OS-page
  * aligned; nothing here allocates; failures are reported by return value, never by aborting.
@@ -8,7 +9,9 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
+#include <sys/auxv.h>
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
@@ -36,11 +39,25 @@ static void *map_raw(void *hint, size_t size) {
 
 void *_qm_os_map(size_t size) { return map_raw(NULL, size); }
 
+/* Held around every munmap, and by readers of other heaps' segments for as long as they read
+ * (_qm_os_hold_mappings). munmap serialises on the kernel's side anyway. */
+static qm_lock_t unmap_lock;
+
+void _qm_os_hold_mappings(void) { _qm_lock(&unmap_lock); }
+void _qm_os_release_mappings(void) { _qm_unlock(&unmap_lock); }
+
+static bool arena_take_back(void *p, size_t size);
+
 void _qm_os_unmap(void *p, size_t size) {
   if (p == NULL || size == 0)
     return;
+  if (arena_take_back(p, size))
+    return;
   int saved_errno = errno;
-  if (munmap(p, size) != 0)
+  _qm_lock(&unmap_lock);
+  int result = munmap(p, size);
+  _qm_unlock(&unmap_lock);
+  if (result != 0)
     _qm_message("munmap of %zu bytes at %p failed (errno %d)", size, p, errno);
   qm_counter_add(&_qm_counters.os_unmap_calls, 1);
   errno = saved_errno;
@@ -85,6 +102,7 @@ qm_memory_t _qm_os_purge(void *p, size_t size) {
 #endif
     (void)madvise(p, size, MADV_DONTNEED);
   qm_counter_add(&_qm_counters.os_purge_calls, 1);
+  QM_STAT_ADD(bytes_purged, size);
   errno = saved_errno;
   return result;
 }
@@ -96,6 +114,7 @@ void *_qm_os_remap(void *p, size_t old_size, size_t new_size, void *target) {
     q = mremap(p, old_size, new_size, 0);
   else
     q = mremap(p, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, target);
+  QM_STAT_ADD(remap_calls, 1);
   errno = saved_errno;
   return q == MAP_FAILED ? NULL : q;
 }
@@ -118,8 +137,47 @@ void _qm_os_write_stderr(const char *s, size_t n) {
   }
 }
 
+/* Many programs close stderr before they exit (coreutils do, from an atexit handler), which would
+ * silence the summary and table printed at exit. So when those are asked for, a copy of stderr is
+ * kept at start (close-on-exec, so commands started later do not inherit it), and put back as
+ * fd 2 at exit if fd 2 is closed by then. */
+static int kept_stderr = -1;
+
+void _qm_os_stderr_keep(void) {
+  if (kept_stderr < 0)
+    kept_stderr = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3);
+}
+
+void _qm_os_stderr_restore(void) {
+  if (kept_stderr >= 0 && fcntl(STDERR_FILENO, F_GETFD) == -1)
+    (void)dup2(kept_stderr, STDERR_FILENO);
+}
+
 /* secure_getenv: options are ignored in setuid/setgid programs. getenv never allocates. */
 const char *_qm_os_getenv(const char *name) { return secure_getenv(name); }
+
+extern char **environ;
+char *const *_qm_os_environ(void) { return getauxval(AT_SECURE) ? NULL : environ; }
+
+size_t _qm_os_resident_bytes(void) {
+  char text[128];
+  int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return 0;
+  ssize_t n = read(fd, text, sizeof text - 1);
+  close(fd);
+  if (n <= 0)
+    return 0;
+  text[n] = '\0';
+  /* "size resident shared ...", in pages */
+  const char *c = text;
+  while (*c != ' ' && *c != '\0')
+    c++;
+  size_t pages = 0;
+  for (c++; *c >= '0' && *c <= '9'; c++)
+    pages = pages * 10 + (size_t)(*c - '0');
+  return pages * _qm_os_page_size();
+}
 
 int _qm_os_getpid(void) { return (int)getpid(); }
 
@@ -137,4 +195,132 @@ uint64_t _qm_os_now_ns(void) {
   struct timespec t;
   clock_gettime(CLOCK_MONOTONIC, &t);
   return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Segments: the arena and huge-page advice.
+ *
+ * With QMALLOC_ARENA_RESERVE=N the first segment request reserves N bytes of address space in one
+ * mapping (read-write, MAP_NORESERVE: nothing is committed until touched), aligned to the segment
+ * size. Segments are carved from it in address order; a segment given back (_qm_os_unmap) is
+ * purged with MADV_DONTNEED, whatever the purge method, so that it reads as zero like a fresh
+ * mapping, and waits on a free list for the next request. The arena is never unmapped. When it is
+ * used up (or could not be reserved), segments are mapped one by one as without it.
+ * The free list is a stack of segment numbers outside the arena: a link written into a purged
+ * segment would fault a page back in (a whole 2 MiB page with QMALLOC_THP).
+ * Invariants: arena_start <= arena_next <= arena_end, all segment aligned; the segments numbered
+ * in arena_free[0 .. arena_free_count) lie in [arena_start, arena_next), are not in use, and read
+ * as zero.
+ * ------------------------------------------------------------------------------------------- */
+
+#define QM_ARENA_MAX_SEGMENTS (((size_t)1 << 40) / QM_SEGMENT_SIZE) /* QMALLOC_ARENA_RESERVE <= 1 TiB */
+
+static qm_lock_t arena_lock;
+static bool arena_tried;
+static _Atomic(uint8_t *) arena_start; /* set once, under arena_lock; read without it */
+static _Atomic(uint8_t *) arena_end;
+static uint8_t *arena_next;                        /* first never-used byte (under arena_lock) */
+static uint32_t arena_free[QM_ARENA_MAX_SEGMENTS]; /* segments given back (under arena_lock); .bss, */
+static size_t arena_free_count;                    /* resident only as far as it is used */
+static _Atomic size_t arena_used;
+
+static void advise_huge_pages(void *p, size_t size) {
+#ifdef MADV_HUGEPAGE
+  int saved_errno = errno;
+  (void)madvise(p, size, MADV_HUGEPAGE);
+  QM_STAT_ADD(advise_calls, 1);
+  errno = saved_errno;
+#else
+  (void)p, (void)size;
+#endif
+}
+
+/* Called once, under arena_lock. */
+static void arena_reserve(void) {
+  arena_tried = true;
+  size_t size = qm_align_up(_qm_options.arena_reserve, QM_SEGMENT_SIZE);
+  if (size == 0 || size / QM_SEGMENT_SIZE > QM_ARENA_MAX_SEGMENTS)
+    return;
+  uint8_t *base = _qm_os_map_aligned(size, QM_SEGMENT_SIZE, 0);
+  if (base == NULL) {
+    _qm_message("warning: could not reserve %zu bytes for QMALLOC_ARENA_RESERVE; mapping segments one by one",
+                size);
+    return;
+  }
+  if (_qm_options.use_thp)
+    advise_huge_pages(base, size);
+  arena_next = base;
+  atomic_store_explicit(&arena_end, base + size, memory_order_relaxed);
+  atomic_store_explicit(&arena_start, base, memory_order_release);
+}
+
+static void *arena_take(void) {
+  void *segment = NULL;
+  _qm_lock(&arena_lock);
+  if (!arena_tried)
+    arena_reserve();
+  if (arena_free_count > 0) {
+    segment = atomic_load_explicit(&arena_start, memory_order_relaxed) +
+              (size_t)arena_free[--arena_free_count] * QM_SEGMENT_SIZE;
+  } else if (arena_next != NULL && arena_next < atomic_load_explicit(&arena_end, memory_order_relaxed)) {
+    segment = arena_next;
+    arena_next += QM_SEGMENT_SIZE;
+  }
+  _qm_unlock(&arena_lock);
+  if (segment != NULL)
+    atomic_fetch_add_explicit(&arena_used, QM_SEGMENT_SIZE, memory_order_relaxed);
+  return segment;
+}
+
+/* If [p, p + size) lies in the arena, gives its pages back and keeps the range; a whole segment
+ * goes on the free list. Returns false for memory outside the arena. */
+static bool arena_take_back(void *p, size_t size) {
+  uint8_t *start = atomic_load_explicit(&arena_start, memory_order_acquire);
+  if (start == NULL || (uint8_t *)p < start ||
+      (uint8_t *)p >= atomic_load_explicit(&arena_end, memory_order_relaxed))
+    return false;
+  int saved_errno = errno;
+  (void)madvise(p, size, MADV_DONTNEED);
+  qm_counter_add(&_qm_counters.os_purge_calls, 1);
+  QM_STAT_ADD(bytes_purged, size);
+  errno = saved_errno;
+  if (size == QM_SEGMENT_SIZE && ((uintptr_t)p & QM_SEGMENT_MASK) == 0) {
+    _qm_lock(&arena_lock);
+    arena_free[arena_free_count++] = (uint32_t)(((uint8_t *)p - start) / QM_SEGMENT_SIZE);
+    _qm_unlock(&arena_lock);
+    atomic_fetch_sub_explicit(&arena_used, QM_SEGMENT_SIZE, memory_order_relaxed);
+  }
+  return true;
+}
+
+void *_qm_os_map_segment(void) {
+  void *segment = NULL;
+  if (_qm_options.arena_reserve != 0)
+    segment = arena_take();
+  if (segment == NULL) {
+    segment = _qm_os_map_aligned(QM_SEGMENT_SIZE, QM_SEGMENT_SIZE, 0);
+    if (segment != NULL && _qm_options.use_thp)
+      advise_huge_pages(segment, QM_SEGMENT_SIZE);
+  }
+  return segment;
+}
+
+void _qm_os_arena_info(size_t *reserved, size_t *used) {
+  uint8_t *start = atomic_load_explicit(&arena_start, memory_order_acquire);
+  *reserved = start ? (size_t)(atomic_load_explicit(&arena_end, memory_order_relaxed) - start) : 0;
+  *used = atomic_load_explicit(&arena_used, memory_order_relaxed);
+}
+
+/* fork: the arena and unmap locks are taken after the segment layer's (init.c orders them). */
+void _qm_os_fork_prepare(void) {
+  _qm_lock(&arena_lock);
+  _qm_lock(&unmap_lock);
+}
+void _qm_os_fork_parent(void) {
+  _qm_unlock(&unmap_lock);
+  _qm_unlock(&arena_lock);
+}
+void _qm_os_fork_child(void) {
+  _qm_unlock(&unmap_lock);
+  _qm_unlock(&arena_lock);
 }

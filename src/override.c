@@ -1,5 +1,5 @@
 /* override.c - the standard names: malloc, free and the rest of the family, and the glibc extras
- * programs call (malloc_usable_size, malloc_trim, malloc_stats, mallinfo2). Built only when
+ * programs call (malloc_usable_size, malloc_trim, malloc_stats, mallinfo2, mallinfo). Built only when
  * QMALLOC_OVERRIDE is on; then linking or preloading the library makes qmalloc the process's malloc.
  *
  * Each function is the qm_ one under another name; the fast paths are inlined here too, so a call
@@ -10,6 +10,7 @@
 #include "qmalloc.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,23 +51,61 @@ void *__libc_memalign(size_t alignment, size_t size) { return qm_memalign(alignm
 
 QM_EXPORT int malloc_trim(size_t pad) { return qm_trim(pad); }
 
+/* mallinfo2 in qmalloc's terms. glibc's convention is kept: `arena` and `uordblks` cover the
+ * ordinary heap and `hblkhd` the separately mapped blocks, so a program's "total in use" of
+ * uordblks + hblkhd counts each byte once.
+ *   arena     committed bytes of small pages and large spans (huge mappings excluded)
+ *   ordblks   0 (free space is not kept as chunks; fordblks has the bytes)
+ *   smblks, fsmblks  0 (no fastbins)
+ *   hblks     huge blocks (each its own mapping)
+ *   hblkhd    bytes of the huge mappings
+ *   usmblks   peak bytes in use (QMALLOC_STATS=2 builds; else 0, as glibc leaves it)
+ *   uordblks  bytes in use in small and large blocks, at block size
+ *   fordblks  arena - uordblks: free space inside the committed pages and spans
+ *   keepcost  0 (nothing is kept at the top of a heap for trimming)
+ * A library built without statistics (QMALLOC_STATS=0) reports the bytes of the segments mapped as
+ * arena, and hblks/hblkhd; the rest is 0. */
 QM_EXPORT struct mallinfo2 mallinfo2(void) {
-  qm_process_info_t info;
-  qm_process_info(&info);
+  qm_stats_t stats;
+  qm_stats_get(&stats);
+  const qm_class_stats_t *huge = &stats.rows[QM_STATS_ROW_HUGE];
   struct mallinfo2 m;
   memset(&m, 0, sizeof m);
-  m.arena = info.segment_bytes;
-  m.hblks = info.huge_blocks;
-  m.hblkhd = info.huge_bytes;
+  m.arena = stats.committed - huge->committed;
+  m.uordblks = stats.bytes_in_use - huge->bytes_in_use;
+  m.fordblks = m.arena > m.uordblks ? m.arena - m.uordblks : 0;
+  m.hblks = stats.huge_blocks;
+  m.hblkhd = huge->committed;
+  m.usmblks = stats.peak_bytes_in_use;
+  if (stats.level == 0) {
+    qm_process_info_t info;
+    qm_process_info(&info);
+    m.arena = info.segment_bytes;
+    m.hblks = info.huge_blocks;
+    m.hblkhd = info.huge_bytes;
+  }
   return m;
 }
 
-QM_EXPORT void malloc_stats(void) {
-  qm_process_info_t info;
-  qm_process_info(&info);
-  _qm_message("version %s: %zu segments (%zu bytes), %zu huge blocks (%zu bytes), %zu thread heaps, "
-              "%zu abandoned segments, %zu mmap / %zu munmap calls",
-              QMALLOC_VERSION_STRING, info.segments_mapped, info.segment_bytes, info.huge_blocks,
-              info.huge_bytes, info.heaps_active, info.segments_abandoned, info.os_map_calls,
-              info.os_unmap_calls);
+#ifdef __GLIBC__
+/* The older int version, deprecated by glibc but still called: the same figures, saturated. */
+static int saturated(size_t n) { return n > INT_MAX ? INT_MAX : (int)n; }
+QM_EXPORT struct mallinfo mallinfo(void) {
+  struct mallinfo2 m2 = mallinfo2();
+  struct mallinfo m;
+  m.arena = saturated(m2.arena);
+  m.ordblks = saturated(m2.ordblks);
+  m.smblks = saturated(m2.smblks);
+  m.hblks = saturated(m2.hblks);
+  m.hblkhd = saturated(m2.hblkhd);
+  m.usmblks = saturated(m2.usmblks);
+  m.fsmblks = saturated(m2.fsmblks);
+  m.uordblks = saturated(m2.uordblks);
+  m.fordblks = saturated(m2.fordblks);
+  m.keepcost = saturated(m2.keepcost);
+  return m;
 }
+#endif
+
+/* The statistics table on stderr (README, "Statistics"), written without allocating. */
+QM_EXPORT void malloc_stats(void) { _qm_stats_print_stderr(); }

@@ -124,6 +124,7 @@ void *_qm_small_alloc_slow(qm_heap_t *heap, size_t cls, bool zero) {
   qm_block_t *block = page->free;
   page->free = block->next;
   page->used++;
+  qm_stats_small_alloc_slow(heap, page);
   if (zero) {
     if (fresh)
       block->next = NULL;
@@ -150,6 +151,7 @@ void _qm_page_free_flagged(qm_heap_t *heap, qm_page_t *page, qm_block_t *block) 
       _qm_fatal("invalid free: %p points inside the %u-byte block at %p", (void *)block, page->block_size,
                 (void *)qm_page_start(page));
     page->used = 0;
+    qm_stats_large_free(heap, page->block_size);
     _qm_span_free(heap, page);
     qm_heap_decay_tick(heap);
     return;
@@ -159,6 +161,7 @@ void _qm_page_free_flagged(qm_heap_t *heap, qm_page_t *page, qm_block_t *block) 
   block->next = page->free;
   page->free = block;
   page->used--;
+  qm_stats_small_free(heap, page);
   page->flags = flags & (uint8_t) ~(QM_PAGE_FREE_ZERO | QM_PAGE_IN_FULL);
   if (flags & QM_PAGE_IN_FULL) {
     page->purge_mark = QM_PURGE_NONE;

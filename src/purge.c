@@ -13,7 +13,9 @@
  *   - sparse small pages (at most a quarter of their blocks live): the OS pages that hold no live
  *     block are purged, again only when two passes in a row saw the page unused by allocation;
  *   - free spans: purged once dirty for longer than the delay (span.c stamps when they got dirty);
- * and then ages the empty-segment cache (segment.c).
+ * and then ages the empty-segment cache (segment.c). Once per purge delay, some pass also purges the
+ * aged free spans of every other heap (under that heap's span lock, skipped when its owner holds
+ * it): so a thread that stops calling the allocator does not pin its free spans.
  *
  * Holes. A small page is cut into purge units (an OS page, or 1/64 of the page if that is more),
  * and a unit all of whose overlapping blocks are free can be purged. Its blocks are taken off the
@@ -208,6 +210,28 @@ static bool release_purged_segments(qm_heap_t *heap) {
   return released;
 }
 
+typedef struct purge_job_s {
+  qm_heap_t *self;
+  uint64_t older_than;
+  bool released;
+} purge_job_t;
+
+static void purge_other(qm_heap_t *heap, void *arg) {
+  purge_job_t *job = arg;
+  if (heap == job->self || !_qm_trylock(&heap->span_lock))
+    return; /* its owner is in the span layer: it runs passes of its own */
+  job->released |= _qm_heap_purge_spans(heap, job->older_than);
+  _qm_unlock(&heap->span_lock);
+}
+
+bool _qm_purge_other_heaps(qm_heap_t *self, uint64_t older_than) {
+  purge_job_t job = {self, older_than, false};
+  _qm_heaps_visit(purge_other, &job);
+  return job.released;
+}
+
+static _Atomic uint64_t others_due_ns; /* when some pass should next purge the other heaps */
+
 void _qm_heap_decay(qm_heap_t *heap, uint64_t now) {
   uint64_t delay = qm_purge_delay_ns();
   uint64_t interval = delay / 2 > QM_DECAY_MIN_INTERVAL_NS ? delay / 2 : QM_DECAY_MIN_INTERVAL_NS;
@@ -218,6 +242,10 @@ void _qm_heap_decay(qm_heap_t *heap, uint64_t now) {
   release_purged_segments(heap);
   qm_span_lock_leave(heap);
   _qm_segment_cache_decay(now);
+  uint64_t due = atomic_load_explicit(&others_due_ns, memory_order_relaxed);
+  if (now >= due && atomic_compare_exchange_strong_explicit(&others_due_ns, &due, now + interval * 2,
+                                                            memory_order_relaxed, memory_order_relaxed))
+    _qm_purge_other_heaps(heap, now > delay ? now - delay + 1 : 0);
 }
 
 bool _qm_heap_purge_all(qm_heap_t *heap) {

@@ -332,10 +332,10 @@ qm_segment_t *_qm_segment_acquire(qm_heap_t *heap) {
   qm_segment_t *segment = cache_pop(&memory);
   bool fresh = false;
   if (segment == NULL) {
-    segment = _qm_os_map_aligned(QM_SEGMENT_SIZE, QM_SEGMENT_SIZE, 0);
+    segment = _qm_os_map_segment();
     /* Out of address space or memory: give back what this heap holds empty, then try once more. */
     if (segment == NULL && _qm_heap_trim(heap))
-      segment = _qm_os_map_aligned(QM_SEGMENT_SIZE, QM_SEGMENT_SIZE, 0);
+      segment = _qm_os_map_segment();
     if (segment == NULL)
       return NULL;
     fresh = true;
@@ -347,6 +347,7 @@ qm_segment_t *_qm_segment_acquire(qm_heap_t *heap) {
     while (now > peak && !atomic_compare_exchange_weak_explicit(&_qm_counters.segments_peak, &peak, now,
                                                                 memory_order_relaxed, memory_order_relaxed)) {
     }
+    qm_stats_note_mapped();
   }
   segment_init(heap, segment, fresh, memory);
   return segment;
@@ -401,5 +402,19 @@ void _qm_segment_fork_parent(void) {
 }
 void _qm_segment_fork_child(void) {
   _qm_unlock(&cache_lock);
+  _qm_unlock(&abandoned_lock);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Statistics: the abandoned segments, read under their lock (nobody adopts or unmaps them
+ * meanwhile).
+ * ------------------------------------------------------------------------------------------- */
+
+void _qm_segment_visit_abandoned(void (*visit)(qm_segment_t *segment, void *arg), void *arg) {
+  _qm_lock(&abandoned_lock);
+  for (qm_segment_t *segment = abandoned_dirty.first; segment != NULL; segment = segment->next)
+    visit(segment, arg);
+  for (qm_segment_t *segment = abandoned_clean.first; segment != NULL; segment = segment->next)
+    visit(segment, arg);
   _qm_unlock(&abandoned_lock);
 }

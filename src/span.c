@@ -214,6 +214,7 @@ void *_qm_large_alloc(qm_heap_t *heap, size_t size, size_t alignment, bool zero)
     span = block;
   }
   void *p = large_init(span, count);
+  qm_stats_large_alloc(heap, size, count * QM_SLICE_SIZE);
   span->is_zero = QM_MEMORY_DIRTY;
   if (zero && !is_zero)
     memset(p, 0, size);
@@ -231,6 +232,7 @@ static bool large_resize_locked(qm_heap_t *heap, qm_page_t *page, size_t new_siz
     qm_page_t *tail = page + want;
     span_set(tail, count - want, QM_SPAN_LARGE);
     span_set(page, want, QM_SPAN_LARGE);
+    qm_stats_large_resize(heap, page->block_size, want * QM_SLICE_SIZE);
     page->block_size = (uint32_t)(want * QM_SLICE_SIZE);
     _qm_span_free(heap, tail);
     return true;
@@ -254,6 +256,7 @@ static bool large_resize_locked(qm_heap_t *heap, qm_page_t *page, size_t new_siz
   }
   span_set(page, want, QM_SPAN_LARGE);
   set_interior_offsets(page, want);
+  qm_stats_large_resize(heap, page->block_size, want * QM_SLICE_SIZE);
   page->block_size = (uint32_t)(want * QM_SLICE_SIZE);
   return true;
 }

@@ -50,6 +50,16 @@
 #endif
 _Static_assert(QM_DEBUG >= 0 && QM_DEBUG <= 3, "QM_DEBUG must be 0..3");
 
+/* QM_STATS: 0 no statistics (the counters and every update of them compile to nothing);
+ * 1 (default) counters updated on slow paths only, figures about live blocks computed when asked
+ * for by walking the heaps, so the malloc and free fast paths are exactly those of level 0;
+ * 2 adds per-class request counters and exact bytes-in-use accounting on the fast paths (heap-local
+ * fields, written by the owner with plain stores). CMake: -DQMALLOC_STATS=N. */
+#ifndef QM_STATS
+#define QM_STATS 1
+#endif
+_Static_assert(QM_STATS >= 0 && QM_STATS <= 2, "QM_STATS must be 0..2");
+
 /* ---------------------------------------------------------------------------------------------
  * Geometry
  * ------------------------------------------------------------------------------------------- */
@@ -247,6 +257,23 @@ typedef struct qm_lock_s {
  * Heaps
  * ------------------------------------------------------------------------------------------- */
 
+#if QM_STATS >= 2
+/* Level-2 statistics of one heap. Only the owner writes them (a relaxed load and a relaxed store,
+ * never a read-modify-write); stats.c reads them from any thread as racy snapshots. When the heap
+ * is handed back, stats.c merges them into process-wide totals and they start again from zero.
+ *   in_use      bytes of blocks this heap handed out minus bytes freed back to it (may go below
+ *               zero: a heap frees what another heap allocated in a segment it adopted);
+ *   published   the part of in_use already added to the process total (stats.c);
+ *   peak_local  the highest in_use since the last publication. */
+typedef struct qm_heap_stats_s {
+  uint64_t requests[QM_CLASS_COUNT];        /* small requests served, per class */
+  uint64_t bytes_requested[QM_CLASS_COUNT]; /* bytes asked for in those requests */
+  int64_t in_use;
+  int64_t published;
+  int64_t peak_local;
+} qm_heap_stats_t;
+#endif
+
 /* qm_heap_t: one thread's allocator, or a first-class heap (qm_heap_new, src/user_heap.c).
  *
  * A first-class heap is an ordinary heap that is not the thread's TLS heap: it allocates only when
@@ -267,6 +294,8 @@ typedef struct qm_lock_s {
  *   be released (a first-class heap never adopts nor abandons segments).
  *   huge_blocks (first-class heaps): every live huge block allocated from the heap, each with
  *   huge_owner == this heap; under huge_lock, since any thread may free a huge block.
+ *   A heap is on the live list (live_next/live_prev) from the moment it leaves the pool until it
+ *   goes back; pool_next is meaningful only while it is in the pool.
  */
 typedef struct qm_heap_s {
   qm_page_t *direct[QM_DIRECT_COUNT];    /* fast path for sizes <= QM_DIRECT_MAX */
@@ -294,6 +323,11 @@ typedef struct qm_heap_s {
   struct qm_heap_s *user_heaps; /* thread heap: the first-class heaps this thread owns */
   struct qm_heap_s *user_next;  /* first-class heap: in its thread heap's user_heaps */
   struct qm_heap_s *user_prev;
+  struct qm_heap_s *live_next; /* in the list of heaps in use (heap.c), under the pool lock */
+  struct qm_heap_s *live_prev;
+#if QM_STATS >= 2
+  qm_heap_stats_t stats;
+#endif
 } qm_heap_t;
 
 #define QM_USER_HEAP_MAGIC 0x716d4850u /* "qmHP" */

@@ -198,7 +198,6 @@ qm_heap_t *qm_heap_new(void) {
     errno = ENOMEM;
     return NULL;
   }
-  _qm_heap_reset(h);
   h->thread_id = _qm_thread_id();
   h->user_magic = QM_USER_HEAP_MAGIC;
   h->user_prev = NULL;
@@ -233,12 +232,13 @@ void qm_heap_destroy(qm_heap_t *h) {
   /* From here on any call naming h is reported. Blocks waiting in the inbox die with their pages. */
   h->user_magic = 0;
   atomic_store_explicit(&h->inbox, NULL, memory_order_relaxed);
-  qm_span_lock_enter(h); /* a thread purging idle heaps may be looking at its free spans */
+  _qm_heap_unlist(h); /* no other thread may look at its spans once they are discarded */
+  qm_span_lock_enter(h);
   while (h->segments != NULL)
     _qm_segment_discard(h, h->segments);
   qm_span_lock_leave(h);
   _qm_huge_release_listed(h);
-  _qm_heap_reset(h);
+  _qm_heap_reset(h); /* unlisted: nobody else looks at it */
   _qm_heap_pool_give(h);
 }
 
