@@ -51,11 +51,11 @@ static inline void *qm_calloc_inline(size_t count, size_t size) {
 }
 
 /* free by the owning thread of a block in a page with no flag set: a push onto the page's list.
- * Everything else (NULL, other threads' blocks, large and huge blocks, full pages, pointers that
- * are not ours) goes to _qm_free_generic. The segment map is consulted before the segment header
- * is read, so a foreign pointer is reported instead of faulting, and the check covers NULL too.
- * Freeing the block that is already first on the list is reported as a double free: it costs one
- * compare, and catches the most common double free. */
+ * A block in a segment of another thread goes to _qm_free_foreign; everything else (NULL, large
+ * and huge blocks, full pages, pointers that are not ours) to _qm_free_generic. The segment map is consulted
+ * before the segment header is read, so a foreign pointer is reported instead of faulting, and the check
+ * covers NULL too. Freeing the block that is already first on the list is reported as a double free: it costs
+ * one compare, and catches the most common double free. */
 static inline void qm_free_inline(void *p) {
   if (qm_likely(qm_map_is_normal(p))) {
     qm_segment_t *segment = qm_segment_of_normal(p);
@@ -70,6 +70,9 @@ static inline void qm_free_inline(void *p) {
         qm_stats_small_free(_qm_tls_heap, page);
         return;
       }
+    } else {
+      _qm_free_foreign(segment, p);
+      return;
     }
   }
   _qm_free_generic(p);

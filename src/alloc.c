@@ -220,6 +220,8 @@ bool qm_is_heap_pointer(const void *p) {
 int qm_trim(size_t pad) {
   (void)pad;
   qm_ensure_process_init();
+  if (_qm_tls_heap != &_qm_empty_heap)
+    _qm_heap_flush_remote(_qm_tls_heap);
   bool released = _qm_heap_trim(_qm_tls_heap);
   /* Other threads' heaps: their free spans (the rest of their memory only their owners touch). */
   released |= _qm_purge_other_heaps(_qm_tls_heap, UINT64_MAX);

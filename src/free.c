@@ -5,9 +5,12 @@
  *   - segment map says "not ours" or "already released"     -> report and abort;
  *   - a huge block                                           -> unmapped, by any thread;
  *   - its segment is owned by the calling thread's heap      -> pushed on its page (free list);
- *   - owned by another live heap                             -> pushed on that heap's inbox (one
- *                                                               compare-and-swap; the owner drains
- *                                                               the whole inbox at once later);
+ *   - owned by another thread's heap                         -> held in a remote batch of this
+ *                                                               thread, pushed on the owner's inbox
+ *                                                               with the rest of the batch (one
+ *                                                               compare-and-swap per batch); the
+ *                                                               owner drains the whole inbox later;
+ *   - owned by a first-class heap of another thread          -> pushed on its inbox at once;
  *   - abandoned (its thread exited)                          -> kept on the segment's list until a
  *                                                               thread adopts the segment.
  */
@@ -54,12 +57,71 @@ void _qm_free_local(qm_heap_t *heap, qm_segment_t *segment, void *p) {
   _qm_page_free_flagged(heap, page, block);
 }
 
-static void inbox_push(qm_heap_t *owner, qm_block_t *block) {
+/* Pushes the chain first .. last (linked through next) onto owner's inbox. */
+static void inbox_push_chain(qm_heap_t *owner, qm_block_t *first, qm_block_t *last) {
   qm_block_t *head = atomic_load_explicit(&owner->inbox, memory_order_relaxed);
   do {
-    block->next = head;
-  } while (!atomic_compare_exchange_weak_explicit(&owner->inbox, &head, block, memory_order_release,
+    last->next = head;
+  } while (!atomic_compare_exchange_weak_explicit(&owner->inbox, &head, first, memory_order_release,
                                                   memory_order_relaxed));
+}
+
+static void free_routed(void *p, bool may_batch);
+
+/* Hands a batch to its owner. The owner may have exited since the blocks were freed: its segments
+ * then have other owners (or none), and its struct may serve another thread. A heap gives up all
+ * of its segments at once when its thread exits, so the first block's segment tells whether
+ * `owner` is still the heap the blocks were freed to (or a later incarnation that adopted it,
+ * which is as good: its inbox sends each block to its segment's current owner). Otherwise each
+ * block is routed again, unbatched. */
+static void remote_flush(qm_remote_batch_t *batch) {
+  qm_block_t *first = batch->first;
+  qm_block_t *last = batch->last;
+  qm_heap_t *owner = batch->owner;
+  batch->first = batch->last = NULL;
+  batch->count = 0;
+  qm_segment_t *segment = qm_segment_of_normal(first);
+  if (qm_likely(atomic_load_explicit(&segment->owner_heap, memory_order_acquire) == owner)) {
+    inbox_push_chain(owner, first, last);
+    return;
+  }
+  while (first != NULL) {
+    qm_block_t *next = first == last ? NULL : first->next;
+    free_routed(first, false);
+    first = next;
+  }
+}
+
+void _qm_heap_flush_remote(qm_heap_t *heap) {
+  for (size_t i = 0; i < QM_REMOTE_SLOTS; i++)
+    if (heap->remote[i].count != 0)
+      remote_flush(&heap->remote[i]);
+}
+
+/* Heap structs lie at regular strides: a multiplicative hash spreads them over the slots. */
+static inline qm_remote_batch_t *remote_batch_of(qm_heap_t *heap, const qm_heap_t *owner) {
+  size_t slot = (size_t)(((uintptr_t)owner * UINT64_C(0x9e3779b97f4a7c15)) >> 61) & (QM_REMOTE_SLOTS - 1);
+  return &heap->remote[slot];
+}
+
+/* Adds block, owned by the thread heap `owner`, to one of heap's remote batches: the cases
+ * _qm_free_foreign leaves out (a batch to start, to flush, or that belongs to another owner). */
+static __attribute__((noinline)) void remote_free(qm_heap_t *heap, qm_heap_t *owner, qm_block_t *block) {
+  qm_remote_batch_t *batch = remote_batch_of(heap, owner);
+  if (batch->owner != owner) {
+    if (batch->count != 0)
+      remote_flush(batch);
+    batch->owner = owner;
+  } else if (qm_unlikely(block == batch->first)) {
+    /* Linking it again would make the chain a cycle, and the owner's drain would never end. */
+    _qm_fatal("double free: block %p was freed twice in a row by this thread", (void *)block);
+  }
+  block->next = batch->first;
+  if (batch->first == NULL)
+    batch->last = block;
+  batch->first = block;
+  if (++batch->count == QM_REMOTE_BATCH)
+    remote_flush(batch);
 }
 
 /* Checks what can be checked without touching another thread's mutable state. */
@@ -84,7 +146,37 @@ static qm_segment_t *checked_segment(void *p) {
   return segment;
 }
 
-void _qm_free_generic(void *p) {
+void _qm_free_generic(void *p) { free_routed(p, true); }
+
+void _qm_free_foreign(qm_segment_t *segment, void *p) {
+  qm_page_t *page = qm_page_of(segment, p);
+  qm_heap_t *owner = atomic_load_explicit(&segment->owner_heap, memory_order_acquire);
+  qm_heap_t *heap = _qm_tls_heap;
+  /* The common case only: a block inside a span in use, of another thread's heap, freed by a thread
+   * that has a heap to batch in, into a batch of that owner that is started and not about to be
+   * pushed. Every call below is a tail call, so this path saves no registers. */
+  bool in_span = (uintptr_t)p - (uintptr_t)segment >= QM_SEGMENT_FIRST_SLICE * QM_SLICE_SIZE &&
+                 (page->kind == QM_SPAN_SMALL || page->kind == QM_SPAN_LARGE);
+  if (qm_likely(in_span && owner != NULL && owner != heap && !segment->owner_is_user_heap &&
+                heap != &_qm_empty_heap)) {
+    qm_block_t *block = (qm_block_t *)p;
+    qm_remote_batch_t *batch = remote_batch_of(heap, owner);
+    if (qm_likely(batch->owner == owner && batch->count - 1u < QM_REMOTE_BATCH - 2u &&
+                  block != batch->first)) {
+      block->next = batch->first;
+      batch->first = block;
+      batch->count++;
+      return;
+    }
+    remote_free(heap, owner, block);
+    return;
+  }
+  free_routed(p, true);
+}
+
+/* may_batch is false when a remote batch is being flushed (remote_flush), which must not add to
+ * the batches it is walking. */
+static void free_routed(void *p, bool may_batch) {
   if (p == NULL)
     return;
   qm_segment_t *segment = checked_segment(p);
@@ -108,7 +200,11 @@ void _qm_free_generic(void *p) {
       return;
     }
     if (owner != NULL) {
-      inbox_push(owner, (qm_block_t *)p);
+      /* The calling thread needs a heap of its own to batch in (not the shared empty heap). */
+      if (may_batch && !segment->owner_is_user_heap && heap != &_qm_empty_heap)
+        remote_free(heap, owner, (qm_block_t *)p);
+      else
+        inbox_push_chain(owner, (qm_block_t *)p, (qm_block_t *)p);
       return;
     }
     /* Abandoned: the block waits in the segment for the thread that adopts it. */

@@ -53,6 +53,7 @@ void _qm_heap_reset(qm_heap_t *heap) {
   heap->huge_blocks = NULL;
   heap->user_heaps = NULL;
   heap->user_next = heap->user_prev = NULL;
+  memset(heap->remote, 0, sizeof heap->remote);
 #if QM_STATS >= 2
   memset(&heap->stats, 0, sizeof heap->stats);
 #endif
@@ -182,6 +183,8 @@ void _qm_heap_collect_inbox(qm_heap_t *heap) {
 
 void _qm_heap_abandon(qm_heap_t *heap) {
   qm_assert_expensive(_qm_heap_is_valid(heap));
+  /* Blocks this thread freed for others go to their owners before the heap returns to the pool. */
+  _qm_heap_flush_remote(heap);
   /* The thread's first-class heaps outlive it, ownerless (user_heap.c). */
   if (heap->user_heaps != NULL)
     _qm_user_heaps_orphan(heap);

@@ -430,6 +430,9 @@ void _qm_heap_pool_give(qm_heap_t *heap);
 /* Empties every list and pointer of heap (its segments must be gone already). */
 void _qm_heap_reset(qm_heap_t *heap);
 void _qm_heap_collect_inbox(qm_heap_t *heap);
+/* Pushes every remote batch of heap (blocks it freed into other thread heaps) to its owner (free.c).
+ * Owner only; runs on thread exit, on qm_trim and on every decay pass. */
+void _qm_heap_flush_remote(qm_heap_t *heap);
 /* Hands heap back: frees what is free, abandons segments with live blocks. */
 void _qm_heap_abandon(qm_heap_t *heap);
 void _qm_thread_exit(void *value);
@@ -472,6 +475,9 @@ void *_qm_malloc_generic(size_t size, qm_heap_t *heap, bool zero);
 void *_qm_malloc_aligned(size_t alignment, size_t size, bool zero);
 /* Frees p owned by any heap, from any thread; the route every non-fast free takes. */
 void _qm_free_generic(void *p);
+/* free of p, in the normal segment `segment` (the segment map said so), which the calling thread
+ * does not own: the cross-thread path, kept short (free.c). */
+void _qm_free_foreign(qm_segment_t *segment, void *p);
 /* The owner's free of a block of a normal segment. */
 void _qm_free_local(qm_heap_t *heap, qm_segment_t *segment, void *p);
 

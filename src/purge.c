@@ -236,6 +236,8 @@ void _qm_heap_decay(qm_heap_t *heap, uint64_t now) {
   uint64_t delay = qm_purge_delay_ns();
   uint64_t interval = delay / 2 > QM_DECAY_MIN_INTERVAL_NS ? delay / 2 : QM_DECAY_MIN_INTERVAL_NS;
   heap->decay_next_ns = now + interval;
+  /* Blocks held for other heaps: no later than one decay interval. */
+  _qm_heap_flush_remote(heap);
   qm_span_lock_enter(heap);
   decay_pages(heap, delay == 0);
   _qm_heap_purge_spans(heap, now > delay ? now - delay + 1 : 0);

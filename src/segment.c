@@ -15,6 +15,12 @@ _Atomic uint8_t _qm_segment_map[QM_MAP_ENTRIES];
 /* Publishes a segment's owner (NULL: none). The thread id is stored first when taking ownership
  * and cleared first when giving it up; both are only compared with the reader's own identity. */
 static void set_owner(qm_segment_t *segment, qm_heap_t *heap) {
+  /* Written only when it changes, which is only while no block of the segment is live (a segment
+   * goes to or comes from a first-class heap only empty): threads freeing into the segment read it
+   * concurrently with an adoption. */
+  uint32_t is_user = heap != NULL && heap->user_magic == QM_USER_HEAP_MAGIC;
+  if (segment->owner_is_user_heap != is_user)
+    segment->owner_is_user_heap = is_user;
   atomic_store_explicit(&segment->owner_thread, heap ? heap->thread_id : 0, memory_order_release);
   atomic_store_explicit(&segment->owner_heap, heap, memory_order_release);
 }

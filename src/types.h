@@ -236,7 +236,11 @@ typedef struct qm_segment_s {
   size_t block_size;            /* usable bytes of the huge block */
   struct qm_heap_s *huge_owner; /* the first-class heap that lists this huge block (next/prev link it
                                    into its huge_blocks), or NULL; written under that heap's huge_lock */
-  uint8_t padding_[40];
+  /* normal segments: 1 while the owner is a first-class heap (whose blocks may die all at once
+   * with qm_heap_destroy, so other threads must not hold its blocks back in remote batches);
+   * written with the owner, before any block of the segment is handed out */
+  uint32_t owner_is_user_heap;
+  uint8_t padding_[36];
   qm_page_t slices[QM_SLICES_PER_SEGMENT];
 } qm_segment_t;
 
@@ -288,6 +292,7 @@ typedef struct qm_heap_stats_s {
  *   Every page in class_queue[c] has size_class == c and is not IN_FULL.
  *   Every free span of every segment in `segments` is in span_bins[span_bin(count)].
  *   inbox is the only field other threads write (atomic push); the owner drains it with exchange.
+ *   remote[] is empty while the heap is in the pool (flushed when its thread exits).
  *   thread_id identifies the owning thread; 0 when the heap is not in use, or orphaned.
  *   user_magic == QM_USER_HEAP_MAGIC exactly while the heap is a live first-class heap; then every
  *   segment in `segments` has owner_thread == thread_id, and no segment ever leaves it except to
@@ -297,6 +302,22 @@ typedef struct qm_heap_stats_s {
  *   A heap is on the live list (live_next/live_prev) from the moment it leaves the pool until it
  *   goes back; pool_next is meaningful only while it is in the pool.
  */
+/* Blocks one thread freed that belong to another thread heap, held back so that they reach the
+ * owner's inbox as one chain: one compare-and-swap per QM_REMOTE_BATCH blocks instead of one per
+ * block, and the inbox's cache line moves between cores that much less often.
+ * Invariants: count == 0 <=> first == NULL; first .. last are count blocks linked through next,
+ * every one owned (when it was freed) by `owner`, a thread heap, never a first-class heap.
+ * `owner` may be stale while count == 0. */
+typedef struct qm_remote_batch_s {
+  struct qm_heap_s *owner;
+  qm_block_t *first;
+  qm_block_t *last;
+  uint32_t count;
+} qm_remote_batch_t;
+
+#define QM_REMOTE_SLOTS 8  /* batches per heap, one owner each, chosen by a hash of the owner */
+#define QM_REMOTE_BATCH 32 /* blocks per batch before it is pushed */
+
 typedef struct qm_heap_s {
   qm_page_t *direct[QM_DIRECT_COUNT];    /* fast path for sizes <= QM_DIRECT_MAX */
   qm_page_t *class_page[QM_CLASS_COUNT]; /* fast path for the other small sizes */
@@ -304,7 +325,8 @@ typedef struct qm_heap_s {
   qm_page_list_t span_bins[QM_SPAN_BINS];
   _Atomic(qm_block_t *) inbox; /* blocks freed by other threads */
   uintptr_t thread_id;
-  qm_segment_t *segments; /* segments owned by this heap (doubly linked via next/prev) */
+  qm_remote_batch_t remote[QM_REMOTE_SLOTS]; /* this thread's frees bound for other heaps */
+  qm_segment_t *segments;                    /* segments owned by this heap (doubly linked via next/prev) */
   size_t segment_count;
   size_t empty_segment_count; /* segments with no used slice (kept one for reuse) */
   uint64_t slow_path_count;   /* drives periodic sweeps of empty pages */

@@ -160,5 +160,16 @@ bool _qm_heap_is_valid(qm_heap_t *heap) {
         segments, heap->segment_count);
   CHECK(&v, v.errors || empty == heap->empty_segment_count, "heap: %zu empty segments, count says %zu", empty,
         heap->empty_segment_count);
+  for (size_t i = 0; i < QM_REMOTE_SLOTS && v.errors == 0; i++) {
+    const qm_remote_batch_t *batch = &heap->remote[i];
+    CHECK(&v, (batch->count == 0) == (batch->first == NULL) && batch->count < QM_REMOTE_BATCH,
+          "remote batch %zu: count %u disagrees with its chain", i, batch->count);
+    uint32_t length = 0;
+    const qm_block_t *block = batch->first;
+    for (; block != NULL && length < batch->count && block != batch->last; block = block->next)
+      length++;
+    CHECK(&v, v.errors || batch->count == 0 || (block == batch->last && length + 1 == batch->count),
+          "remote batch %zu: %u blocks counted, the chain holds another number", i, batch->count);
+  }
   return v.errors == 0;
 }
