@@ -87,7 +87,7 @@ static const option_desc_t option_table[] = {
      "the hardened mode of `libqmalloc-secure.so` (`qmalloc-run --secure`); other builds of the library "
      "warn that it has no effect"},
     {"QMALLOC_TRACE", OPTION_STRING, FIELD(trace_file), 0, 0, 0, NULL, AT_START, "trace",
-     "a file name: record every call of the malloc family into it, for `qmalloc-replay` "
+     "record every call of the malloc family into this file, for `qmalloc-replay` "
      "(`libqmalloc-trace.so`, "
      "`qmalloc-run --trace FILE`); other builds of the library warn that it has no effect"},
 };

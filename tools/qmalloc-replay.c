@@ -42,15 +42,14 @@
 #define TOUCH_STRIDE 4096
 #define ID_UNTRACED UINT64_MAX
 
-/* One decoded record, at index seq - 1 of the record table. */
+/* One decoded record, at index seq - 1 of the record table: 32 bytes, the replayer's memory. */
 typedef struct record_s {
-  uint64_t id;      /* the object the call takes (0: none or NULL; ID_UNTRACED: untraced block) */
-  uint64_t a;       /* alignment or count (0 when the op has neither) */
-  uint64_t size;    /* size */
-  uint64_t time_ns; /* since the trace started */
-  uint64_t after;   /* threaded replay: the previous record on the same object (0: none) */
-  uint32_t thread;  /* recording thread (0: no record has this number) */
-  uint8_t op;       /* op byte: qm_trace_op_t and flags */
+  uint64_t id;     /* the object the call takes (0: none or NULL; ID_UNTRACED: untraced block) */
+  uint64_t size;   /* size */
+  uint32_t a;      /* alignment or count (0 when the op has neither; a count above 2^32 is folded
+                      into size, with a = 1) */
+  uint32_t thread; /* recording thread (0: no record has this number) */
+  uint8_t op;      /* op byte: qm_trace_op_t and flags */
 } record_t;
 
 typedef struct trace_s {
@@ -59,11 +58,12 @@ typedef struct trace_s {
   size_t length;
   qm_trace_header_t header;
   size_t chunks;
-  uint64_t records;  /* decoded */
-  uint64_t max_seq;  /* highest sequence number */
-  uint32_t threads;  /* highest thread number */
-  record_t *table;   /* max_seq entries */
-  size_t table_size; /* bytes mapped for table */
+  uint64_t records;           /* decoded */
+  uint64_t max_seq;           /* highest sequence number */
+  uint32_t threads;           /* highest thread number */
+  uint64_t first_ns, last_ns; /* times of the earliest and latest record */
+  record_t *table;            /* max_seq entries */
+  size_t table_size;          /* bytes mapped for table */
 } trace_t;
 
 static const char *const op_names[QM_TRACE_OP_COUNT] = {"?",
@@ -155,12 +155,14 @@ static void decode_chunk(trace_t *trace, size_t offset, const qm_trace_chunk_t *
     if (table == NULL) {
       if (seq > trace->max_seq)
         trace->max_seq = seq;
+      trace->first_ns = time_ns < trace->first_ns ? time_ns : trace->first_ns;
+      trace->last_ns = time_ns > trace->last_ns ? time_ns : trace->last_ns;
       continue;
     }
     record_t *r = &table[seq - 1];
     if (r->thread != 0)
       die("%s: corrupt record at byte %zu: sequence number %" PRIu64 " appears twice", trace->path, at, seq);
-    *r = (record_t){.op = op, .thread = chunk->thread, .time_ns = time_ns};
+    *r = (record_t){.op = op, .thread = chunk->thread};
     unsigned next = 0;
     if (qm_trace_op_takes_block(base)) {
       uint64_t ref = operands[next++];
@@ -173,9 +175,14 @@ static void decode_chunk(trace_t *trace, size_t offset, const qm_trace_chunk_t *
       else
         r->id = seq - (ref - 1);
     }
-    if (count - next == 2)
-      r->a = operands[next++];
+    uint64_t a = count - next == 2 ? operands[next++] : 0;
     r->size = operands[next];
+    if (a > UINT32_MAX) {
+      if (base == QM_TRACE_OP_CALLOC || base == QM_TRACE_OP_REALLOCARRAY)
+        r->size = __builtin_mul_overflow(a, r->size, &r->size) ? UINT64_MAX : r->size;
+      a = 1; /* (an alignment this large cannot be met anyway) */
+    }
+    r->a = (uint32_t)a;
   }
   if (p != end)
     die("%s: corrupt chunk at byte %zu: %zu bytes after its last record", trace->path, offset,
@@ -210,6 +217,7 @@ static void walk_chunks(trace_t *trace, record_t *table) {
 static void trace_load(trace_t *trace, const char *path) {
   memset(trace, 0, sizeof *trace);
   trace->path = path;
+  trace->first_ns = UINT64_MAX;
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0)
     die("%s: %s", path, strerror(errno));
@@ -236,6 +244,8 @@ static void trace_load(trace_t *trace, const char *path) {
   trace->table_size = trace->max_seq * sizeof(record_t);
   trace->table = table_map(trace->table_size, false);
   walk_chunks(trace, trace->table);
+  munmap((void *)trace->bytes, trace->length); /* decoded: out of the replay's resident set */
+  trace->bytes = NULL;
 }
 
 static bool is_alloc(unsigned base) { return !qm_trace_op_takes_block(base); }
@@ -259,9 +269,12 @@ static uint64_t result_id(const record_t *r, uint64_t seq) {
 static uint64_t requested_bytes(const record_t *r) {
   unsigned base = r->op & QM_TRACE_OP_MASK;
   if (base == QM_TRACE_OP_CALLOC || base == QM_TRACE_OP_REALLOCARRAY)
-    return r->a * r->size;
+    return (uint64_t)r->a * r->size;
   return r->size;
 }
+
+/* The previous record on the same object, by seq (threaded replay; 0: none). */
+static uint64_t *after_table;
 
 /* ---------------------------------------------------------------------------------------------
  * --info
@@ -269,7 +282,7 @@ static uint64_t requested_bytes(const record_t *r) {
 
 static int info(trace_t *trace) {
   uint64_t calls[QM_TRACE_OP_COUNT] = {0}, failed = 0, moved = 0, cross = 0, untraced = 0, missing = 0;
-  uint64_t live = 0, peak = 0, first_ns = UINT64_MAX, last_ns = 0;
+  uint64_t live = 0, peak = 0;
   uint64_t *sizes = table_map((trace->max_seq + 1) * sizeof(uint64_t), false);
   bool *seen_thread = table_map(trace->threads + 1, false);
   uint32_t threads = 0;
@@ -285,8 +298,6 @@ static int info(trace_t *trace) {
       seen_thread[r->thread] = true;
       threads++;
     }
-    first_ns = r->time_ns < first_ns ? r->time_ns : first_ns;
-    last_ns = r->time_ns > last_ns ? r->time_ns : last_ns;
     uint64_t old = 0;
     if (r->id == ID_UNTRACED) {
       untraced++;
@@ -313,7 +324,7 @@ static int info(trace_t *trace) {
   printf("trace %s: format version %u, pid %u, %zu bytes in %zu chunks\n", trace->path, trace->header.version,
          trace->header.pid, trace->length, trace->chunks);
   printf("calls: %" PRIu64 " over %.3f s, %.2f bytes per call\n", trace->records,
-         trace->records ? (double)(last_ns - first_ns) * 1e-9 : 0.0,
+         trace->records ? (double)(trace->last_ns - trace->first_ns) * 1e-9 : 0.0,
          trace->records ? (double)trace->length / (double)trace->records : 0.0);
   for (unsigned op = 1; op < QM_TRACE_OP_COUNT; op++) {
     printf("  %-20s %12" PRIu64 "\n", op_names[op], calls[op]);
@@ -448,7 +459,7 @@ static void *worker_main(void *arg) {
     sched_yield();
   for (uint64_t i = 0; i < worker->count; i++) {
     uint64_t seq = worker->seqs[i];
-    uint64_t after = replay->trace->table[seq - 1].after;
+    uint64_t after = after_table[seq];
     /* The previous call on this object (another thread's) must be done first. */
     for (unsigned spins = 0; after != 0 && !atomic_load_explicit(&replay->done[after], memory_order_acquire);
          spins++)
@@ -484,13 +495,14 @@ static int replay_main(trace_t *trace, bool serial, bool do_touch, bool json) {
   if (!serial) {
     /* The previous record on each object, and the records of each worker. */
     uint64_t *last = table_map((trace->max_seq + 1) * sizeof(uint64_t), false);
+    after_table = table_map((trace->max_seq + 1) * sizeof(uint64_t), false);
     uint64_t counts[WORKERS_MAX] = {0};
     for (uint64_t seq = 1; seq <= trace->max_seq; seq++) {
       record_t *r = &trace->table[seq - 1];
       if (r->thread == 0)
         continue;
       if (r->id != 0 && r->id != ID_UNTRACED) {
-        r->after = last[r->id];
+        after_table[seq] = last[r->id];
         last[r->id] = seq;
       }
       uint64_t id = result_id(r, seq);
@@ -549,8 +561,8 @@ static int replay_main(trace_t *trace, bool serial, bool do_touch, bool json) {
   } else {
     printf("replayed %" PRIu64 " calls of %s in %.3f s: %.0f calls/s, %u thread%s%s\n", calls, trace->path,
            seconds, rate, workers_used, workers_used == 1 ? "" : "s", serial ? " (--serial)" : "");
-    printf("peak RSS: %.1f MiB (of which the replayer's own tables and code: %.1f MiB)\n",
-           (double)peak_rss / 1048576.0, (double)baseline / 1048576.0);
+    printf("peak RSS: %.1f MiB, %.1f MiB above the replayer's own tables and code\n", (double)peak_rss / 1048576.0,
+           (double)(peak_rss > baseline ? peak_rss - baseline : 0) / 1048576.0);
     if (skipped != 0)
       printf("skipped: %" PRIu64 " calls (failed when recorded, or on blocks the trace does not know)\n",
              skipped);
