@@ -8,6 +8,8 @@ mimalloc, and writes tables and charts comparing them.
                                   exited 0 and printed one valid JSON line
     qmalloc-bench --fastpath      instructions per malloc and free, counted by callgrind
     qmalloc-bench --from=DIR      the report and charts of an earlier run, made again
+    qmalloc-bench --trace=FILE    adds the workload replay:<name>: qmalloc-replay replaying FILE,
+                                  a trace recorded with `qmalloc-run --trace FILE` (repeatable)
 
 Each workload program qmb-<name> prints one JSON line on stdout. Every run is also measured from
 the outside: wall time around the process, and its peak RSS and minor page faults from wait4. The
@@ -113,6 +115,30 @@ def find_bench_dir(args):
             return os.path.realpath(directory)
     die("cannot find the workload programs (qmb-*) in " + ", ".join(map(os.path.normpath, candidates)) +
         "; build them or name their directory with --bench-dir")
+
+
+def find_replay(bench_dir):
+    """qmalloc-replay: beside libqmalloc.so in the build tree, beside this script when installed,
+    else on the PATH."""
+    for candidate in [os.path.join(bench_dir, "..", "qmalloc-replay")] + relative_to_script("qmalloc-replay"):
+        if os.access(candidate, os.X_OK):
+            return os.path.realpath(candidate)
+    return shutil.which("qmalloc-replay") or die("--trace: cannot find qmalloc-replay; build it (it is built "
+                                                 "with the library) or put it on the PATH")
+
+
+def replay_runs(args, bench_dir):
+    """One run per --trace FILE: workload replay:<name of FILE>, its JSON line from --json."""
+    if not args.trace:
+        return []
+    replay, runs = find_replay(bench_dir), []
+    for path in args.trace:
+        if not os.path.isfile(path):
+            die(f"--trace: no such file: {path}")
+        key = "replay:" + os.path.splitext(os.path.basename(path))[0]
+        runs.append({"key": key, "workload": key, "threads": None, "kind": "replay",
+                     "cmd": [replay, "--json", os.path.abspath(path)]})
+    return runs
 
 
 def find_qmalloc_lib(args, bench_dir):
@@ -374,7 +400,7 @@ def select_workloads(args, bench_dir):
     return present or die(f"no workload program in {bench_dir}")
 
 
-def plan_suite(args, bench_dir, workloads, allocators):
+def plan_suite(args, bench_dir, workloads, allocators, extra_runs=()):
     """Every run in execution order: for each repetition, every workload (then the scaling workload
     at its other thread counts), each under every allocator in an order rotated per repetition.
     A smoke run also checks that qmb-fastpath runs."""
@@ -388,6 +414,7 @@ def plan_suite(args, bench_dir, workloads, allocators):
     if SCALING_WORKLOAD in workloads and not args.no_scaling:
         runs += [workload_run(f"{SCALING_WORKLOAD}-{t}t", SCALING_WORKLOAD, t)
                  for t in SCALING_THREADS if t != MAIN_THREADS]
+    runs += list(extra_runs)
     fastpath = os.path.join(bench_dir, "qmb-fastpath")
     if args.smoke and os.access(fastpath, os.X_OK):
         runs += [{"key": f"fastpath-{mode}", "workload": "fastpath", "threads": None, "kind": "fastpath",
@@ -877,6 +904,8 @@ def parse_args(argv):
     add("--no-scaling", action="store_true", help=f"skip {SCALING_WORKLOAD} at its other thread counts")
     add("--no-charts", action="store_true", help="draw no charts")
     add("--seed", type=int, help="passed on to every workload")
+    add("--trace", action="append", default=[], metavar="FILE",
+        help="also replay this trace (qmalloc-run --trace) as workload replay:<name>; repeatable")
     add("--timeout", type=float, default=120, help="seconds before a run is killed (default 120)")
     add("--out", help="output directory (default bench-results/<timestamp>)")
     add("--from", dest="from_dir", metavar="DIR", help="make the report and charts again from DIR/results.json")
@@ -945,7 +974,9 @@ def main(argv):
         return fastpath_main(args, allocators, bench_dir, outdir, header)
 
     header["config"]["workloads"] = select_workloads(args, bench_dir)
-    plan = plan_suite(args, bench_dir, header["config"]["workloads"], allocators)
+    replays = replay_runs(args, bench_dir)
+    plan = plan_suite(args, bench_dir, header["config"]["workloads"], allocators, replays)
+    header["config"]["workloads"] += [run["key"] for run in replays]
     records = execute(plan, allocators, args)
     doc = dict(header, finished=datetime.datetime.now().isoformat(timespec="seconds"), runs=records,
                summary=summarise(records), complete=len(records) == len(plan))

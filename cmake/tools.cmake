@@ -25,3 +25,12 @@ file(COPY "${QM_RUN_STAGE}/qmalloc-run" DESTINATION "${PROJECT_BINARY_DIR}"
 set(QMALLOC_RUN_SCRIPT "${PROJECT_BINARY_DIR}/qmalloc-run")
 
 install(PROGRAMS "${QMALLOC_RUN_SCRIPT}" DESTINATION "${CMAKE_INSTALL_BINDIR}")
+
+# qmalloc-replay: replays a trace of libqmalloc-trace.so against the malloc of its own process. It
+# is linked normally, not with qmalloc, so that a preloaded allocator (or glibc's) is the one measured.
+add_executable(qmalloc-replay "${PROJECT_SOURCE_DIR}/tools/qmalloc-replay.c")
+target_include_directories(qmalloc-replay PRIVATE "${PROJECT_SOURCE_DIR}/src")
+# -fno-builtin: the compiler must not fold the calls it replays.
+target_compile_options(qmalloc-replay PRIVATE ${QM_WARNINGS} -fno-builtin)
+target_link_libraries(qmalloc-replay PRIVATE Threads::Threads ${CMAKE_DL_LIBS})
+install(TARGETS qmalloc-replay RUNTIME DESTINATION "${CMAKE_INSTALL_BINDIR}")

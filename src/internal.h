@@ -508,6 +508,7 @@ typedef struct qm_options_s {
   size_t arena_reserve;      /* QMALLOC_ARENA_RESERVE: address space reserved for segments */
   bool debug;                /* QMALLOC_DEBUG: only in the debug variant of the library */
   bool secure;               /* QMALLOC_SECURE: only in the secure variant of the library */
+  const char *trace_file;    /* QMALLOC_TRACE: only in the trace variant of the library; NULL: off */
 } qm_options_t;
 extern qm_options_t _qm_options;
 void _qm_options_init(void);

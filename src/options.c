@@ -21,6 +21,9 @@
 #ifndef QM_VARIANT_SECURE
 #define QM_VARIANT_SECURE 0
 #endif
+#ifndef QM_VARIANT_TRACE
+#define QM_VARIANT_TRACE 0
+#endif
 
 qm_options_t _qm_options;
 
@@ -29,6 +32,7 @@ typedef enum option_type_e {
   OPTION_DURATION, /* uint64_t field, milliseconds: 250, 250ms, 2s */
   OPTION_SIZE,     /* size_t field, bytes: 4096, 64k, 16m, 1g, 1t (optionally followed by b or ib) */
   OPTION_ENUM,     /* int field: the index of one of `names` */
+  OPTION_STRING,   /* const char * field: any text; NULL when unset or empty (values carry the pointer) */
 } option_type_t;
 
 typedef enum option_when_e {
@@ -37,7 +41,8 @@ typedef enum option_when_e {
 } option_when_t;
 
 /* One option. Invariants: min <= default_value <= max for numbers; for enums, default_value
- * indexes `names`, which ends with NULL; `name` starts with "QMALLOC_" and is upper case. */
+ * indexes `names`, which ends with NULL; strings default to NULL (0); `name` starts with "QMALLOC_"
+ * and is upper case. */
 typedef struct option_desc_s {
   const char *name;
   option_type_t type;
@@ -46,7 +51,7 @@ typedef struct option_desc_s {
   uint64_t min, max;
   const char *const *names;
   option_when_t when;
-  const char *variant; /* non-NULL: exists only in this variant of the library ("debug", "secure") */
+  const char *variant; /* non-NULL: exists only in this variant of the library ("debug", "secure", "trace") */
   const char *description;
 } option_desc_t;
 
@@ -81,6 +86,10 @@ static const option_desc_t option_table[] = {
     {"QMALLOC_SECURE", OPTION_BOOL, FIELD(secure), 0, 0, 1, NULL, AT_START, "secure",
      "the hardened mode of `libqmalloc-secure.so` (`qmalloc-run --secure`); other builds of the library "
      "warn that it has no effect"},
+    {"QMALLOC_TRACE", OPTION_STRING, FIELD(trace_file), 0, 0, 0, NULL, AT_START, "trace",
+     "record every call of the malloc family into this file, for `qmalloc-replay` "
+     "(`libqmalloc-trace.so`, "
+     "`qmalloc-run --trace FILE`); other builds of the library warn that it has no effect"},
 };
 #define OPTION_COUNT (sizeof option_table / sizeof option_table[0])
 
@@ -90,8 +99,13 @@ static const char *const other_variables[] = {"QMALLOC_LIB"};
 static bool variant_built(const option_desc_t *option) {
   if (option->variant == NULL)
     return true;
+  if (strcmp(option->variant, "trace") == 0)
+    return QM_VARIANT_TRACE;
   return option->variant[0] == 'd' ? QM_VARIANT_DEBUG : QM_VARIANT_SECURE;
 }
+
+/* The one string option's value when a program sets it (qm_option_set copies it here). */
+static char string_value[4096];
 
 /* ---------------------------------------------------------------------------------------------
  * Text: by hand, ASCII only, no allocation.
@@ -132,6 +146,9 @@ static parse_result_t parse_value(const option_desc_t *option, const char *text,
   uint64_t n = 0;
   const char *rest;
   switch (option->type) {
+  case OPTION_STRING:
+    *out = text[0] == '\0' ? 0 : (uint64_t)(uintptr_t)text;
+    return PARSE_OK;
   case OPTION_BOOL: {
     static const char *const yes[] = {"1", "yes", "true", "on"};
     static const char *const no[] = {"0", "no", "false", "off", ""};
@@ -188,6 +205,9 @@ static parse_result_t parse_value(const option_desc_t *option, const char *text,
 /* The canonical text of a value: "1", "250ms", "2s", "64m", "dontneed". */
 static void format_value(const option_desc_t *option, uint64_t value, char *buf, size_t size) {
   switch (option->type) {
+  case OPTION_STRING:
+    snprintf(buf, size, "%s", value != 0 ? (const char *)(uintptr_t)value : "");
+    return;
   case OPTION_BOOL:
     snprintf(buf, size, "%d", value ? 1 : 0);
     return;
@@ -225,6 +245,7 @@ static const char *expected_form(const option_desc_t *option) {
   case OPTION_SIZE:
     return "a size (e.g. 4096, 64k, 16m, 1g)";
   case OPTION_ENUM:
+  case OPTION_STRING:
     break;
   }
   return NULL;
@@ -245,6 +266,8 @@ static uint64_t field_load(const option_desc_t *option) {
     return __atomic_load_n((uint64_t *)field, __ATOMIC_RELAXED);
   case OPTION_SIZE:
     return __atomic_load_n((size_t *)field, __ATOMIC_RELAXED);
+  case OPTION_STRING:
+    return (uint64_t)(uintptr_t)__atomic_load_n((const char **)field, __ATOMIC_RELAXED);
   }
   return 0;
 }
@@ -264,6 +287,9 @@ static void field_store(const option_desc_t *option, uint64_t value) {
     return;
   case OPTION_SIZE:
     __atomic_store_n((size_t *)field, (size_t)value, __ATOMIC_RELAXED);
+    return;
+  case OPTION_STRING:
+    __atomic_store_n((const char **)field, (const char *)(uintptr_t)value, __ATOMIC_RELAXED);
     return;
   }
 }
@@ -373,6 +399,16 @@ int qm_option_set(const char *name, const char *value) {
     errno = EBUSY;
     return -1;
   }
+  if (option->type == OPTION_STRING && parsed != 0) {
+    /* The caller's text may not outlive the call: keep a copy. */
+    size_t length = strlen(value);
+    if (length >= sizeof string_value) {
+      errno = EINVAL;
+      return -1;
+    }
+    memcpy(string_value, value, length + 1);
+    parsed = (uint64_t)(uintptr_t)string_value;
+  }
   field_store(option, parsed);
   return 0;
 }
@@ -384,7 +420,7 @@ int qm_option_get(const char *name, char *buf, size_t size) {
     errno = EINVAL;
     return -1;
   }
-  char text[32];
+  char text[sizeof string_value];
   format_value(option, field_load(option), text, sizeof text);
   size_t length = strlen(text);
   if (buf == NULL || length >= size) {
@@ -408,6 +444,9 @@ static void format_range(const option_desc_t *option, char *buf, size_t size) {
   case OPTION_ENUM:
     snprintf(buf, size, "`%s`, `%s`", option->names[0], option->names[1]);
     return;
+  case OPTION_STRING:
+    snprintf(buf, size, "a file name");
+    return;
   case OPTION_DURATION:
   case OPTION_SIZE:
     format_value(option, option->min, low, sizeof low);
@@ -422,10 +461,14 @@ void _qm_options_markdown(FILE *out) {
   fprintf(out, "| --- | --- | --- | --- | --- |\n");
   for (size_t i = 0; i < OPTION_COUNT; i++) {
     const option_desc_t *option = &option_table[i];
-    char value[32], range[80];
+    char value[32], cell[40], range[80];
     format_value(option, option->default_value, value, sizeof value);
     format_range(option, range, sizeof range);
-    fprintf(out, "| `%s` | `%s` | %s | %s | %s |\n", option->name, value, range,
+    if (value[0] == '\0') /* a string option, unset by default */
+      snprintf(cell, sizeof cell, "none");
+    else
+      snprintf(cell, sizeof cell, "`%s`", value);
+    fprintf(out, "| `%s` | %s | %s | %s | %s |\n", option->name, cell, range,
             option->when == ANY_TIME ? "any time" : "before the first allocation", option->description);
   }
 }
@@ -448,6 +491,22 @@ void _qm_options_json(FILE *out, const char *indent) {
     case OPTION_DURATION:
     case OPTION_SIZE:
       fprintf(out, "%" PRIu64, value);
+      break;
+    case OPTION_STRING:
+      if (value == 0) {
+        fprintf(out, "null");
+        break;
+      }
+      fputc('"', out);
+      for (const unsigned char *c = (const unsigned char *)(uintptr_t)value; *c; c++) {
+        if (*c == '"' || *c == '\\')
+          fprintf(out, "\\%c", *c);
+        else if (*c < 0x20)
+          fprintf(out, "\\u%04x", *c);
+        else
+          fputc(*c, out);
+      }
+      fputc('"', out);
       break;
     }
     fprintf(out, "%s\n", i + 1 < OPTION_COUNT ? "," : "");

@@ -3,11 +3,13 @@
  * QMALLOC_OVERRIDE is on; then linking or preloading the library makes qmalloc the process's malloc.
  *
  * Each function is the qm_ one under another name; the fast paths are inlined here too, so a call
- * to malloc costs exactly what a call to qm_malloc does.
+ * to malloc costs exactly what a call to qm_malloc does. In the trace variant (QM_VARIANT_TRACE) the
+ * QM_TRACE_* hooks of trace.h record each call; in every other build they are the bare calls.
  */
 #define _GNU_SOURCE
 #include "alloc-inl.h"
 #include "qmalloc.h"
+#include "trace.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -17,25 +19,46 @@
 
 #define QM_EXPORT __attribute__((visibility("default")))
 
-QM_EXPORT void *malloc(size_t size) { return qm_malloc_inline(size); }
-QM_EXPORT void *calloc(size_t count, size_t size) { return qm_calloc_inline(count, size); }
-QM_EXPORT void free(void *p) { qm_free_inline(p); }
-QM_EXPORT void *realloc(void *p, size_t size) { return qm_realloc(p, size); }
-QM_EXPORT void *reallocarray(void *p, size_t count, size_t size) { return qm_reallocarray(p, count, size); }
-QM_EXPORT int posix_memalign(void **out, size_t alignment, size_t size) {
-  return qm_posix_memalign(out, alignment, size);
+QM_EXPORT void *malloc(size_t size) { return QM_TRACE_ALLOC(MALLOC, 0, size, qm_malloc_inline(size)); }
+QM_EXPORT void *calloc(size_t count, size_t size) {
+  return QM_TRACE_ALLOC(CALLOC, count, size, qm_calloc_inline(count, size));
 }
-QM_EXPORT void *aligned_alloc(size_t alignment, size_t size) { return qm_aligned_alloc(alignment, size); }
-QM_EXPORT void *memalign(size_t alignment, size_t size) { return qm_memalign(alignment, size); }
-QM_EXPORT void *valloc(size_t size) { return qm_valloc(size); }
-QM_EXPORT void *pvalloc(size_t size) { return qm_pvalloc(size); }
+QM_EXPORT void free(void *p) {
+  QM_TRACE_FREE(FREE, p, 0, 0);
+  qm_free_inline(p);
+}
+QM_EXPORT void *realloc(void *p, size_t size) {
+  return QM_TRACE_REALLOC(REALLOC, p, 1, size, qm_realloc(p, size));
+}
+QM_EXPORT void *reallocarray(void *p, size_t count, size_t size) {
+  return QM_TRACE_REALLOC(REALLOCARRAY, p, count, size, qm_reallocarray(p, count, size));
+}
+QM_EXPORT int posix_memalign(void **out, size_t alignment, size_t size) {
+  int result = qm_posix_memalign(out, alignment, size);
+  QM_TRACE_NOTE_ALLOC(POSIX_MEMALIGN, alignment, size, result == 0 ? *out : NULL);
+  return result;
+}
+QM_EXPORT void *aligned_alloc(size_t alignment, size_t size) {
+  return QM_TRACE_ALLOC(ALIGNED_ALLOC, alignment, size, qm_aligned_alloc(alignment, size));
+}
+QM_EXPORT void *memalign(size_t alignment, size_t size) {
+  return QM_TRACE_ALLOC(MEMALIGN, alignment, size, qm_memalign(alignment, size));
+}
+QM_EXPORT void *valloc(size_t size) { return QM_TRACE_ALLOC(VALLOC, 0, size, qm_valloc(size)); }
+QM_EXPORT void *pvalloc(size_t size) { return QM_TRACE_ALLOC(PVALLOC, 0, size, qm_pvalloc(size)); }
 QM_EXPORT size_t malloc_usable_size(void *p) { return qm_usable_size(p); }
 
 /* C23. Declared here because older C libraries do not declare them. */
 QM_EXPORT void free_sized(void *p, size_t size);
 QM_EXPORT void free_aligned_sized(void *p, size_t alignment, size_t size);
-void free_sized(void *p, size_t size) { qm_free_sized(p, size); }
-void free_aligned_sized(void *p, size_t alignment, size_t size) { qm_free_aligned_sized(p, alignment, size); }
+void free_sized(void *p, size_t size) {
+  QM_TRACE_FREE(FREE_SIZED, p, 0, size);
+  qm_free_sized(p, size);
+}
+void free_aligned_sized(void *p, size_t alignment, size_t size) {
+  QM_TRACE_FREE(FREE_ALIGNED, p, alignment, size);
+  qm_free_aligned_sized(p, alignment, size);
+}
 
 /* glibc's internal names: some programs and static links reach for them. */
 QM_EXPORT void *__libc_malloc(size_t size);
@@ -43,11 +66,20 @@ QM_EXPORT void *__libc_calloc(size_t count, size_t size);
 QM_EXPORT void *__libc_realloc(void *p, size_t size);
 QM_EXPORT void __libc_free(void *p);
 QM_EXPORT void *__libc_memalign(size_t alignment, size_t size);
-void *__libc_malloc(size_t size) { return qm_malloc_inline(size); }
-void *__libc_calloc(size_t count, size_t size) { return qm_calloc_inline(count, size); }
-void *__libc_realloc(void *p, size_t size) { return qm_realloc(p, size); }
-void __libc_free(void *p) { qm_free_inline(p); }
-void *__libc_memalign(size_t alignment, size_t size) { return qm_memalign(alignment, size); }
+void *__libc_malloc(size_t size) { return QM_TRACE_ALLOC(MALLOC, 0, size, qm_malloc_inline(size)); }
+void *__libc_calloc(size_t count, size_t size) {
+  return QM_TRACE_ALLOC(CALLOC, count, size, qm_calloc_inline(count, size));
+}
+void *__libc_realloc(void *p, size_t size) {
+  return QM_TRACE_REALLOC(REALLOC, p, 1, size, qm_realloc(p, size));
+}
+void __libc_free(void *p) {
+  QM_TRACE_FREE(FREE, p, 0, 0);
+  qm_free_inline(p);
+}
+void *__libc_memalign(size_t alignment, size_t size) {
+  return QM_TRACE_ALLOC(MEMALIGN, alignment, size, qm_memalign(alignment, size));
+}
 
 QM_EXPORT int malloc_trim(size_t pad) { return qm_trim(pad); }
 
