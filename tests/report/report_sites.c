@@ -13,6 +13,10 @@
 #define BLOCK 512
 #define ROUNDS 4000
 
+/* Exported (not static) so that dladdr can name them in the profile. */
+void small_site(void);
+void big_site(void);
+
 static void *kept[ROUNDS * 11];
 static size_t kept_count;
 
