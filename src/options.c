@@ -112,6 +112,18 @@ static bool variant_built(const option_desc_t *option) {
   }
 }
 
+/* The qmalloc-run switch that loads an option's variant, for the warning in other builds. */
+static const char *variant_switch(const option_desc_t *option) {
+  switch (option->variant[0]) {
+  case 'd':
+    return "--debug";
+  case 's':
+    return "--secure";
+  default:
+    return "--report FILE";
+  }
+}
+
 /* ---------------------------------------------------------------------------------------------
  * Text: by hand, ASCII only, no allocation.
  * ------------------------------------------------------------------------------------------- */
@@ -341,9 +353,9 @@ static void read_from_environment(const option_desc_t *option) {
       _qm_message("warning: %s is longer than %zu bytes; ignored", option->name, QM_OPTION_TEXT_MAX - 1);
       break;
     case ENOTSUP:
-      _qm_message("warning: %s=%s has no effect in this library: run the program with `qmalloc-run --%s` "
+      _qm_message("warning: %s=%s has no effect in this library: run the program with `qmalloc-run %s` "
                   "(libqmalloc-%s.so)",
-                  option->name, text, option->variant, option->variant);
+                  option->name, text, variant_switch(option), option->variant);
       break;
     }
     return;
@@ -371,9 +383,9 @@ static void read_from_environment(const option_desc_t *option) {
   }
   }
   if (value != option->default_value && !variant_built(option)) {
-    _qm_message("warning: %s=%s has no effect in this library: run the program with `qmalloc-run --%s` "
+    _qm_message("warning: %s=%s has no effect in this library: run the program with `qmalloc-run %s` "
                 "(libqmalloc-%s.so)",
-                option->name, text, option->variant, option->variant);
+                option->name, text, variant_switch(option), option->variant);
     return;
   }
   field_store(option, value);

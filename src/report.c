@@ -31,7 +31,7 @@
 #define report_template ((const char *)report_template_bytes)
 
 #define SERIES_MAX 4096       /* points kept; when full, every other one goes and the interval doubles */
-#define FIRST_INTERVAL_MS 10  /* the sampler's first interval */
+#define FIRST_INTERVAL_MS 50  /* the sampler's first interval */
 #define MAP_SEGMENTS_MAX 2048 /* segments drawn in the heap map (8 GiB) */
 #define MAP_SPANS_MAX 131072  /* spans drawn in the heap map */
 

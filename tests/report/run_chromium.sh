@@ -36,7 +36,7 @@ grep -q 'data-qm-rendered="ok"' "$work/dom.html" || fail "the page's script did 
 points() {
   sed -n "s/.*<svg[^>]*id=\"$1\"[^>]*data-points=\"\([0-9]*\)\".*/\1/p" "$work/dom.html" | head -n1
 }
-for chart in timeline-svg:3 sizes-chart-svg:1 waste-chart-svg:1 heapmap-svg:4; do
+for chart in timeline-svg:3 sizes-chart-svg:1 waste-chart-svg:1 heapmap-svg:2; do
   id=${chart%%:*}
   least=${chart#*:}
   n=$(points "$id")

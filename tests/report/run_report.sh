@@ -33,9 +33,10 @@ fi
 # The time series has more than the first and last points (the program runs for ~0.4 s).
 points=$(sed -n 's/.*"t_ms": \[\([0-9,]*\)\].*/\1/p' "$html" | tr ',' '\n' | wc -l)
 [ "$points" -ge 3 ] || fail "only $points points in the time series"
-# The heap map at the peak holds the ~22 MiB the program keeps at once: at least 4 segments.
+# The heap map at the peak: the program holds ~22 MiB (6 segments) at once for 3 x 60 ms; the bound is
+# low so that a sampler starved by a loaded machine, which sees less of it, does not fail the test.
 segments=$(grep -o '"address": "0x' "$html" | wc -l)
-[ "$segments" -ge 4 ] || fail "the heap map has $segments segments"
+[ "$segments" -ge 2 ] || fail "the heap map has $segments segments"
 
 # 2. The folded profile: "frame;frame;... bytes", largest first.
 [ -s "$folded" ] || fail "qm_profile_dump wrote nothing"
