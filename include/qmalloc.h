@@ -268,6 +268,17 @@ QM_API void qm_stats_print(FILE *out);
  * error. */
 QM_API int qm_stats_json(FILE *out);
 
+/* ---- Heap profile (README, "Memory report and heap profile"; docs/REPORT.md) ----
+ *
+ * libqmalloc-profile.so (`qmalloc-run --variant profile`, or `--report FILE`) captures a call stack
+ * about every QMALLOC_PROFILE_SAMPLE bytes allocated (default 512 KiB). qm_profile_dump writes what
+ * the samples stand for as folded stacks, one line per stack, the largest first:
+ *     main;parse_file;read_record;xstrdup 1048576
+ * frames from the outermost to the one that called malloc, separated by ';', then a space and the
+ * estimated bytes allocated by that stack since the start. Flame-graph tools read this format.
+ * Returns 0, or -1 with errno: ENOTSUP in other builds of the library, or on a write error. */
+QM_API int qm_profile_dump(FILE *out);
+
 #ifdef __cplusplus
 }
 #endif

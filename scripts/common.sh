@@ -49,6 +49,30 @@ qm_ensure_tools() {
   fi
 }
 
+# qm_offer_tools CMD=PACKAGE...
+# Tools that some tests use but the suite can do without (they skip when it is absent): installed
+# with apt-get when running as root, otherwise named in a note.
+qm_offer_tools() {
+  local pair cmd pkg missing=()
+  for pair in "$@"; do
+    cmd=${pair%%=*}
+    pkg=${pair#*=}
+    command -v "$cmd" >/dev/null 2>&1 || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+    qm_note "installing optional test tools: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update
+    apt-get install -y --no-install-recommends "${missing[@]}" || printf 'could not install %s: the tests that need it will be skipped\n' "${missing[*]}" >&2
+  else
+    printf 'Note: %s not installed; the tests that need it will be skipped (apt-get install -y %s)\n' "${missing[*]}" "${missing[*]}" >&2
+  fi
+}
+
+# Optional: chromium renders the HTML memory report in its test (tests/report/run_chromium.sh).
+QM_OPTIONAL_TEST_TOOLS=(chromium=chromium)
+
 # The tools that building qmalloc and running its test suite need.
 QM_BUILD_TOOLS=(cc=build-essential gcc=build-essential make=build-essential cmake=cmake pkg-config=pkg-config
   python3=python3 sort=coreutils timeout=coreutils awk=mawk)

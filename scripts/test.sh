@@ -6,6 +6,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 qm_ensure_tools "${QM_BUILD_TOOLS[@]}"
+qm_offer_tools "${QM_OPTIONAL_TEST_TOOLS[@]}"
 cd "$QM_ROOT"
 build=${BUILD_DIR:-build}
 

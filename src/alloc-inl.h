@@ -4,7 +4,8 @@
  * Each fast path handles the common case with no lock, no atomic read-modify-write and no call,
  * and leaves everything else to one out-of-line function reached by a tail call.
  * Size (x86-64, gcc 12 -O2, docs/DESIGN.md lists them): malloc 15 instructions, free 27. The
- * qm_stats_* hooks are empty unless the library is built with QM_STATS 2 (types.h).
+ * qm_stats_* hooks are empty unless the library is built with QM_STATS 2 (types.h), and
+ * qm_profile_alloc unless it is the profiling variant (QM_VARIANT_PROFILE).
  */
 #ifndef QM_ALLOC_INL_H
 #define QM_ALLOC_INL_H
@@ -13,6 +14,7 @@
 
 /* malloc for sizes up to QM_DIRECT_MAX: one TLS load, two loads, a pop. */
 static inline void *qm_malloc_inline(size_t size) {
+  qm_profile_alloc(size); /* the profiling variant only: nothing in other builds */
   qm_heap_t *heap = _qm_tls_heap;
   if (qm_likely(size <= QM_DIRECT_MAX)) {
     qm_page_t *page = heap->direct[(size + 15) >> 4];
@@ -31,6 +33,7 @@ static inline void *qm_calloc_inline(size_t count, size_t size) {
   size_t total;
   if (qm_unlikely(__builtin_mul_overflow(count, size, &total)))
     return _qm_malloc_generic(SIZE_MAX, _qm_tls_heap, true);
+  qm_profile_alloc(total);
   qm_heap_t *heap = _qm_tls_heap;
   if (qm_likely(total <= QM_DIRECT_MAX)) {
     qm_page_t *page = heap->direct[(total + 15) >> 4];

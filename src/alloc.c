@@ -53,6 +53,7 @@ void *_qm_malloc_aligned(size_t alignment, size_t size, bool zero) {
   qm_assert(qm_is_power_of_two(alignment));
   if (alignment <= QM_ALIGNMENT)
     return zero ? qm_calloc_inline(1, size) : qm_malloc_inline(size);
+  qm_profile_alloc(size);
   if (size > QM_MAX_REQUEST || alignment > QM_MAX_REQUEST) {
     errno = ENOMEM;
     return NULL;

@@ -508,7 +508,9 @@ typedef struct qm_options_s {
   size_t arena_reserve;      /* QMALLOC_ARENA_RESERVE: address space reserved for segments */
   bool debug;                /* QMALLOC_DEBUG: only in the debug variant of the library */
   bool secure;               /* QMALLOC_SECURE: only in the secure variant of the library */
-  const char *trace_file;    /* QMALLOC_TRACE: only in the trace variant of the library; NULL: off */
+  char trace_file[256];      /* QMALLOC_TRACE: only in the trace variant of the library; "": off */
+  size_t profile_sample;     /* QMALLOC_PROFILE_SAMPLE: mean bytes between sampled stacks (profile) */
+  char report[256];          /* QMALLOC_REPORT: the HTML report to write at exit, "" for none (profile) */
 } qm_options_t;
 extern qm_options_t _qm_options;
 void _qm_options_init(void);
@@ -517,6 +519,9 @@ void _qm_options_init(void);
  * holding a lock. */
 void _qm_options_markdown(FILE *out);
 void _qm_options_json(FILE *out, const char *indent);
+/* Writes text as a JSON string: quotes, backslashes and control characters escaped, and '<' as
+ * well, so that the text may sit inside an HTML <script> element (report.c). */
+void _qm_json_string(FILE *out, const char *text);
 
 /* ---------------------------------------------------------------------------------------------
  * stats.c: statistics. The layers call the hooks below where blocks and memory come and go; each
@@ -663,6 +668,38 @@ static inline void qm_stats_note_mapped(void) {
 
 /* Prints the statistics table on stderr with write(2) (malloc_stats, exit): allocates nothing. */
 void _qm_stats_print_stderr(void);
+
+/* ---------------------------------------------------------------------------------------------
+ * profile.c, report.c: the sampling heap profiler and the memory report (QM_VARIANT_PROFILE only;
+ * in other builds qm_profile_alloc is empty and the entry points carry nothing of it).
+ * ------------------------------------------------------------------------------------------- */
+
+#if QM_VARIANT_PROFILE
+/* Per-thread sampling state. countdown: bytes still to allocate before the next sample; it starts
+ * at 0, so a thread's first allocation enters _qm_profile_sample, which arms it (or, when sampling
+ * is off, sets it so high that it never runs out). busy: this thread is inside the profiler, whose
+ * own allocations (backtrace's, stdio's) are not sampled. */
+typedef struct qm_profile_thread_s {
+  int64_t countdown;
+  uint64_t random;
+  uint32_t busy;
+} qm_profile_thread_t;
+extern __thread qm_profile_thread_t _qm_profile_thread __attribute__((tls_model("initial-exec")));
+/* The countdown ran out: records a sample of `size` bytes (or arms the thread's countdown). */
+void _qm_profile_sample(size_t size);
+/* Counts an allocation of `size` bytes at an entry point: one subtraction in this thread's TLS. */
+static inline void qm_profile_alloc(size_t size) {
+  qm_profile_thread_t *thread = &_qm_profile_thread;
+  if (qm_unlikely((thread->countdown -= (int64_t)size) < 0))
+    _qm_profile_sample(size);
+}
+/* The profile as the "profile" member of the report's JSON (report.c). Call with no lock held. */
+void _qm_profile_json(FILE *out);
+/* Whether stacks are being sampled, and the mean bytes between samples. */
+bool _qm_profile_enabled(void);
+#else
+static inline void qm_profile_alloc(size_t size) { (void)size; }
+#endif
 
 static inline uint64_t qm_purge_delay_ns(void) { return _qm_options.purge_delay_ms * 1000000ull; }
 static inline uint64_t qm_segment_decay_ns(void) { return _qm_options.segment_decay_ms * 1000000ull; }

@@ -24,6 +24,7 @@
 #ifndef QM_VARIANT_TRACE
 #define QM_VARIANT_TRACE 0
 #endif
+/* QM_VARIANT_PROFILE comes from types.h (it also sets the statistics level). */
 
 qm_options_t _qm_options;
 
@@ -32,8 +33,11 @@ typedef enum option_type_e {
   OPTION_DURATION, /* uint64_t field, milliseconds: 250, 250ms, 2s */
   OPTION_SIZE,     /* size_t field, bytes: 4096, 64k, 16m, 1g, 1t (optionally followed by b or ib) */
   OPTION_ENUM,     /* int field: the index of one of `names` */
-  OPTION_STRING,   /* const char * field: any text; NULL when unset or empty (values carry the pointer) */
+  OPTION_STRING,   /* char[QM_OPTION_TEXT_MAX] field: any text shorter than that; default "" */
 } option_type_t;
+
+#define QM_OPTION_TEXT_MAX sizeof(((qm_options_t *)0)->report)
+_Static_assert(sizeof(((qm_options_t *)0)->trace_file) == QM_OPTION_TEXT_MAX, "string options have one size");
 
 typedef enum option_when_e {
   ANY_TIME, /* qm_option_set may change it at any time; it takes effect on the next slow path */
@@ -41,8 +45,8 @@ typedef enum option_when_e {
 } option_when_t;
 
 /* One option. Invariants: min <= default_value <= max for numbers; for enums, default_value
- * indexes `names`, which ends with NULL; strings default to NULL (0); `name` starts with "QMALLOC_"
- * and is upper case. */
+ * indexes `names`, which ends with NULL; strings default to "" (default_value, min, max unused);
+ * `name` starts with "QMALLOC_" and is upper case. */
 typedef struct option_desc_s {
   const char *name;
   option_type_t type;
@@ -51,7 +55,7 @@ typedef struct option_desc_s {
   uint64_t min, max;
   const char *const *names;
   option_when_t when;
-  const char *variant; /* non-NULL: exists only in this variant of the library ("debug", "secure", "trace") */
+  const char *variant; /* non-NULL: exists only in this variant ("debug", "secure", "trace", "profile") */
   const char *description;
 } option_desc_t;
 
@@ -87,9 +91,15 @@ static const option_desc_t option_table[] = {
      "the hardened mode of `libqmalloc-secure.so` (`qmalloc-run --secure`); other builds of the library "
      "warn that it has no effect"},
     {"QMALLOC_TRACE", OPTION_STRING, FIELD(trace_file), 0, 0, 0, NULL, AT_START, "trace",
-     "record every call of the malloc family into this file, for `qmalloc-replay` "
-     "(`libqmalloc-trace.so`, "
+     "record every call of the malloc family into this file, for `qmalloc-replay` (`libqmalloc-trace.so`, "
      "`qmalloc-run --trace FILE`); other builds of the library warn that it has no effect"},
+    {"QMALLOC_REPORT", OPTION_STRING, FIELD(report), 0, 0, 0, NULL, AT_START, "profile",
+     "`libqmalloc-profile.so` (`qmalloc-run --report FILE`): write an HTML memory report to this path when "
+     "the process exits (`%p` in it becomes the process id); other builds warn that it has no effect"},
+    {"QMALLOC_PROFILE_SAMPLE", OPTION_SIZE, FIELD(profile_sample), 512 * 1024, 0, TiB, NULL, AT_START,
+     "profile",
+     "`libqmalloc-profile.so`: mean bytes allocated between two sampled call stacks (0: no sampling); other "
+     "builds warn that it has no effect"},
 };
 #define OPTION_COUNT (sizeof option_table / sizeof option_table[0])
 
@@ -99,13 +109,31 @@ static const char *const other_variables[] = {"QMALLOC_LIB"};
 static bool variant_built(const option_desc_t *option) {
   if (option->variant == NULL)
     return true;
-  if (strcmp(option->variant, "trace") == 0)
+  switch (option->variant[0]) {
+  case 'd':
+    return QM_VARIANT_DEBUG;
+  case 's':
+    return QM_VARIANT_SECURE;
+  case 't':
     return QM_VARIANT_TRACE;
-  return option->variant[0] == 'd' ? QM_VARIANT_DEBUG : QM_VARIANT_SECURE;
+  default:
+    return QM_VARIANT_PROFILE;
+  }
 }
 
-/* The one string option's value when a program sets it (qm_option_set copies it here). */
-static char string_value[4096];
+/* The qmalloc-run switch that loads an option's variant, for the warning in other builds. */
+static const char *variant_switch(const option_desc_t *option) {
+  switch (option->variant[0]) {
+  case 'd':
+    return "--debug";
+  case 's':
+    return "--secure";
+  case 't':
+    return "--trace FILE";
+  default:
+    return "--report FILE";
+  }
+}
 
 /* ---------------------------------------------------------------------------------------------
  * Text: by hand, ASCII only, no allocation.
@@ -146,9 +174,6 @@ static parse_result_t parse_value(const option_desc_t *option, const char *text,
   uint64_t n = 0;
   const char *rest;
   switch (option->type) {
-  case OPTION_STRING:
-    *out = text[0] == '\0' ? 0 : (uint64_t)(uintptr_t)text;
-    return PARSE_OK;
   case OPTION_BOOL: {
     static const char *const yes[] = {"1", "yes", "true", "on"};
     static const char *const no[] = {"0", "no", "false", "off", ""};
@@ -164,6 +189,8 @@ static parse_result_t parse_value(const option_desc_t *option, const char *text,
     for (uint64_t i = 0; option->names[i] != NULL; i++)
       if (equal_nocase(text, option->names[i]))
         return *out = i, PARSE_OK;
+    return PARSE_BAD;
+  case OPTION_STRING: /* texts are not numbers: string_store takes them */
     return PARSE_BAD;
   case OPTION_DURATION: {
     if ((rest = parse_digits(text, &n)) == NULL)
@@ -205,14 +232,14 @@ static parse_result_t parse_value(const option_desc_t *option, const char *text,
 /* The canonical text of a value: "1", "250ms", "2s", "64m", "dontneed". */
 static void format_value(const option_desc_t *option, uint64_t value, char *buf, size_t size) {
   switch (option->type) {
-  case OPTION_STRING:
-    snprintf(buf, size, "%s", value != 0 ? (const char *)(uintptr_t)value : "");
-    return;
   case OPTION_BOOL:
     snprintf(buf, size, "%d", value ? 1 : 0);
     return;
   case OPTION_ENUM:
     snprintf(buf, size, "%s", option->names[value]);
+    return;
+  case OPTION_STRING: /* the only number a string has is its default, "" */
+    snprintf(buf, size, "%s", "");
     return;
   case OPTION_DURATION:
     if (value != 0 && value % MS_PER_S == 0)
@@ -266,9 +293,24 @@ static uint64_t field_load(const option_desc_t *option) {
     return __atomic_load_n((uint64_t *)field, __ATOMIC_RELAXED);
   case OPTION_SIZE:
     return __atomic_load_n((size_t *)field, __ATOMIC_RELAXED);
-  case OPTION_STRING:
-    return (uint64_t)(uintptr_t)__atomic_load_n((const char **)field, __ATOMIC_RELAXED);
+  case OPTION_STRING: /* whether it is set; string_field has the text */
+    return field[0] != '\0';
   }
+  return 0;
+}
+
+/* The text of a string option. Strings are set only before the first allocation (AT_START), while
+ * one thread runs, so they need no atomics. */
+static char *string_field(const option_desc_t *option) { return (char *)&_qm_options + option->offset; }
+
+/* Sets a string option to text; returns 0, or an errno value (nothing changes then). */
+static int string_store(const option_desc_t *option, const char *text) {
+  size_t length = strlen(text);
+  if (length >= QM_OPTION_TEXT_MAX)
+    return ERANGE;
+  if (length != 0 && !variant_built(option))
+    return ENOTSUP;
+  memcpy(string_field(option), text, length + 1);
   return 0;
 }
 
@@ -288,8 +330,8 @@ static void field_store(const option_desc_t *option, uint64_t value) {
   case OPTION_SIZE:
     __atomic_store_n((size_t *)field, (size_t)value, __ATOMIC_RELAXED);
     return;
-  case OPTION_STRING:
-    __atomic_store_n((const char **)field, (const char *)(uintptr_t)value, __ATOMIC_RELAXED);
+  case OPTION_STRING: /* only the default (empty) goes this way */
+    field[0] = '\0';
     return;
   }
 }
@@ -316,6 +358,19 @@ static void read_from_environment(const option_desc_t *option) {
   const char *text = _qm_os_getenv(option->name);
   if (text == NULL)
     return;
+  if (option->type == OPTION_STRING) {
+    switch (string_store(option, text)) {
+    case ERANGE:
+      _qm_message("warning: %s is longer than %zu bytes; ignored", option->name, QM_OPTION_TEXT_MAX - 1);
+      break;
+    case ENOTSUP:
+      _qm_message("warning: %s=%s has no effect in this library: run the program with `qmalloc-run %s` "
+                  "(libqmalloc-%s.so)",
+                  option->name, text, variant_switch(option), option->variant);
+      break;
+    }
+    return;
+  }
   char used[32];
   format_value(option, option->default_value, used, sizeof used);
   uint64_t value = 0;
@@ -339,9 +394,9 @@ static void read_from_environment(const option_desc_t *option) {
   }
   }
   if (value != option->default_value && !variant_built(option)) {
-    _qm_message("warning: %s=%s has no effect in this library: run the program with `qmalloc-run --%s` "
+    _qm_message("warning: %s=%s has no effect in this library: run the program with `qmalloc-run %s` "
                 "(libqmalloc-%s.so)",
-                option->name, text, option->variant, option->variant);
+                option->name, text, variant_switch(option), option->variant);
     return;
   }
   field_store(option, value);
@@ -387,6 +442,18 @@ int qm_option_set(const char *name, const char *value) {
   qm_ensure_process_init(); /* the environment is read first, so that a program's value wins */
   const option_desc_t *option = option_find(name);
   uint64_t parsed = 0;
+  if (option != NULL && value != NULL && option->type == OPTION_STRING) {
+    if (strcmp(value, string_field(option)) != 0 && memory_mapped()) {
+      errno = EBUSY;
+      return -1;
+    }
+    int error = string_store(option, value);
+    if (error != 0) {
+      errno = error == ERANGE ? EINVAL : error;
+      return -1;
+    }
+    return 0;
+  }
   if (option == NULL || value == NULL || parse_value(option, value, &parsed) != PARSE_OK) {
     errno = EINVAL;
     return -1;
@@ -399,16 +466,6 @@ int qm_option_set(const char *name, const char *value) {
     errno = EBUSY;
     return -1;
   }
-  if (option->type == OPTION_STRING && parsed != 0) {
-    /* The caller's text may not outlive the call: keep a copy. */
-    size_t length = strlen(value);
-    if (length >= sizeof string_value) {
-      errno = EINVAL;
-      return -1;
-    }
-    memcpy(string_value, value, length + 1);
-    parsed = (uint64_t)(uintptr_t)string_value;
-  }
   field_store(option, parsed);
   return 0;
 }
@@ -420,8 +477,11 @@ int qm_option_get(const char *name, char *buf, size_t size) {
     errno = EINVAL;
     return -1;
   }
-  char text[sizeof string_value];
-  format_value(option, field_load(option), text, sizeof text);
+  char text[QM_OPTION_TEXT_MAX];
+  if (option->type == OPTION_STRING)
+    memcpy(text, string_field(option), sizeof text);
+  else
+    format_value(option, field_load(option), text, sizeof text);
   size_t length = strlen(text);
   if (buf == NULL || length >= size) {
     errno = ERANGE;
@@ -445,7 +505,7 @@ static void format_range(const option_desc_t *option, char *buf, size_t size) {
     snprintf(buf, size, "`%s`, `%s`", option->names[0], option->names[1]);
     return;
   case OPTION_STRING:
-    snprintf(buf, size, "a file name");
+    snprintf(buf, size, "a path");
     return;
   case OPTION_DURATION:
   case OPTION_SIZE:
@@ -461,16 +521,30 @@ void _qm_options_markdown(FILE *out) {
   fprintf(out, "| --- | --- | --- | --- | --- |\n");
   for (size_t i = 0; i < OPTION_COUNT; i++) {
     const option_desc_t *option = &option_table[i];
-    char value[32], cell[40], range[80];
+    char value[32], range[80];
     format_value(option, option->default_value, value, sizeof value);
     format_range(option, range, sizeof range);
-    if (value[0] == '\0') /* a string option, unset by default */
-      snprintf(cell, sizeof cell, "none");
-    else
-      snprintf(cell, sizeof cell, "`%s`", value);
-    fprintf(out, "| `%s` | %s | %s | %s | %s |\n", option->name, cell, range,
-            option->when == ANY_TIME ? "any time" : "before the first allocation", option->description);
+    if (option->type == OPTION_STRING)
+      snprintf(value, sizeof value, "%s", "none");
+    fprintf(out,
+            option->type == OPTION_STRING ? "| `%s` | %s | %s | %s | %s |\n"
+                                          : "| `%s` | `%s` | %s | %s | %s |\n",
+            option->name, value, range, option->when == ANY_TIME ? "any time" : "before the first allocation",
+            option->description);
   }
+}
+
+void _qm_json_string(FILE *out, const char *text) {
+  fputc('"', out);
+  for (const unsigned char *c = (const unsigned char *)text; *c; c++) {
+    if (*c == '"' || *c == '\\')
+      fprintf(out, "\\%c", *c);
+    else if (*c < 0x20 || *c == '<')
+      fprintf(out, "\\u%04x", *c);
+    else
+      fputc(*c, out);
+  }
+  fputc('"', out);
 }
 
 void _qm_options_json(FILE *out, const char *indent) {
@@ -488,25 +562,12 @@ void _qm_options_json(FILE *out, const char *indent) {
     case OPTION_ENUM:
       fprintf(out, "\"%s\"", option->names[value]);
       break;
+    case OPTION_STRING:
+      _qm_json_string(out, string_field(option));
+      break;
     case OPTION_DURATION:
     case OPTION_SIZE:
       fprintf(out, "%" PRIu64, value);
-      break;
-    case OPTION_STRING:
-      if (value == 0) {
-        fprintf(out, "null");
-        break;
-      }
-      fputc('"', out);
-      for (const unsigned char *c = (const unsigned char *)(uintptr_t)value; *c; c++) {
-        if (*c == '"' || *c == '\\')
-          fprintf(out, "\\%c", *c);
-        else if (*c < 0x20)
-          fprintf(out, "\\u%04x", *c);
-        else
-          fputc(*c, out);
-      }
-      fputc('"', out);
       break;
     }
     fprintf(out, "%s\n", i + 1 < OPTION_COUNT ? "," : "");

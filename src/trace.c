@@ -360,7 +360,7 @@ static void fork_child(void) {
 __attribute__((constructor)) static void trace_start(void) {
   qm_ensure_process_init();
   const char *path = _qm_options.trace_file;
-  if (path == NULL || path[0] == '\0')
+  if (path[0] == '\0')
     return;
   char other[4096];
   const char *used = path;

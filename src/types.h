@@ -60,6 +60,18 @@ _Static_assert(QM_DEBUG >= 0 && QM_DEBUG <= 3, "QM_DEBUG must be 0..3");
 #endif
 _Static_assert(QM_STATS >= 0 && QM_STATS <= 2, "QM_STATS must be 0..2");
 
+/* QM_VARIANT_PROFILE: the profiling variant of the library (libqmalloc-profile.so, built with
+ * qm_add_variant; docs/REPORT.md). It samples allocation call stacks on the malloc entry points and
+ * can write an HTML memory report at exit. Its report draws requests and waste per size class, so it
+ * counts them: the variant is always built at statistics level 2. */
+#ifndef QM_VARIANT_PROFILE
+#define QM_VARIANT_PROFILE 0
+#endif
+#if QM_VARIANT_PROFILE && QM_STATS < 2
+#undef QM_STATS
+#define QM_STATS 2
+#endif
+
 /* ---------------------------------------------------------------------------------------------
  * Geometry
  * ------------------------------------------------------------------------------------------- */

@@ -1,0 +1,395 @@
+/* profile.c - the sampling heap profiler of libqmalloc-profile.so: a call stack captured roughly
+ * every QMALLOC_PROFILE_SAMPLE bytes allocated, a table of the stacks seen with the bytes and
+ * allocations they stand for, and the two ways out: qm_profile_dump (folded stacks, the text that
+ * flame-graph tools read) and the "profile" member of the memory report (report.c).
+ *
+ * Only the profiling variant (QM_VARIANT_PROFILE) has any of this; other builds export a
+ * qm_profile_dump that says ENOTSUP.
+ *
+ * Sampling. Each thread counts down the bytes it allocates (qm_profile_alloc, inlined at the entry
+ * points: one subtraction in TLS). When the count runs out, _qm_profile_sample takes a stack with
+ * backtrace() and draws the next count uniformly from [1, 2N), N being the sampling interval, so
+ * that periodic allocation patterns do not alias with it. An allocation of s bytes is then sampled
+ * with probability about min(1, s/N); a sample stands for max(s, N) bytes and max(1, N/s)
+ * allocations, which makes the sums unbiased estimates of what each stack allocated.
+ *
+ * Re-entry: backtrace() allocates the first time it is called (it loads the unwinder), so it is
+ * called once when profiling starts, and a thread inside the profiler (busy) is never sampled.
+ */
+#define _GNU_SOURCE
+#include "internal.h"
+#include "qmalloc.h"
+
+#include <errno.h>
+#include <inttypes.h>
+
+#if QM_VARIANT_PROFILE
+
+#include <dlfcn.h>
+#include <execinfo.h>
+#include <pthread.h>
+#include <stdlib.h>
+
+__thread qm_profile_thread_t _qm_profile_thread __attribute__((tls_model("initial-exec")));
+
+#define PROFILE_DEPTH 48     /* frames kept per stack, from the allocation upwards */
+#define STACK_CAPACITY 8192  /* slots in the stack table (a power of two) */
+#define STACK_FILL_MAX 6144  /* stacks kept; samples of further stacks go to the overflow entry */
+#define UNDECIDED_STEP 65536 /* countdown of a thread that allocates before profiling starts */
+#define JSON_TOP 1000        /* stacks in the report: the top ones by bytes and by count */
+
+enum { PROFILE_UNDECIDED = 0, PROFILE_ON = 1, PROFILE_OFF = 2 };
+static _Atomic int profile_state;
+static uint64_t sample_bytes; /* N, the mean bytes between samples; set before the state is ON */
+
+/* One call stack and what its samples stand for. Invariants: depth <= PROFILE_DEPTH; hash is the
+ * hash of frames[0..depth); an entry with samples == 0 is free. frames[0] is the innermost. */
+typedef struct stack_entry_s {
+  uint64_t hash;
+  uint64_t samples;
+  uint64_t bytes; /* estimated bytes allocated by this stack */
+  uint64_t count; /* estimated allocations */
+  uint32_t depth;
+  uint32_t mark; /* scratch, for the copy being written out */
+  void *frames[PROFILE_DEPTH];
+} stack_entry_t;
+
+/* The table: open addressing by hash, STACK_CAPACITY slots, plus one overflow entry (depth 0) at
+ * the end for the samples of stacks that found no room. Mapped when profiling starts; guarded by
+ * table_lock (sampling is rare, so threads seldom meet there). */
+static stack_entry_t *table;
+static size_t table_used;
+static qm_lock_t table_lock;
+#define TABLE_BYTES ((STACK_CAPACITY + 1) * sizeof(stack_entry_t))
+
+bool _qm_profile_enabled(void) {
+  return atomic_load_explicit(&profile_state, memory_order_acquire) == PROFILE_ON;
+}
+
+/* xorshift64: cheap, and good enough to scatter sampling points. */
+static uint64_t next_random(qm_profile_thread_t *thread) {
+  uint64_t x = thread->random;
+  x ^= x << 13;
+  x ^= x >> 7;
+  x ^= x << 17;
+  thread->random = x;
+  return x;
+}
+
+static int64_t next_interval(qm_profile_thread_t *thread) {
+  return (int64_t)(1 + next_random(thread) % (2 * sample_bytes - 1));
+}
+
+static uint64_t hash_frames(void *const *frames, size_t depth) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (size_t i = 0; i < depth; i++) {
+    h ^= (uint64_t)(uintptr_t)frames[i];
+    h *= 0x100000001b3ull;
+  }
+  return h | 1; /* never 0 */
+}
+
+static void record(void *const *frames, size_t depth, size_t size) {
+  uint64_t bytes = size, count = 1;
+  if (size < sample_bytes) {
+    bytes = sample_bytes;
+    count = sample_bytes / (size == 0 ? 1 : size);
+  }
+  uint64_t hash = hash_frames(frames, depth);
+  _qm_lock(&table_lock);
+  stack_entry_t *entry = NULL;
+  for (size_t i = hash & (STACK_CAPACITY - 1);; i = (i + 1) & (STACK_CAPACITY - 1)) {
+    stack_entry_t *slot = &table[i];
+    if (slot->samples == 0) {
+      if (table_used < STACK_FILL_MAX) {
+        table_used++;
+        slot->hash = hash;
+        slot->depth = (uint32_t)depth;
+        memcpy(slot->frames, frames, depth * sizeof(void *));
+        entry = slot;
+      }
+      break;
+    }
+    if (slot->hash == hash && slot->depth == depth &&
+        memcmp(slot->frames, frames, depth * sizeof(void *)) == 0) {
+      entry = slot;
+      break;
+    }
+  }
+  if (entry == NULL)
+    entry = &table[STACK_CAPACITY]; /* the overflow entry */
+  entry->samples++;
+  entry->bytes += bytes;
+  entry->count += count;
+  _qm_unlock(&table_lock);
+}
+
+void _qm_profile_sample(size_t size) {
+  qm_profile_thread_t *thread = &_qm_profile_thread;
+  int state = atomic_load_explicit(&profile_state, memory_order_acquire);
+  if (state != PROFILE_ON) {
+    thread->countdown = state == PROFILE_OFF ? INT64_MAX : UNDECIDED_STEP;
+    return;
+  }
+  if (thread->random == 0) {
+    /* The thread's first countdown: seed it, and count from here (sampling the first allocation of
+     * every thread would favour start-up code). */
+    thread->random = ((uint64_t)(uintptr_t)thread * 0x9e3779b97f4a7c15ull) ^ _qm_os_now_ns();
+    if (thread->random == 0)
+      thread->random = 1;
+    thread->countdown = next_interval(thread);
+    return;
+  }
+  thread->countdown = next_interval(thread);
+  if (thread->busy)
+    return;
+  thread->busy = 1;
+  void *frames[PROFILE_DEPTH];
+  int depth = backtrace(frames, PROFILE_DEPTH);
+  if (depth > 0)
+    record(frames, (size_t)depth, size);
+  thread->busy = 0;
+}
+
+/* A forked child must not find the table locked by a thread that does not exist in it. */
+static void fork_prepare(void) { _qm_lock(&table_lock); }
+static void fork_release(void) { _qm_unlock(&table_lock); }
+
+__attribute__((constructor)) static void profile_start(void) {
+  qm_ensure_process_init();
+  size_t interval = _qm_options.profile_sample;
+  if (interval != 0)
+    table = _qm_os_map(qm_align_up(TABLE_BYTES, _qm_os_page_size()));
+  if (interval == 0 || table == NULL) {
+    atomic_store_explicit(&profile_state, PROFILE_OFF, memory_order_release);
+    return;
+  }
+  sample_bytes = interval;
+  pthread_atfork(fork_prepare, fork_release, fork_release);
+  /* backtrace() loads the unwinder, with malloc, on its first call: get that done now. */
+  qm_profile_thread_t *thread = &_qm_profile_thread;
+  thread->busy = 1;
+  void *frames[4];
+  (void)backtrace(frames, 4);
+  thread->busy = 0;
+  atomic_store_explicit(&profile_state, PROFILE_ON, memory_order_release);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Output: a copy of the table, sorted, with frames named by dladdr through a cache (dladdr scans
+ * an object's symbols, and the same addresses come back in stack after stack).
+ * ------------------------------------------------------------------------------------------- */
+
+#define NAME_SLOTS 65536            /* cached addresses (a power of two) */
+#define NAME_TEXT ((size_t)4 << 20) /* bytes of names */
+
+typedef struct name_slot_s {
+  uintptr_t address; /* 0: empty */
+  uint32_t text;     /* offset of the name in names_t.text */
+  uint32_t ours;     /* the frame lies in this library */
+} name_slot_t;
+
+/* The copy being written out and the name cache, in one scratch mapping. */
+typedef struct output_s {
+  stack_entry_t *entries; /* the used entries, copied */
+  size_t count;
+  name_slot_t *slots;
+  size_t slots_used;
+  char *text;
+  size_t text_used;
+  void *self_base; /* where this library is loaded */
+  size_t mapping_size;
+  char fallback[128]; /* a name that did not fit the cache */
+} output_t;
+
+static bool output_open(output_t *out) {
+  memset(out, 0, sizeof *out);
+  size_t entries = (STACK_CAPACITY + 1) * sizeof(stack_entry_t);
+  size_t slots = NAME_SLOTS * sizeof(name_slot_t);
+  out->mapping_size = qm_align_up(entries + slots + NAME_TEXT, _qm_os_page_size());
+  uint8_t *base = _qm_os_map(out->mapping_size);
+  if (base == NULL)
+    return false;
+  out->entries = (stack_entry_t *)base;
+  out->slots = (name_slot_t *)(base + entries);
+  out->text = (char *)(base + entries + slots);
+  Dl_info info;
+  if (dladdr((void *)(uintptr_t)&_qm_profile_sample, &info) != 0)
+    out->self_base = info.dli_fbase;
+  _qm_lock(&table_lock);
+  for (size_t i = 0; i <= STACK_CAPACITY; i++)
+    if (table[i].samples != 0)
+      out->entries[out->count++] = table[i];
+  _qm_unlock(&table_lock);
+  return true;
+}
+
+static void output_close(output_t *out) { _qm_os_unmap(out->entries, out->mapping_size); }
+
+static int by_bytes(const void *a, const void *b) {
+  const stack_entry_t *x = a, *y = b;
+  return x->bytes < y->bytes ? 1 : x->bytes > y->bytes ? -1 : 0;
+}
+static int by_count(const void *a, const void *b) {
+  const stack_entry_t *x = a, *y = b;
+  return x->count < y->count ? 1 : x->count > y->count ? -1 : 0;
+}
+
+/* A frame's name for folded stacks: the symbol, else object+0xoffset, else the address; with no
+ * ';' or blank in it (those separate frames and the count). */
+static void format_name(uintptr_t address, char *buf, size_t size, bool *ours, void *self_base) {
+  Dl_info info;
+  *ours = false;
+  if (dladdr((void *)address, &info) == 0 || info.dli_fname == NULL) {
+    snprintf(buf, size, "0x%lx", (unsigned long)address);
+    return;
+  }
+  *ours = info.dli_fbase == self_base;
+  if (info.dli_sname != NULL) {
+    snprintf(buf, size, "%s", info.dli_sname);
+  } else {
+    const char *file = strrchr(info.dli_fname, '/');
+    file = file != NULL ? file + 1 : info.dli_fname;
+    snprintf(buf, size, "%s+0x%lx", file[0] ? file : "?",
+             (unsigned long)(address - (uintptr_t)info.dli_fbase));
+  }
+  for (char *c = buf; *c; c++)
+    if (*c == ';' || *c == ' ' || *c == '\t' || *c == '\n')
+      *c = '_';
+}
+
+/* The name of the code at a return address (looked up at address - 1: the call itself). */
+static const char *frame_name(output_t *out, void *frame, bool *ours) {
+  uintptr_t address = (uintptr_t)frame - 1;
+  size_t i = (address >> 4) * 0x9e3779b97f4a7c15ull >> 48 & (NAME_SLOTS - 1);
+  for (;; i = (i + 1) & (NAME_SLOTS - 1)) {
+    name_slot_t *slot = &out->slots[i];
+    if (slot->address == address) {
+      *ours = slot->ours;
+      return out->text + slot->text;
+    }
+    if (slot->address == 0)
+      break;
+  }
+  char name[512];
+  format_name(address, name, sizeof name, ours, out->self_base);
+  size_t length = strlen(name) + 1;
+  if (out->slots_used >= NAME_SLOTS / 2 || out->text_used + length > NAME_TEXT) {
+    memcpy(out->fallback, name, length < sizeof out->fallback ? length : sizeof out->fallback);
+    out->fallback[sizeof out->fallback - 1] = '\0';
+    return out->fallback;
+  }
+  name_slot_t *slot = &out->slots[i];
+  slot->address = address;
+  slot->ours = *ours;
+  slot->text = (uint32_t)out->text_used;
+  memcpy(out->text + out->text_used, name, length);
+  out->text_used += length;
+  out->slots_used++;
+  return out->text + slot->text;
+}
+
+/* Writes an entry's stack as folded frames, outermost first, leaving out the profiler's and the
+ * allocator's own frames at the inner end. */
+static void write_folded(output_t *out, FILE *file, const stack_entry_t *entry) {
+  if (entry->depth == 0) {
+    fputs("[other stacks]", file);
+    return;
+  }
+  size_t inner = 0;
+  bool ours = true;
+  while (inner < entry->depth) {
+    (void)frame_name(out, entry->frames[inner], &ours);
+    if (!ours)
+      break;
+    inner++;
+  }
+  if (inner == entry->depth) {
+    fputs("[qmalloc]", file);
+    return;
+  }
+  for (size_t i = entry->depth; i-- > inner;) {
+    fputs(frame_name(out, entry->frames[i], &ours), file);
+    if (i > inner)
+      fputc(';', file);
+  }
+}
+
+int qm_profile_dump(FILE *file) {
+  if (file == NULL) {
+    errno = EINVAL;
+    return -1;
+  }
+  if (!_qm_profile_enabled())
+    return fflush(file) != 0 || ferror(file) ? -1 : 0;
+  qm_profile_thread_t *thread = &_qm_profile_thread;
+  thread->busy++; /* stdio and qsort may allocate: not samples */
+  output_t out;
+  int result = -1;
+  if (output_open(&out)) {
+    qsort(out.entries, out.count, sizeof(stack_entry_t), by_bytes);
+    for (size_t i = 0; i < out.count; i++) {
+      write_folded(&out, file, &out.entries[i]);
+      fprintf(file, " %" PRIu64 "\n", out.entries[i].bytes);
+    }
+    output_close(&out);
+    result = fflush(file) != 0 || ferror(file) ? -1 : 0;
+  } else {
+    errno = ENOMEM;
+  }
+  thread->busy--;
+  return result;
+}
+
+void _qm_profile_json(FILE *file) {
+  qm_profile_thread_t *thread = &_qm_profile_thread;
+  thread->busy++;
+  fprintf(file, "{\"enabled\": %s, \"sample_bytes\": %" PRIu64 ", ", _qm_profile_enabled() ? "true" : "false",
+          _qm_profile_enabled() ? sample_bytes : 0);
+  output_t out;
+  if (!_qm_profile_enabled() || !output_open(&out)) {
+    fprintf(file, "\"samples\": 0, \"stacks\": []}");
+    thread->busy--;
+    return;
+  }
+  /* The top JSON_TOP stacks by count and by bytes; the page ranks them itself. */
+  uint64_t samples = 0;
+  qsort(out.entries, out.count, sizeof(stack_entry_t), by_count);
+  for (size_t i = 0; i < out.count; i++) {
+    out.entries[i].mark = i < JSON_TOP;
+    samples += out.entries[i].samples;
+  }
+  qsort(out.entries, out.count, sizeof(stack_entry_t), by_bytes);
+  fprintf(file, "\"samples\": %" PRIu64 ", \"stacks\": [", samples);
+  const char *separator = "\n";
+  for (size_t i = 0; i < out.count; i++) {
+    const stack_entry_t *entry = &out.entries[i];
+    if (i >= JSON_TOP && !entry->mark)
+      continue;
+    fprintf(file, "%s[", separator);
+    char *line = NULL;
+    size_t length = 0;
+    FILE *memory = open_memstream(&line, &length);
+    if (memory != NULL) {
+      write_folded(&out, memory, entry);
+      fclose(memory);
+    }
+    _qm_json_string(file, line != NULL ? line : "?");
+    free(line);
+    fprintf(file, ", %" PRIu64 ", %" PRIu64 ", %" PRIu64 "]", entry->bytes, entry->count, entry->samples);
+    separator = ",\n";
+  }
+  fprintf(file, "]}");
+  output_close(&out);
+  thread->busy--;
+}
+
+#else /* !QM_VARIANT_PROFILE */
+
+int qm_profile_dump(FILE *file) {
+  (void)file;
+  errno = ENOTSUP;
+  return -1;
+}
+
+#endif
