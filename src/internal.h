@@ -472,6 +472,8 @@ void *_qm_malloc_generic(size_t size, qm_heap_t *heap, bool zero);
 void *_qm_malloc_aligned(size_t alignment, size_t size, bool zero);
 /* Frees p owned by any heap, from any thread; the route every non-fast free takes. */
 void _qm_free_generic(void *p);
+/* The usable size of a block of qmalloc (below the debug layer: what the block holds). */
+size_t _qm_usable_size(const void *p);
 /* The owner's free of a block of a normal segment. */
 void _qm_free_local(qm_heap_t *heap, qm_segment_t *segment, void *p);
 
@@ -501,6 +503,7 @@ typedef struct qm_options_s {
   bool use_thp;              /* QMALLOC_THP: advise transparent huge pages for segments */
   size_t arena_reserve;      /* QMALLOC_ARENA_RESERVE: address space reserved for segments */
   bool debug;                /* QMALLOC_DEBUG: only in the debug variant of the library */
+  bool leak_report;          /* QMALLOC_LEAK_REPORT: the debug variant's leak report at exit */
   bool secure;               /* QMALLOC_SECURE: only in the secure variant of the library */
 } qm_options_t;
 extern qm_options_t _qm_options;

@@ -17,9 +17,20 @@
 
 #define QM_EXPORT __attribute__((visibility("default")))
 
-QM_EXPORT void *malloc(size_t size) { return qm_malloc_inline(size); }
-QM_EXPORT void *calloc(size_t count, size_t size) { return qm_calloc_inline(count, size); }
-QM_EXPORT void free(void *p) { qm_free_inline(p); }
+#if QM_VARIANT_DEBUG
+/* The debug variant: through the qm_ entry points, which hand the call to the debug layer. */
+#define MALLOC_ENTRY(size) qm_malloc(size)
+#define CALLOC_ENTRY(count, size) qm_calloc(count, size)
+#define FREE_ENTRY(p) qm_free(p)
+#else
+#define MALLOC_ENTRY(size) qm_malloc_inline(size)
+#define CALLOC_ENTRY(count, size) qm_calloc_inline(count, size)
+#define FREE_ENTRY(p) qm_free_inline(p)
+#endif
+
+QM_EXPORT void *malloc(size_t size) { return MALLOC_ENTRY(size); }
+QM_EXPORT void *calloc(size_t count, size_t size) { return CALLOC_ENTRY(count, size); }
+QM_EXPORT void free(void *p) { FREE_ENTRY(p); }
 QM_EXPORT void *realloc(void *p, size_t size) { return qm_realloc(p, size); }
 QM_EXPORT void *reallocarray(void *p, size_t count, size_t size) { return qm_reallocarray(p, count, size); }
 QM_EXPORT int posix_memalign(void **out, size_t alignment, size_t size) {
@@ -43,10 +54,10 @@ QM_EXPORT void *__libc_calloc(size_t count, size_t size);
 QM_EXPORT void *__libc_realloc(void *p, size_t size);
 QM_EXPORT void __libc_free(void *p);
 QM_EXPORT void *__libc_memalign(size_t alignment, size_t size);
-void *__libc_malloc(size_t size) { return qm_malloc_inline(size); }
-void *__libc_calloc(size_t count, size_t size) { return qm_calloc_inline(count, size); }
+void *__libc_malloc(size_t size) { return MALLOC_ENTRY(size); }
+void *__libc_calloc(size_t count, size_t size) { return CALLOC_ENTRY(count, size); }
 void *__libc_realloc(void *p, size_t size) { return qm_realloc(p, size); }
-void __libc_free(void *p) { qm_free_inline(p); }
+void __libc_free(void *p) { FREE_ENTRY(p); }
 void *__libc_memalign(size_t alignment, size_t size) { return qm_memalign(alignment, size); }
 
 QM_EXPORT int malloc_trim(size_t pad) { return qm_trim(pad); }
