@@ -16,9 +16,11 @@
  * What is checked, and when (docs/DEBUGGING.md says it for users):
  *   - the guard and canary words of the header (an underflow, or a smash from the block before)
  *     and every redzone byte (an overflow): on free, realloc, qm_heap_validate() and at exit;
+ *   - fresh blocks get 0xaa in their first FILL_ALLOC_MAX bytes (calloc's stay zero);
  *   - freed blocks are filled with 0xdf and kept in a quarantine (at most QUARANTINE_MAX_BLOCKS
- *     blocks and QUARANTINE_MAX_BYTES bytes); a changed byte is a write after free, reported when
- *     the block leaves the quarantine, by qm_heap_validate() and at exit;
+ *     blocks and QUARANTINE_MAX_BYTES bytes; blocks above QUARANTINE_MAX_BLOCK go back at once);
+ *     a changed byte is a write after free, reported when the block leaves the quarantine, by
+ *     qm_heap_validate() and at exit;
  *   - a free of a block that is quarantined or released is a double free (the header's state); a
  *     free of a pointer that is not a block start is found from qmalloc's page metadata: the inner
  *     block holding the pointer is computed, and its header looked for at every possible offset;
@@ -50,11 +52,12 @@
  * ------------------------------------------------------------------------------------------- */
 
 #define HEADER_SIZE 64
-#define REDZONE_MIN 16                     /* redzone bytes at least; the rest of the inner block too */
-#define FILL_ALLOC 0xaa                    /* fresh malloc'ed bytes (calloc'ed ones are zero) */
-#define FILL_FREED 0xdf                    /* bytes of a quarantined block */
-#define FILL_REDZONE 0xfb                  /* bytes behind a block */
-#define GUARD_MAGIC 0x716d4447554152ull    /* "qmDGUAR" */
+#define REDZONE_MIN 16                  /* redzone bytes at least; the rest of the inner block too */
+#define FILL_ALLOC 0xaa                 /* fresh malloc'ed bytes (calloc'ed ones are zero) */
+#define FILL_ALLOC_MAX 4096             /* only the first bytes: filling big blocks would fault them all in */
+#define FILL_FREED 0xdf                 /* bytes of a quarantined block */
+#define FILL_REDZONE 0xfb               /* bytes behind a block */
+#define GUARD_MAGIC 0x716d4447554152ull /* "qmDGUAR" */
 #define CANARY_MAGIC 0x716d43414e415259ull /* "qmCANARY" */
 
 typedef enum block_state_e {
@@ -90,6 +93,7 @@ _Static_assert(sizeof(header_t) == HEADER_SIZE, "the debug header is 64 bytes");
 static inline uint8_t *user_of(header_t *h) { return (uint8_t *)(h + 1); }
 static inline header_t *header_of(const void *p) { return (header_t *)((uintptr_t)p - HEADER_SIZE); }
 static inline uint8_t *inner_of(header_t *h) { return user_of(h) - h->offset; }
+static inline bool canary_intact(const header_t *h) { return h->canary == (CANARY_MAGIC ^ (uintptr_t)h); }
 static inline bool header_intact(const header_t *h) {
   return h->guard == (GUARD_MAGIC ^ (uintptr_t)h) && h->canary == (CANARY_MAGIC ^ (uintptr_t)h);
 }
@@ -102,7 +106,7 @@ static inline bool header_intact(const header_t *h) {
  * Blocks above QUARANTINE_MAX_BLOCK bytes are checked and released at once. */
 #define QUARANTINE_MAX_BLOCKS 8192
 #define QUARANTINE_MAX_BYTES ((size_t)32 << 20)
-#define QUARANTINE_MAX_BLOCK ((size_t)4 << 20)
+#define QUARANTINE_MAX_BLOCK ((size_t)1 << 20)
 
 #define SITE_FRAMES 16      /* frames kept per stack */
 #define SITE_CAPACITY 65536 /* distinct stacks (a power of two); more get site 0 */
@@ -334,8 +338,32 @@ typedef enum locate_e {
   LOCATE_NO_BLOCK, /* qmalloc's, but metadata or free space */
 } locate_t;
 
+/* A huge block whose start lies a power of two (>= 64) below p, and which holds p: the segment
+ * map marks only the first region of a huge block, and a block aligned to 4 MiB or more puts its
+ * user bytes beyond it. */
+static bool locate_in_huge(const void *p, uint8_t **start, size_t *usable) {
+  for (uintptr_t offset = HEADER_SIZE; offset <= ((uintptr_t)1 << 40) && offset < (uintptr_t)p;
+       offset <<= 1) {
+    const uint8_t *q = (const uint8_t *)p - offset;
+    if (qm_map_state(q) != QM_MAP_HUGE)
+      continue;
+    qm_segment_t *segment = qm_segment_of(q);
+    uint8_t *block = (uint8_t *)segment + segment->block_offset;
+    if (segment->magic == QM_SEGMENT_MAGIC && segment->kind == QM_SEGMENT_HUGE && block == q &&
+        (const uint8_t *)p < block + segment->block_size) {
+      *start = block;
+      *usable = segment->block_size;
+      return true;
+    }
+  }
+  return false;
+}
+
 static locate_t locate(const void *p, uint8_t **start, size_t *usable) {
-  switch (qm_map_state(p)) {
+  unsigned state = qm_map_state(p);
+  if (state != QM_MAP_NORMAL && state != QM_MAP_HUGE && locate_in_huge(p, start, usable))
+    return LOCATE_BLOCK;
+  switch (state) {
   case QM_MAP_HUGE: {
     qm_segment_t *segment = qm_segment_of(p);
     uint8_t *block = (uint8_t *)segment + segment->block_offset;
@@ -379,7 +407,7 @@ static locate_t locate(const void *p, uint8_t **start, size_t *usable) {
 static header_t *find_header(uint8_t *start, size_t usable) {
   for (size_t offset = HEADER_SIZE; offset + REDZONE_MIN <= usable; offset *= 2) {
     header_t *h = header_of(start + offset);
-    if (header_intact(h) && h->offset == offset)
+    if (canary_intact(h) && h->offset == offset)
       return h;
   }
   return NULL;
@@ -403,12 +431,14 @@ static header_t *checked_header(const void *p, const char *function) {
   }
   size_t offset = (size_t)((const uint8_t *)p - start);
   header_t *h = header_of(p);
-  if (offset >= HEADER_SIZE && header_intact(h) && h->offset == offset) {
+  if (offset >= HEADER_SIZE && canary_intact(h) && h->offset == offset) {
+    /* A released block's guard may hold the free-list link of the allocator below: the canary
+     * and state say enough. */
     uint32_t state = __atomic_load_n(&h->state, __ATOMIC_ACQUIRE);
-    if (state == STATE_LIVE)
-      return h;
-    if (state == STATE_QUARANTINED || state == STATE_RELEASED)
+    if (state == STATE_RELEASED || (state == STATE_QUARANTINED && header_intact(h)))
       report_double_free(h, function);
+    if (state == STATE_LIVE && header_intact(h))
+      return h;
     report_header(p, function);
   }
   header_t *other = find_header(start, usable);
@@ -546,7 +576,7 @@ void *_qm_debug_alloc(size_t alignment, size_t size, bool zero) {
   h->reserved = 0;
   h->site = capture_site();
   if (!zero)
-    memset(user, FILL_ALLOC, size);
+    memset(user, FILL_ALLOC, size < FILL_ALLOC_MAX ? size : FILL_ALLOC_MAX);
   memset(user + size, FILL_REDZONE, usable - offset - size);
   __atomic_store_n(&h->state, STATE_LIVE, __ATOMIC_RELEASE);
   registry_add(h);
