@@ -13,6 +13,10 @@
 
 #include <errno.h>
 
+#if QM_VARIANT_DEBUG
+#include "debug.h"
+#endif
+
 /* ---------------------------------------------------------------------------------------------
  * The generic path: sizes above QM_DIRECT_MAX, empty pages, first use by a thread, calloc.
  * ------------------------------------------------------------------------------------------- */
@@ -83,23 +87,47 @@ void *_qm_malloc_aligned(size_t alignment, size_t size, bool zero) {
  * Entry points
  * ------------------------------------------------------------------------------------------- */
 
-void *qm_malloc(size_t size) { return qm_malloc_inline(size); }
+/* In the debug variant (QM_VARIANT_DEBUG), each entry point hands its call to the debug layer
+ * (debug.c) while QMALLOC_DEBUG is on; in every other build the #if blocks are empty. */
 
-void *qm_calloc(size_t count, size_t size) { return qm_calloc_inline(count, size); }
+void *qm_malloc(size_t size) {
+#if QM_VARIANT_DEBUG
+  if (qm_debug_active())
+    return _qm_debug_alloc(QM_ALIGNMENT, size, false);
+#endif
+  return qm_malloc_inline(size);
+}
+
+void *qm_calloc(size_t count, size_t size) {
+#if QM_VARIANT_DEBUG
+  if (qm_debug_active())
+    return _qm_debug_calloc(count, size);
+#endif
+  return qm_calloc_inline(count, size);
+}
+
+/* Every aligned entry point allocates here, once its arguments are checked. */
+static void *aligned_entry(size_t alignment, size_t size) {
+#if QM_VARIANT_DEBUG
+  if (qm_debug_active())
+    return _qm_debug_alloc(alignment, size, false);
+#endif
+  return _qm_malloc_aligned(alignment, size, false);
+}
 
 void *qm_aligned_alloc(size_t alignment, size_t size) {
   if (!qm_is_power_of_two(alignment)) {
     errno = EINVAL;
     return NULL;
   }
-  return _qm_malloc_aligned(alignment, size, false);
+  return aligned_entry(alignment, size);
 }
 
 int qm_posix_memalign(void **out, size_t alignment, size_t size) {
   if (!qm_is_power_of_two(alignment) || alignment % sizeof(void *) != 0)
     return EINVAL;
   int saved_errno = errno;
-  void *p = _qm_malloc_aligned(alignment, size, false);
+  void *p = aligned_entry(alignment, size);
   errno = saved_errno;
   if (p == NULL)
     return ENOMEM;
@@ -114,10 +142,10 @@ void *qm_memalign(size_t alignment, size_t size) {
   }
   if (!qm_is_power_of_two(alignment))
     alignment = next_power_of_two(alignment);
-  return _qm_malloc_aligned(alignment, size, false);
+  return aligned_entry(alignment, size);
 }
 
-void *qm_valloc(size_t size) { return _qm_malloc_aligned(_qm_os_page_size(), size, false); }
+void *qm_valloc(size_t size) { return aligned_entry(_qm_os_page_size(), size); }
 
 void *qm_pvalloc(size_t size) {
   size_t page = _qm_os_page_size();
@@ -126,7 +154,7 @@ void *qm_pvalloc(size_t size) {
     return NULL;
   }
   size_t rounded = size == 0 ? page : qm_align_up(size, page);
-  return _qm_malloc_aligned(page, rounded, false);
+  return aligned_entry(page, rounded);
 }
 
 void *qm_reallocarray(void *p, size_t count, size_t size) {
@@ -139,6 +167,14 @@ void *qm_reallocarray(void *p, size_t count, size_t size) {
 }
 
 size_t qm_usable_size(const void *p) {
+#if QM_VARIANT_DEBUG
+  if (qm_debug_active())
+    return _qm_debug_usable_size(p);
+#endif
+  return _qm_usable_size(p);
+}
+
+size_t _qm_usable_size(const void *p) {
   if (p == NULL)
     return 0;
   unsigned state = qm_map_state(p);
@@ -166,6 +202,10 @@ static void *realloc_move(void *p, size_t old_usable, size_t size) {
 }
 
 void *qm_realloc(void *p, size_t size) {
+#if QM_VARIANT_DEBUG
+  if (qm_debug_active())
+    return _qm_debug_realloc(p, size);
+#endif
   if (p == NULL)
     return qm_malloc_inline(size);
   if (size == 0) {

@@ -17,7 +17,20 @@
 #include "alloc-inl.h"
 #include "qmalloc.h"
 
-void qm_free(void *p) { qm_free_inline(p); }
+#if QM_VARIANT_DEBUG
+#include "debug.h"
+#endif
+
+/* In the debug variant, the debug layer (debug.c) checks and frees while QMALLOC_DEBUG is on. */
+void qm_free(void *p) {
+#if QM_VARIANT_DEBUG
+  if (qm_debug_active()) {
+    _qm_debug_free(p, 0, SIZE_MAX);
+    return;
+  }
+#endif
+  qm_free_inline(p);
+}
 
 /* The size promise is checked only in builds with internal checks: it costs a lookup. */
 static void check_sized(void *p, size_t alignment, size_t size) {
@@ -32,11 +45,23 @@ static void check_sized(void *p, size_t alignment, size_t size) {
 }
 
 void qm_free_sized(void *p, size_t size) {
+#if QM_VARIANT_DEBUG
+  if (qm_debug_active()) {
+    _qm_debug_free(p, 0, size);
+    return;
+  }
+#endif
   check_sized(p, 0, size);
   qm_free_inline(p);
 }
 
 void qm_free_aligned_sized(void *p, size_t alignment, size_t size) {
+#if QM_VARIANT_DEBUG
+  if (qm_debug_active()) {
+    _qm_debug_free(p, alignment, size);
+    return;
+  }
+#endif
   check_sized(p, alignment, size);
   qm_free_inline(p);
 }

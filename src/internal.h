@@ -478,6 +478,8 @@ void _qm_free_generic(void *p);
 /* free of p, in the normal segment `segment` (the segment map said so), which the calling thread
  * does not own: the cross-thread path, kept short (free.c). */
 void _qm_free_foreign(qm_segment_t *segment, void *p);
+/* The usable size of a block of qmalloc (below the debug layer: what the block holds). */
+size_t _qm_usable_size(const void *p);
 /* The owner's free of a block of a normal segment. */
 void _qm_free_local(qm_heap_t *heap, qm_segment_t *segment, void *p);
 
@@ -507,6 +509,7 @@ typedef struct qm_options_s {
   bool use_thp;              /* QMALLOC_THP: advise transparent huge pages for segments */
   size_t arena_reserve;      /* QMALLOC_ARENA_RESERVE: address space reserved for segments */
   bool debug;                /* QMALLOC_DEBUG: only in the debug variant of the library */
+  bool leak_report;          /* QMALLOC_LEAK_REPORT: the debug variant's leak report at exit */
   bool secure;               /* QMALLOC_SECURE: only in the secure variant of the library */
   char trace_file[256];      /* QMALLOC_TRACE: only in the trace variant of the library; "": off */
   size_t profile_sample;     /* QMALLOC_PROFILE_SAMPLE: mean bytes between sampled stacks (profile) */

@@ -84,9 +84,13 @@ static const option_desc_t option_table[] = {
     {"QMALLOC_ARENA_RESERVE", OPTION_SIZE, FIELD(arena_reserve), 0, 0, TiB, NULL, AT_START, NULL,
      "address space to reserve at the first allocation; segments are carved from it (no mmap call each) "
      "until it is used up, then mapped one by one; 0: no reservation"},
-    {"QMALLOC_DEBUG", OPTION_BOOL, FIELD(debug), 0, 0, 1, NULL, AT_START, "debug",
-     "the debug mode of `libqmalloc-debug.so` (`qmalloc-run --debug`); other builds of the library warn "
-     "that it has no effect"},
+    {"QMALLOC_DEBUG", OPTION_BOOL, FIELD(debug), QM_VARIANT_DEBUG, 0, 1, NULL, AT_START, "debug",
+     "the debug mode of `libqmalloc-debug.so` (`qmalloc-run --debug`), on by default there: redzones, "
+     "quarantine, checked frees, leak report (docs/DEBUGGING.md); other builds of the library warn that it "
+     "has no effect"},
+    {"QMALLOC_LEAK_REPORT", OPTION_BOOL, FIELD(leak_report), 1, 0, 1, NULL, ANY_TIME, "debug",
+     "in debug mode, report the blocks still allocated at exit, grouped by allocation stack, on stderr "
+     "(the exit status is not changed)"},
     {"QMALLOC_SECURE", OPTION_BOOL, FIELD(secure), 0, 0, 1, NULL, AT_START, "secure",
      "the hardened mode of `libqmalloc-secure.so` (`qmalloc-run --secure`); other builds of the library "
      "warn that it has no effect"},

@@ -19,13 +19,24 @@
 
 #define QM_EXPORT __attribute__((visibility("default")))
 
-QM_EXPORT void *malloc(size_t size) { return QM_TRACE_ALLOC(MALLOC, 0, size, qm_malloc_inline(size)); }
+#if QM_VARIANT_DEBUG
+/* The debug variant: through the qm_ entry points, which hand the call to the debug layer. */
+#define MALLOC_ENTRY(size) qm_malloc(size)
+#define CALLOC_ENTRY(count, size) qm_calloc(count, size)
+#define FREE_ENTRY(p) qm_free(p)
+#else
+#define MALLOC_ENTRY(size) qm_malloc_inline(size)
+#define CALLOC_ENTRY(count, size) qm_calloc_inline(count, size)
+#define FREE_ENTRY(p) qm_free_inline(p)
+#endif
+
+QM_EXPORT void *malloc(size_t size) { return QM_TRACE_ALLOC(MALLOC, 0, size, MALLOC_ENTRY(size)); }
 QM_EXPORT void *calloc(size_t count, size_t size) {
-  return QM_TRACE_ALLOC(CALLOC, count, size, qm_calloc_inline(count, size));
+  return QM_TRACE_ALLOC(CALLOC, count, size, CALLOC_ENTRY(count, size));
 }
 QM_EXPORT void free(void *p) {
   QM_TRACE_FREE(FREE, p, 0, 0);
-  qm_free_inline(p);
+  FREE_ENTRY(p);
 }
 QM_EXPORT void *realloc(void *p, size_t size) {
   return QM_TRACE_REALLOC(REALLOC, p, 1, size, qm_realloc(p, size));
@@ -66,16 +77,16 @@ QM_EXPORT void *__libc_calloc(size_t count, size_t size);
 QM_EXPORT void *__libc_realloc(void *p, size_t size);
 QM_EXPORT void __libc_free(void *p);
 QM_EXPORT void *__libc_memalign(size_t alignment, size_t size);
-void *__libc_malloc(size_t size) { return QM_TRACE_ALLOC(MALLOC, 0, size, qm_malloc_inline(size)); }
+void *__libc_malloc(size_t size) { return QM_TRACE_ALLOC(MALLOC, 0, size, MALLOC_ENTRY(size)); }
 void *__libc_calloc(size_t count, size_t size) {
-  return QM_TRACE_ALLOC(CALLOC, count, size, qm_calloc_inline(count, size));
+  return QM_TRACE_ALLOC(CALLOC, count, size, CALLOC_ENTRY(count, size));
 }
 void *__libc_realloc(void *p, size_t size) {
   return QM_TRACE_REALLOC(REALLOC, p, 1, size, qm_realloc(p, size));
 }
 void __libc_free(void *p) {
   QM_TRACE_FREE(FREE, p, 0, 0);
-  qm_free_inline(p);
+  FREE_ENTRY(p);
 }
 void *__libc_memalign(size_t alignment, size_t size) {
   return QM_TRACE_ALLOC(MEMALIGN, alignment, size, qm_memalign(alignment, size));

@@ -5,6 +5,10 @@
 #include "internal.h"
 #include "qmalloc.h"
 
+#if QM_VARIANT_DEBUG
+#include "debug.h"
+#endif
+
 typedef struct validation_s {
   size_t errors;
 } validation_t;
@@ -120,7 +124,14 @@ static void validate_segment(validation_t *v, qm_heap_t *heap, qm_segment_t *seg
         (void *)segment, used, segment->used_slices);
 }
 
-bool qm_heap_validate(void) { return _qm_heap_is_valid(_qm_tls_heap); }
+bool qm_heap_validate(void) {
+#if QM_VARIANT_DEBUG
+  /* The debug layer's blocks first: a corruption there is reported and aborts. */
+  if (qm_debug_active())
+    _qm_debug_validate();
+#endif
+  return _qm_heap_is_valid(_qm_tls_heap);
+}
 
 bool _qm_heap_is_valid(qm_heap_t *heap) {
   validation_t v = {0};

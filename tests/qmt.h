@@ -8,7 +8,9 @@
  * with dlsym so that the program does not need to link with qmalloc. qmt_start() checks that
  * qmalloc really is the allocator under test; QMT_ALLOW_SYSTEM_MALLOC=1 in the environment lets a
  * standard-flavour test run against another malloc (the checks of qmalloc-specific behaviour are
- * then skipped), which is useful to check the tests themselves.
+ * then skipped), which is useful to check the tests themselves. QMT_STANDARD_ONLY=1 skips them
+ * too while qmalloc is the allocator: the debug variant (libqmalloc-debug.so) keeps the standard
+ * semantics but not qmalloc's size classes.
  */
 #ifndef QMT_H
 #define QMT_H
@@ -108,7 +110,11 @@ static inline void qmt_start(const char *name) {
   qmt_strict = true;
 #else
   char where[256];
-  if (qmt_qmalloc_is_malloc(where, sizeof where)) {
+  if (qmt_qmalloc_is_malloc(where, sizeof where) && getenv("QMT_STANDARD_ONLY")) {
+    /* The debug variant (libqmalloc-debug.so): standard semantics, but its own usable sizes. */
+    fprintf(stderr, "%s: QMT_STANDARD_ONLY: checking the standard semantics only\n", name);
+    qmt_strict = false;
+  } else if (qmt_qmalloc_is_malloc(where, sizeof where)) {
     qmt_strict = true;
   } else if (getenv("QMT_ALLOW_SYSTEM_MALLOC")) {
     fprintf(stderr,
