@@ -42,9 +42,9 @@ void _qm_free_local(qm_heap_t *heap, qm_segment_t *segment, void *p) {
   qm_page_t *page = qm_page_of(segment, p);
   qm_block_t *block = (qm_block_t *)p;
   if (qm_likely(page->flags == 0)) {
-    if (qm_unlikely(block == page->free))
+    if (qm_unlikely(qm_block_is_free(page, block)))
       _qm_fatal("double free: block %p (size %u) is already free", p, page->block_size);
-    block->next = page->free;
+    qm_block_set_next(page, block, page->free);
     page->free = block;
     qm_stats_small_free(heap, page);
     if (--page->used == 0)
@@ -57,7 +57,7 @@ void _qm_free_local(qm_heap_t *heap, qm_segment_t *segment, void *p) {
 static void inbox_push(qm_heap_t *owner, qm_block_t *block) {
   qm_block_t *head = atomic_load_explicit(&owner->inbox, memory_order_relaxed);
   do {
-    block->next = head;
+    qm_link_set(block, head);
   } while (!atomic_compare_exchange_weak_explicit(&owner->inbox, &head, block, memory_order_release,
                                                   memory_order_relaxed));
 }
@@ -84,10 +84,36 @@ static qm_segment_t *checked_segment(void *p) {
   return segment;
 }
 
+/* For memory tools: the block at p is given back (p passed checked_segment). Sizes as qm_usable_size
+ * has them; an interior pointer of a large block is left to the checks that report it. */
+static void track_free(qm_segment_t *segment, void *p) {
+#if QM_VALGRIND || QM_ASAN_POISON
+  if (segment->kind == QM_SEGMENT_HUGE) {
+    qm_track_free(p, 0); /* unmapped at once: there is nothing to poison */
+    return;
+  }
+  qm_page_t *page = qm_page_of(segment, p);
+  if (page->kind == QM_SPAN_SMALL || (void *)qm_page_start(page) == p)
+    qm_track_free(p, page->block_size);
+#else
+  (void)segment, (void)p;
+#endif
+}
+
+static void free_route(qm_segment_t *segment, void *p);
+
 void _qm_free_generic(void *p) {
   if (p == NULL)
     return;
   qm_segment_t *segment = checked_segment(p);
+  track_free(segment, p);
+  free_route(segment, p);
+}
+
+void _qm_free_collected(void *p) { free_route(checked_segment(p), p); }
+
+/* Sends a checked block to the heap that owns it (or unmaps it). */
+static void free_route(qm_segment_t *segment, void *p) {
   if (segment->kind == QM_SEGMENT_HUGE) {
     _qm_huge_free(segment, p);
     return;

@@ -12,7 +12,7 @@
  * huge_blocks list, under the heap's huge_lock), so that qm_heap_destroy can unmap it.
  */
 #define _GNU_SOURCE
-#include "internal.h"
+#include "block-inl.h"
 
 #include <errno.h>
 
@@ -88,6 +88,7 @@ void *_qm_huge_alloc(size_t size, size_t alignment, bool zero) {
   qm_counter_add(&_qm_counters.huge_blocks, 1);
   qm_counter_add(&_qm_counters.huge_bytes, offset + usable);
   qm_stats_huge_alloc(size, usable);
+  qm_track_malloc((uint8_t *)segment + offset, usable, true); /* fresh mappings are zero */
   return (uint8_t *)segment + offset;
 }
 

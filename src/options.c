@@ -14,12 +14,9 @@
 #include <errno.h>
 #include <inttypes.h>
 
-/* Builds of the debug and secure variants of the library define these. */
+/* Builds of the debug and secure variants of the library define these (types.h: QM_VARIANT_SECURE). */
 #ifndef QM_VARIANT_DEBUG
 #define QM_VARIANT_DEBUG 0
-#endif
-#ifndef QM_VARIANT_SECURE
-#define QM_VARIANT_SECURE 0
 #endif
 
 qm_options_t _qm_options;
@@ -78,9 +75,10 @@ static const option_desc_t option_table[] = {
     {"QMALLOC_DEBUG", OPTION_BOOL, FIELD(debug), 0, 0, 1, NULL, AT_START, "debug",
      "the debug mode of `libqmalloc-debug.so` (`qmalloc-run --debug`); other builds of the library warn "
      "that it has no effect"},
-    {"QMALLOC_SECURE", OPTION_BOOL, FIELD(secure), 0, 0, 1, NULL, AT_START, "secure",
-     "the hardened mode of `libqmalloc-secure.so` (`qmalloc-run --secure`); other builds of the library "
-     "warn that it has no effect"},
+    {"QMALLOC_SECURE", OPTION_BOOL, FIELD(secure), QM_VARIANT_SECURE, 0, 1, NULL, AT_START, "secure",
+     "the hardened mode of `libqmalloc-secure.so` (`qmalloc-run --secure`), on by default there; 0 turns "
+     "off the random carving order and guard pages (link encoding and checks stay); other builds of the "
+     "library warn that it has no effect"},
 };
 #define OPTION_COUNT (sizeof option_table / sizeof option_table[0])
 

@@ -29,7 +29,7 @@
  * When the page runs out of free blocks it takes its hole blocks back (_qm_page_refill_holes),
  * touching the memory again only then.
  */
-#include "internal.h"
+#include "block-inl.h"
 
 /* ---------------------------------------------------------------------------------------------
  * Holes in small pages
@@ -71,7 +71,7 @@ size_t _qm_page_thin(qm_page_t *page) {
   /* 1. Which blocks are free: those on the free list, and those already in holes. */
   uint64_t free_bits[QM_MAX_PAGE_BLOCKS / 64];
   memset(free_bits, 0, ((capacity + 63) / 64) * sizeof(uint64_t));
-  for (qm_block_t *b = page->free; b != NULL; b = b->next) {
+  for (qm_block_t *b = page->free; b != NULL; b = qm_block_next(page, b)) {
     size_t index = (size_t)((uint8_t *)b - start) / block_size;
     free_bits[index / 64] |= 1ull << (index % 64);
   }
@@ -101,15 +101,20 @@ size_t _qm_page_thin(qm_page_t *page) {
 
   /* 3. Take the blocks that overlap a new hole off the free list, before their links are purged. */
   size_t removed = 0;
-  for (qm_block_t **link = &page->free; *link != NULL;) {
-    qm_block_t *b = *link;
+  qm_block_t *kept = NULL; /* the last block that stays on the list */
+  for (qm_block_t *b = page->free; b != NULL;) {
+    qm_block_t *next = qm_block_next(page, b);
     size_t index = (size_t)((uint8_t *)b - start) / block_size;
     if (block_units(index, block_size, shift) & new_holes) {
-      *link = b->next;
+      if (kept == NULL)
+        page->free = next;
+      else
+        qm_block_set_next(page, kept, next);
       removed++;
     } else {
-      link = &b->next;
+      kept = b;
     }
+    b = next;
   }
 
   /* 4. Purge each run of new holes with one system call. */
@@ -138,7 +143,7 @@ void _qm_page_refill_holes(qm_page_t *page) {
   for (size_t i = page->capacity; i-- > 0;) {
     if (block_units(i, block_size, shift) & page->hole_map) {
       qm_block_t *b = (qm_block_t *)(start + i * block_size);
-      b->next = page->free;
+      qm_block_set_next(page, b, page->free);
       page->free = b;
       added++;
     }

@@ -64,8 +64,9 @@ void *qm_heap_malloc(qm_heap_t *h, size_t size) {
     qm_page_t *page = h->direct[(size + 15) >> 4];
     qm_block_t *block = page->free;
     if (qm_likely(block != NULL)) {
-      page->free = block->next;
+      page->free = qm_block_next(page, block);
       page->used++;
+      qm_track_malloc(block, page->block_size, false);
       return block;
     }
   }
@@ -83,8 +84,9 @@ void *qm_heap_calloc(qm_heap_t *h, size_t count, size_t size) {
     qm_page_t *page = h->direct[(total + 15) >> 4];
     qm_block_t *block = page->free;
     if (qm_likely(block != NULL)) {
-      page->free = block->next;
+      page->free = qm_block_next(page, block);
       page->used++;
+      qm_track_malloc(block, page->block_size, true);
       if (page->flags & QM_PAGE_FREE_ZERO)
         block->next = NULL; /* fresh blocks are zero but for the link */
       else
