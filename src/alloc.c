@@ -159,10 +159,10 @@ size_t qm_usable_size(const void *p) {
  * freed and the new one handed out with defined contents. */
 static void track_huge_realloc(void *p, size_t old_usable, void *q, size_t new_usable) {
   if (q == p) {
-    qm_track_resize(p, old_usable, new_usable);
+    qm_track_huge_resize(p, old_usable, new_usable);
   } else {
-    qm_track_free(p, old_usable);
-    qm_track_malloc(q, new_usable, true);
+    qm_track_free(p, 0);
+    qm_track_huge_malloc(q, new_usable);
   }
 }
 

@@ -88,7 +88,7 @@ void *_qm_huge_alloc(size_t size, size_t alignment, bool zero) {
   qm_counter_add(&_qm_counters.huge_blocks, 1);
   qm_counter_add(&_qm_counters.huge_bytes, offset + usable);
   qm_stats_huge_alloc(size, usable);
-  qm_track_malloc((uint8_t *)segment + offset, usable, true); /* fresh mappings are zero */
+  qm_track_huge_malloc((uint8_t *)segment + offset, usable);
   return (uint8_t *)segment + offset;
 }
 
@@ -118,6 +118,7 @@ void _qm_huge_release_listed(qm_heap_t *heap) {
   _qm_unlock(&heap->huge_lock);
   while (segment != NULL) {
     qm_segment_t *next = segment->next;
+    qm_track_free((uint8_t *)segment + segment->block_offset, 0); /* live until now, for memory tools */
     huge_unmap(segment);
     segment = next;
   }

@@ -406,6 +406,10 @@ bool _qm_heap_purge_all(qm_heap_t *heap);
 bool _qm_purge_other_heaps(qm_heap_t *self, uint64_t older_than);
 /* Gives back free OS pages inside a small page; returns the bytes purged. */
 size_t _qm_page_thin(qm_page_t *page);
+#define QM_PAGE_BLOCKS_MAX (QM_SLICE_SIZE * 8 / 16) /* the most blocks a page holds: 64 KiB of 16 B */
+/* Sets bit i of free_bits (QM_PAGE_BLOCKS_MAX bits) for each carved block i of a small page that is
+ * free: on its free list or in a hole; the bits of used blocks are clear. */
+void _qm_page_free_bits(const qm_page_t *page, uint64_t *free_bits);
 
 /* ---------------------------------------------------------------------------------------------
  * secure.c: the hardened variant only (QM_SECURE)

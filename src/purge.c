@@ -35,8 +35,6 @@
  * Holes in small pages
  * ------------------------------------------------------------------------------------------- */
 
-#define QM_MAX_PAGE_BLOCKS (QM_SLICE_SIZE * 8 / 16) /* the most blocks a page holds: 64 KiB of 16 B */
-
 /* log2 of a page's purge unit: an OS page, or 1/64 of the page when that is bigger (hole_map has
  * 64 bits). */
 static unsigned purge_unit_shift(const qm_page_t *page) {
@@ -59,17 +57,11 @@ static uint64_t block_units(size_t index, size_t block_size, unsigned shift) {
   return units_of(first, first + block_size - 1, shift);
 }
 
-size_t _qm_page_thin(qm_page_t *page) {
-  qm_assert_internal(page->kind == QM_SPAN_SMALL);
+void _qm_page_free_bits(const qm_page_t *page, uint64_t *free_bits) {
   const size_t block_size = page->block_size;
   const size_t capacity = page->capacity;
   const unsigned shift = purge_unit_shift(page);
-  uint8_t *start = qm_page_start(page);
-  if (capacity == 0)
-    return 0;
-
-  /* 1. Which blocks are free: those on the free list, and those already in holes. */
-  uint64_t free_bits[QM_MAX_PAGE_BLOCKS / 64];
+  const uint8_t *start = qm_page_start(page);
   memset(free_bits, 0, ((capacity + 63) / 64) * sizeof(uint64_t));
   for (qm_block_t *b = page->free; b != NULL; b = qm_block_next(page, b)) {
     size_t index = (size_t)((uint8_t *)b - start) / block_size;
@@ -80,6 +72,20 @@ size_t _qm_page_thin(qm_page_t *page) {
       if (block_units(i, block_size, shift) & page->hole_map)
         free_bits[i / 64] |= 1ull << (i % 64);
   }
+}
+
+size_t _qm_page_thin(qm_page_t *page) {
+  qm_assert_internal(page->kind == QM_SPAN_SMALL);
+  const size_t block_size = page->block_size;
+  const size_t capacity = page->capacity;
+  const unsigned shift = purge_unit_shift(page);
+  uint8_t *start = qm_page_start(page);
+  if (capacity == 0)
+    return 0;
+
+  /* 1. Which blocks are free: those on the free list, and those already in holes. */
+  uint64_t free_bits[QM_PAGE_BLOCKS_MAX / 64];
+  _qm_page_free_bits(page, free_bits);
 
   /* 2. Units wholly inside the carved part whose every block is free, and that are not holes yet.
    * (A unit reaching past the carved part is never a hole: blocks carved later would land in it.) */

@@ -6,7 +6,8 @@
  * The contract, in block terms (sizes are usable sizes: a small block's class size, a large block's
  * span, a huge block's mapping):
  *   qm_track_malloc   a block is handed out: addressable from now on (defined if zero);
- *   qm_track_free     a block is given back: nothing may touch it until it is handed out again;
+ *   qm_track_free     a block is given back: nothing may touch it until it is handed out again
+ *                     (size 0 for huge blocks: their memory is unmapped, never poisoned);
  *   qm_track_resize   a live block changes size in place;
  *   qm_track_reserve  memory that holds no block yet (a fresh page, a free span): ASan only, as
  *                     memcheck already knows mmap'd memory and learns about blocks one by one;
@@ -52,6 +53,24 @@ static inline void qm_track_resize(void *p, size_t old_size, size_t new_size) {
 #if QM_ASAN_POISON
   ASAN_POISON_MEMORY_REGION(p, old_size);
   ASAN_UNPOISON_MEMORY_REGION(p, new_size);
+#endif
+  (void)p, (void)old_size, (void)new_size;
+}
+
+/* A huge block handed out: fresh from the OS, so zero, and never poisoned (see below); telling
+ * ASan would only write shadow memory for the whole mapping. */
+static inline void qm_track_huge_malloc(void *p, size_t size) {
+#if QM_VALGRIND
+  VALGRIND_MALLOCLIKE_BLOCK(p, size, 0, 1);
+#endif
+  (void)p, (void)size;
+}
+
+/* A huge block resized in place. Huge memory is never poisoned: what leaves the block is unmapped,
+ * and poison left on unmapped addresses would wrongly cover the next mapping placed there. */
+static inline void qm_track_huge_resize(void *p, size_t old_size, size_t new_size) {
+#if QM_VALGRIND
+  VALGRIND_RESIZEINPLACE_BLOCK(p, old_size, new_size, 0);
 #endif
   (void)p, (void)old_size, (void)new_size;
 }
