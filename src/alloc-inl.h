@@ -10,7 +10,7 @@
 #ifndef QM_ALLOC_INL_H
 #define QM_ALLOC_INL_H
 
-#include "internal.h"
+#include "block-inl.h"
 
 /* malloc for sizes up to QM_DIRECT_MAX: one TLS load, two loads, a pop. */
 static inline void *qm_malloc_inline(size_t size) {
@@ -20,9 +20,10 @@ static inline void *qm_malloc_inline(size_t size) {
     qm_page_t *page = heap->direct[(size + 15) >> 4];
     qm_block_t *block = page->free;
     if (qm_likely(block != NULL)) {
-      page->free = block->next;
+      page->free = qm_block_next(page, block);
       page->used++;
       qm_stats_small_fast(heap, page, size);
+      qm_track_malloc(block, page->block_size, false);
       return block;
     }
   }
@@ -39,9 +40,10 @@ static inline void *qm_calloc_inline(size_t count, size_t size) {
     qm_page_t *page = heap->direct[(total + 15) >> 4];
     qm_block_t *block = page->free;
     if (qm_likely(block != NULL)) {
-      page->free = block->next;
+      page->free = qm_block_next(page, block);
       page->used++;
       qm_stats_small_fast(heap, page, total);
+      qm_track_malloc(block, page->block_size, true);
       /* Fresh blocks are zero but for the free-list link. */
       if (page->flags & QM_PAGE_FREE_ZERO)
         block->next = NULL;
@@ -55,19 +57,21 @@ static inline void *qm_calloc_inline(size_t count, size_t size) {
 
 /* free by the owning thread of a block in a page with no flag set: a push onto the page's list.
  * A block in a segment of another thread goes to _qm_free_foreign; everything else (NULL, large
- * and huge blocks, full pages, pointers that are not ours) to _qm_free_generic. The segment map is consulted
- * before the segment header is read, so a foreign pointer is reported instead of faulting, and the check
- * covers NULL too. Freeing the block that is already first on the list is reported as a double free: it costs
- * one compare, and catches the most common double free. */
+ * and huge blocks, full pages, pointers that are not ours) to _qm_free_generic. The segment map is consulted before the segment header
+ * is read, so a foreign pointer is reported instead of faulting, and the check covers NULL too.
+ * Freeing the block that is already first on the list is reported as a double free: it costs one
+ * compare, and catches the most common double free (the secure build looks a few links further).
+ * Links go through block-inl.h, which encodes them in the secure build; the qm_track_* hooks tell
+ * memory tools about the block (track.h); both compile to the plain code otherwise. */
 static inline void qm_free_inline(void *p) {
   if (qm_likely(qm_map_is_normal(p))) {
     qm_segment_t *segment = qm_segment_of_normal(p);
     if (qm_likely(atomic_load_explicit(&segment->owner_thread, memory_order_relaxed) == _qm_thread_id())) {
       qm_page_t *page = qm_page_of(segment, p);
       qm_block_t *block = (qm_block_t *)p;
-      qm_block_t *head = page->free;
-      if (qm_likely(page->flags == 0 && block != head)) {
-        block->next = head;
+      if (qm_likely(page->flags == 0 && !qm_block_is_free(page, block))) {
+        qm_track_free(block, page->block_size);
+        qm_block_set_next(page, block, page->free);
         page->free = block;
         page->used--;
         qm_stats_small_free(_qm_tls_heap, page);

@@ -35,9 +35,10 @@ void *_qm_malloc_generic(size_t size, qm_heap_t *heap, bool zero) {
     qm_page_t *page = heap->class_page[cls];
     qm_block_t *block = page->free;
     if (block != NULL && !zero) {
-      page->free = block->next;
+      page->free = qm_block_next(page, block);
       page->used++;
       qm_stats_small_alloc(heap, page);
+      qm_track_malloc(block, page->block_size, false);
       return block;
     }
     return _qm_small_alloc_slow(heap, cls, zero);
@@ -191,6 +192,17 @@ size_t _qm_usable_size(const void *p) {
   return page->block_size;
 }
 
+/* A huge block moved or resized by mremap keeps its contents: for memory tools, the old block is
+ * freed and the new one handed out with defined contents. */
+static void track_huge_realloc(void *p, size_t old_usable, void *q, size_t new_usable) {
+  if (q == p) {
+    qm_track_huge_resize(p, old_usable, new_usable);
+  } else {
+    qm_track_free(p, 0);
+    qm_track_huge_malloc(q, new_usable);
+  }
+}
+
 /* realloc by moving: the old block stays intact if the new one cannot be had. */
 static void *realloc_move(void *p, size_t old_usable, size_t size) {
   void *q = qm_malloc_inline(size);
@@ -222,7 +234,10 @@ void *qm_realloc(void *p, size_t size) {
     if (segment->magic != QM_SEGMENT_MAGIC || p != (uint8_t *)segment + segment->block_offset)
       _qm_fatal("invalid realloc: %p is not the start of a huge block", p);
     if (size > QM_LARGE_MAX) {
+      size_t old_usable = segment->block_size;
       void *q = _qm_huge_realloc(segment, p, size);
+      if (q != NULL)
+        track_huge_realloc(p, old_usable, q, qm_segment_of(q)->block_size);
       return q;
     }
     return realloc_move(p, segment->block_size, size);
@@ -240,8 +255,10 @@ void *qm_realloc(void *p, size_t size) {
       _qm_fatal("invalid realloc: %p points inside a large block", p);
     qm_heap_t *heap = _qm_tls_heap;
     if (size <= QM_LARGE_MAX && atomic_load_explicit(&segment->owner_heap, memory_order_relaxed) == heap) {
-      if (_qm_large_resize_in_place(heap, page, size))
+      if (_qm_large_resize_in_place(heap, page, size)) {
+        qm_track_resize(p, usable, page->block_size);
         return p;
+      }
     } else if (size <= usable && size >= usable / 2) {
       return p; /* another thread's block: its spans are not ours to split */
     }

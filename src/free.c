@@ -70,9 +70,9 @@ void _qm_free_local(qm_heap_t *heap, qm_segment_t *segment, void *p) {
   qm_page_t *page = qm_page_of(segment, p);
   qm_block_t *block = (qm_block_t *)p;
   if (qm_likely(page->flags == 0)) {
-    if (qm_unlikely(block == page->free))
+    if (qm_unlikely(qm_block_is_free(page, block)))
       _qm_fatal("double free: block %p (size %u) is already free", p, page->block_size);
-    block->next = page->free;
+    qm_block_set_next(page, block, page->free);
     page->free = block;
     qm_stats_small_free(heap, page);
     if (--page->used == 0)
@@ -82,16 +82,54 @@ void _qm_free_local(qm_heap_t *heap, qm_segment_t *segment, void *p) {
   _qm_page_free_flagged(heap, page, block);
 }
 
-/* Pushes the chain first .. last (linked through next) onto owner's inbox. */
+/* Pushes the chain first .. last (linked with qm_link_set) onto owner's inbox. */
 static void inbox_push_chain(qm_heap_t *owner, qm_block_t *first, qm_block_t *last) {
   qm_block_t *head = atomic_load_explicit(&owner->inbox, memory_order_relaxed);
   do {
-    last->next = head;
+    qm_link_set(last, head);
   } while (!atomic_compare_exchange_weak_explicit(&owner->inbox, &head, first, memory_order_release,
                                                   memory_order_relaxed));
 }
 
-static void free_routed(void *p, bool may_batch);
+/* Checks what can be checked without touching another thread's mutable state. */
+static qm_segment_t *checked_segment(void *p) {
+  qm_segment_t *segment = qm_segment_of_normal(p);
+  switch (qm_map_state(p)) {
+  case QM_MAP_NORMAL:
+    break;
+  case QM_MAP_HUGE:
+    return qm_segment_of(p);
+  case QM_MAP_FREED:
+    _qm_fatal("double free or invalid free: %p lies in memory qmalloc has already released", p);
+  default:
+    _qm_fatal("invalid free: %p was not allocated by qmalloc", p);
+  }
+  if (segment->magic != QM_SEGMENT_MAGIC || segment->kind != QM_SEGMENT_NORMAL ||
+      (uintptr_t)p - (uintptr_t)segment < QM_SEGMENT_FIRST_SLICE * QM_SLICE_SIZE)
+    _qm_fatal("invalid free: %p is not a block (it lies in allocator metadata)", p);
+  qm_page_t *page = qm_page_of(segment, p);
+  if (page->kind != QM_SPAN_SMALL && page->kind != QM_SPAN_LARGE)
+    _qm_fatal("double free or invalid free: %p is not in an allocated block", p);
+  return segment;
+}
+
+/* For memory tools: the block at p is given back (p passed checked_segment). Sizes as qm_usable_size
+ * has them; an interior pointer of a large block is left to the checks that report it. */
+static void track_free(qm_segment_t *segment, void *p) {
+#if QM_VALGRIND || QM_ASAN_POISON
+  if (segment->kind == QM_SEGMENT_HUGE) {
+    qm_track_free(p, 0); /* unmapped at once: there is nothing to poison */
+    return;
+  }
+  qm_page_t *page = qm_page_of(segment, p);
+  if (page->kind == QM_SPAN_SMALL || (void *)qm_page_start(page) == p)
+    qm_track_free(p, page->block_size);
+#else
+  (void)segment, (void)p;
+#endif
+}
+
+static void free_route(qm_segment_t *segment, void *p, bool may_batch);
 
 /* Hands a batch to its owner. The owner may have exited since the blocks were freed: its segments
  * then have other owners (or none), and its struct may serve another thread. A heap gives up all
@@ -111,8 +149,8 @@ static void remote_flush(qm_remote_batch_t *batch) {
     return;
   }
   while (first != NULL) {
-    qm_block_t *next = first == last ? NULL : first->next;
-    free_routed(first, false);
+    qm_block_t *next = first == last ? NULL : qm_link_get(first);
+    free_route(checked_segment(first), first, false);
     first = next;
   }
 }
@@ -141,7 +179,7 @@ static __attribute__((noinline)) void remote_free(qm_heap_t *heap, qm_heap_t *ow
     /* Linking it again would make the chain a cycle, and the owner's drain would never end. */
     _qm_fatal("double free: block %p was freed twice in a row by this thread", (void *)block);
   }
-  block->next = batch->first;
+  qm_link_set(block, batch->first);
   if (batch->first == NULL)
     batch->last = block;
   batch->first = block;
@@ -149,31 +187,21 @@ static __attribute__((noinline)) void remote_free(qm_heap_t *heap, qm_heap_t *ow
     remote_flush(batch);
 }
 
-/* Checks what can be checked without touching another thread's mutable state. */
-static qm_segment_t *checked_segment(void *p) {
-  qm_segment_t *segment = qm_segment_of_normal(p);
-  switch (qm_map_state(p)) {
-  case QM_MAP_NORMAL:
-    break;
-  case QM_MAP_HUGE:
-    return qm_segment_of(p);
-  case QM_MAP_FREED:
-    _qm_fatal("double free or invalid free: %p lies in memory qmalloc has already released", p);
-  default:
-    _qm_fatal("invalid free: %p was not allocated by qmalloc", p);
-  }
-  if (segment->magic != QM_SEGMENT_MAGIC || segment->kind != QM_SEGMENT_NORMAL ||
-      (uintptr_t)p - (uintptr_t)segment < QM_SEGMENT_FIRST_SLICE * QM_SLICE_SIZE)
-    _qm_fatal("invalid free: %p is not a block (it lies in allocator metadata)", p);
-  qm_page_t *page = qm_page_of(segment, p);
-  if (page->kind != QM_SPAN_SMALL && page->kind != QM_SPAN_LARGE)
-    _qm_fatal("double free or invalid free: %p is not in an allocated block", p);
-  return segment;
+void _qm_free_generic(void *p) {
+  if (p == NULL)
+    return;
+  qm_segment_t *segment = checked_segment(p);
+  track_free(segment, p);
+  free_route(segment, p, true);
 }
 
-void _qm_free_generic(void *p) { free_routed(p, true); }
+void _qm_free_collected(void *p) { free_route(checked_segment(p), p, true); }
 
 void _qm_free_foreign(qm_segment_t *segment, void *p) {
+  if (QM_VALGRIND || QM_ASAN_POISON) {
+    _qm_free_generic(p); /* which tells the memory tools */
+    return;
+  }
   qm_page_t *page = qm_page_of(segment, p);
   qm_heap_t *owner = atomic_load_explicit(&segment->owner_heap, memory_order_acquire);
   qm_heap_t *heap = _qm_tls_heap;
@@ -188,7 +216,7 @@ void _qm_free_foreign(qm_segment_t *segment, void *p) {
     qm_remote_batch_t *batch = remote_batch_of(heap, owner);
     if (qm_likely(batch->owner == owner && batch->count - 1u < QM_REMOTE_BATCH - 2u &&
                   block != batch->first)) {
-      block->next = batch->first;
+      qm_link_set(block, batch->first);
       batch->first = block;
       batch->count++;
       return;
@@ -196,15 +224,12 @@ void _qm_free_foreign(qm_segment_t *segment, void *p) {
     remote_free(heap, owner, block);
     return;
   }
-  free_routed(p, true);
+  _qm_free_generic(p);
 }
 
-/* may_batch is false when a remote batch is being flushed (remote_flush), which must not add to
- * the batches it is walking. */
-static void free_routed(void *p, bool may_batch) {
-  if (p == NULL)
-    return;
-  qm_segment_t *segment = checked_segment(p);
+/* Sends a checked block to the heap that owns it (or unmaps it). may_batch is false when a remote
+ * batch is being flushed (remote_flush), which must not add to the batches it is walking. */
+static void free_route(qm_segment_t *segment, void *p, bool may_batch) {
   if (segment->kind == QM_SEGMENT_HUGE) {
     _qm_huge_free(segment, p);
     return;

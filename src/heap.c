@@ -6,7 +6,7 @@
  * thread has just exited: whoever takes the heap from the pool drains the inbox and sends each
  * block on to its segment's current owner.
  */
-#include "internal.h"
+#include "block-inl.h"
 
 #include <errno.h>
 
@@ -167,12 +167,12 @@ void _qm_heap_segment_unlink(qm_heap_t *heap, qm_segment_t *segment) {
 void _qm_heap_collect_inbox(qm_heap_t *heap) {
   qm_block_t *block = atomic_exchange_explicit(&heap->inbox, NULL, memory_order_acquire);
   while (block != NULL) {
-    qm_block_t *next = block->next;
+    qm_block_t *next = qm_link_get(block);
     qm_segment_t *segment = qm_segment_of(block);
     if (atomic_load_explicit(&segment->owner_heap, memory_order_relaxed) == heap)
       _qm_free_local(heap, segment, block);
     else
-      _qm_free_generic(block); /* arrived after its segment changed hands */
+      _qm_free_collected(block); /* arrived after its segment changed hands */
     block = next;
   }
 }

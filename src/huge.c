@@ -12,7 +12,7 @@
  * huge_blocks list, under the heap's huge_lock), so that qm_heap_destroy can unmap it.
  */
 #define _GNU_SOURCE
-#include "internal.h"
+#include "block-inl.h"
 
 #include <errno.h>
 
@@ -88,6 +88,7 @@ void *_qm_huge_alloc(size_t size, size_t alignment, bool zero) {
   qm_counter_add(&_qm_counters.huge_blocks, 1);
   qm_counter_add(&_qm_counters.huge_bytes, offset + usable);
   qm_stats_huge_alloc(size, usable);
+  qm_track_huge_malloc((uint8_t *)segment + offset, usable);
   return (uint8_t *)segment + offset;
 }
 
@@ -117,6 +118,7 @@ void _qm_huge_release_listed(qm_heap_t *heap) {
   _qm_unlock(&heap->huge_lock);
   while (segment != NULL) {
     qm_segment_t *next = segment->next;
+    qm_track_free((uint8_t *)segment + segment->block_offset, 0); /* live until now, for memory tools */
     huge_unmap(segment);
     segment = next;
   }

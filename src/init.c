@@ -127,6 +127,9 @@ void _qm_process_init(void) {
   }
   (void)_qm_os_page_size();
   _qm_options_init();
+#if QM_SECURE
+  _qm_secure_init();
+#endif
   if (_qm_options.verbose || _qm_options.show_stats)
     _qm_os_stderr_keep();
   atomic_store_explicit(&_qm_process_state, 2, memory_order_release);

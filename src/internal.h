@@ -253,6 +253,8 @@ void *_qm_os_map(size_t size);
  * (offset < alignment), or NULL. */
 void *_qm_os_map_aligned(size_t size, size_t alignment, size_t offset);
 void _qm_os_unmap(void *p, size_t size);
+/* Makes [p, p + size) inaccessible (a guard page); false if the system refused. */
+bool _qm_os_protect_none(void *p, size_t size);
 /* Gives the physical pages back with the configured method (QMALLOC_PURGE_METHOD); the range stays
  * mapped. Returns what the memory holds afterwards: QM_MEMORY_ZERO (MADV_DONTNEED) or
  * QM_MEMORY_LAZY (MADV_FREE: the OS takes the pages when it needs them). */
@@ -404,6 +406,28 @@ bool _qm_heap_purge_all(qm_heap_t *heap);
 bool _qm_purge_other_heaps(qm_heap_t *self, uint64_t older_than);
 /* Gives back free OS pages inside a small page; returns the bytes purged. */
 size_t _qm_page_thin(qm_page_t *page);
+#define QM_PAGE_BLOCKS_MAX (QM_SLICE_SIZE * 8 / 16) /* the most blocks a page holds: 64 KiB of 16 B */
+/* Sets bit i of free_bits (QM_PAGE_BLOCKS_MAX bits) for each carved block i of a small page that is
+ * free: on its free list or in a hole; the bits of used blocks are clear. */
+void _qm_page_free_bits(const qm_page_t *page, uint64_t *free_bits);
+
+/* ---------------------------------------------------------------------------------------------
+ * secure.c: the hardened variant only (QM_SECURE)
+ * ------------------------------------------------------------------------------------------- */
+
+#if QM_SECURE
+extern uintptr_t _qm_secure_secret; /* drawn at start-up, never changed: keys the link encoding */
+/* Draws the secret (getrandom, else clocks and addresses); at start-up, before any block exists. */
+void _qm_secure_init(void);
+/* Reports a free-list link that does not decode to a block where one must be, and aborts. page is
+ * NULL for lists that mix pages (inboxes, parked frees). */
+qm_cold qm_noreturn void _qm_secure_bad_link(const qm_page_t *page, const void *block, uintptr_t next);
+/* Threads the n blocks from `first` (just carved, counted in capacity) onto page's free list in an
+ * order drawn from heap's generator. */
+void _qm_secure_carve(qm_heap_t *heap, qm_page_t *page, uint8_t *first, size_t n);
+/* Makes the unused tail of a segment's metadata slices a guard page. */
+void _qm_secure_guard_segment(qm_segment_t *segment);
+#endif
 
 /* ---------------------------------------------------------------------------------------------
  * huge.c
@@ -480,6 +504,9 @@ void _qm_free_generic(void *p);
 void _qm_free_foreign(qm_segment_t *segment, void *p);
 /* The usable size of a block of qmalloc (below the debug layer: what the block holds). */
 size_t _qm_usable_size(const void *p);
+/* The same for a block the program freed earlier that comes back from an inbox (memory tools were
+ * told of that free already). */
+void _qm_free_collected(void *p);
 /* The owner's free of a block of a normal segment. */
 void _qm_free_local(qm_heap_t *heap, qm_segment_t *segment, void *p);
 

@@ -14,17 +14,15 @@
 #include <errno.h>
 #include <inttypes.h>
 
-/* Builds of the debug and secure variants of the library define these. */
+/* Builds of the debug and secure variants of the library define these (types.h: QM_VARIANT_SECURE). */
 #ifndef QM_VARIANT_DEBUG
 #define QM_VARIANT_DEBUG 0
-#endif
-#ifndef QM_VARIANT_SECURE
-#define QM_VARIANT_SECURE 0
 #endif
 #ifndef QM_VARIANT_TRACE
 #define QM_VARIANT_TRACE 0
 #endif
-/* QM_VARIANT_PROFILE comes from types.h (it also sets the statistics level). */
+/* QM_VARIANT_SECURE and QM_VARIANT_PROFILE come from types.h (the latter also sets the statistics
+ * level). */
 
 qm_options_t _qm_options;
 
@@ -91,9 +89,10 @@ static const option_desc_t option_table[] = {
     {"QMALLOC_LEAK_REPORT", OPTION_BOOL, FIELD(leak_report), 1, 0, 1, NULL, ANY_TIME, "debug",
      "in debug mode, report the blocks still allocated at exit, grouped by allocation stack, on stderr "
      "(the exit status is not changed)"},
-    {"QMALLOC_SECURE", OPTION_BOOL, FIELD(secure), 0, 0, 1, NULL, AT_START, "secure",
-     "the hardened mode of `libqmalloc-secure.so` (`qmalloc-run --secure`); other builds of the library "
-     "warn that it has no effect"},
+    {"QMALLOC_SECURE", OPTION_BOOL, FIELD(secure), QM_VARIANT_SECURE, 0, 1, NULL, AT_START, "secure",
+     "the hardened mode of `libqmalloc-secure.so` (`qmalloc-run --secure`), on by default there; 0 turns "
+     "off the random carving order and guard pages (link encoding and checks stay); other builds of the "
+     "library warn that it has no effect"},
     {"QMALLOC_TRACE", OPTION_STRING, FIELD(trace_file), 0, 0, 0, NULL, AT_START, "trace",
      "record every call of the malloc family into this file, for `qmalloc-replay` (`libqmalloc-trace.so`, "
      "`qmalloc-run --trace FILE`); other builds of the library warn that it has no effect"},

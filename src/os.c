@@ -7,6 +7,7 @@
  */
 #define _GNU_SOURCE
 #include "internal.h"
+#include "track.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -51,6 +52,7 @@ static bool arena_take_back(void *p, size_t size);
 void _qm_os_unmap(void *p, size_t size) {
   if (p == NULL || size == 0)
     return;
+  qm_track_release(p, size); /* the next mapping here starts unpoisoned */
   if (arena_take_back(p, size))
     return;
   int saved_errno = errno;
@@ -61,6 +63,13 @@ void _qm_os_unmap(void *p, size_t size) {
     _qm_message("munmap of %zu bytes at %p failed (errno %d)", size, p, errno);
   qm_counter_add(&_qm_counters.os_unmap_calls, 1);
   errno = saved_errno;
+}
+
+bool _qm_os_protect_none(void *p, size_t size) {
+  int saved_errno = errno;
+  bool done = mprotect(p, size, PROT_NONE) == 0;
+  errno = saved_errno;
+  return done;
 }
 
 /* Over-allocates by the alignment, then unmaps the unaligned head and the unused tail. */

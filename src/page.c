@@ -13,7 +13,7 @@
  * back lazily, by sweeps (every 1024 slow paths, when spans run short, at trim and thread exit),
  * so that a malloc/free loop on one block never bounces a page between the heap and the segment.
  */
-#include "internal.h"
+#include "block-inl.h"
 
 #include <errno.h>
 
@@ -47,10 +47,12 @@ static void page_init(qm_page_t *page, size_t cls) {
   page->hole_map = 0;
   for (size_t i = 1; i < count; i++)
     page[i].slice_offset = (uint32_t)(i * sizeof(qm_page_t));
+  qm_track_reserve(qm_page_start(page), count << QM_SLICE_SHIFT);
 }
 
-/* Threads the next few KiB of never-used blocks onto the free list. */
-static void page_extend(qm_page_t *page) {
+/* Threads the next few KiB of never-used blocks onto the free list: in address order, or (secure
+ * build) in a random order drawn from the heap's generator. */
+static void page_extend(qm_heap_t *heap, qm_page_t *page) {
   size_t block_size = page->block_size;
   size_t left = page->reserved - page->capacity;
   size_t n = (4 * 1024) / block_size;
@@ -60,12 +62,20 @@ static void page_extend(qm_page_t *page) {
     n = left;
   qm_assert_internal(n > 0);
   uint8_t *first = qm_page_start(page) + (size_t)page->capacity * block_size;
+  page->capacity += (uint32_t)n; /* first, so that the new blocks count as carved for link checks */
+#if QM_SECURE
+  if (_qm_options.secure) {
+    _qm_secure_carve(heap, page, first, n);
+    return;
+  }
+#else
+  (void)heap;
+#endif
   uint8_t *p = first;
   for (size_t i = 1; i < n; i++, p += block_size)
-    ((qm_block_t *)p)->next = (qm_block_t *)(p + block_size);
-  ((qm_block_t *)p)->next = page->free;
+    qm_block_set_next(page, (qm_block_t *)p, (qm_block_t *)(p + block_size));
+  qm_block_set_next(page, (qm_block_t *)p, page->free);
   page->free = (qm_block_t *)first;
-  page->capacity += (uint32_t)n;
 }
 
 /* Makes the first page of the class queue one with a free block; NULL when out of memory. */
@@ -77,7 +87,7 @@ static qm_page_t *page_find(qm_heap_t *heap, size_t cls) {
     if (page->free != NULL)
       break;
     if (page->capacity < page->reserved) {
-      page_extend(page);
+      page_extend(heap, page);
       break;
     }
     if (page->hole_map != 0) {
@@ -93,7 +103,7 @@ static qm_page_t *page_find(qm_heap_t *heap, size_t cls) {
     if (page == NULL)
       return NULL;
     page_init(page, cls);
-    page_extend(page);
+    page_extend(heap, page);
     qm_list_push_front(queue, page);
   } else if (page != queue->first) {
     qm_list_remove(queue, page);
@@ -121,10 +131,10 @@ void *_qm_small_alloc_slow(qm_heap_t *heap, size_t cls, bool zero) {
     }
   }
   bool fresh = (page->flags & QM_PAGE_FREE_ZERO) != 0;
-  qm_block_t *block = page->free;
-  page->free = block->next;
+  qm_block_t *block = qm_page_pop(page);
   page->used++;
   qm_stats_small_alloc_slow(heap, page);
+  qm_track_malloc(block, page->block_size, zero);
   if (zero) {
     if (fresh)
       block->next = NULL;
@@ -156,9 +166,9 @@ void _qm_page_free_flagged(qm_heap_t *heap, qm_page_t *page, qm_block_t *block) 
     qm_heap_decay_tick(heap);
     return;
   }
-  if (qm_unlikely(block == page->free))
+  if (qm_unlikely(qm_block_is_free(page, block)))
     _qm_fatal("double free: block %p (size %u) is already free", (void *)block, page->block_size);
-  block->next = page->free;
+  qm_block_set_next(page, block, page->free);
   page->free = block;
   page->used--;
   qm_stats_small_free(heap, page);

@@ -29,13 +29,11 @@
  * When the page runs out of free blocks it takes its hole blocks back (_qm_page_refill_holes),
  * touching the memory again only then.
  */
-#include "internal.h"
+#include "block-inl.h"
 
 /* ---------------------------------------------------------------------------------------------
  * Holes in small pages
  * ------------------------------------------------------------------------------------------- */
-
-#define QM_MAX_PAGE_BLOCKS (QM_SLICE_SIZE * 8 / 16) /* the most blocks a page holds: 64 KiB of 16 B */
 
 /* log2 of a page's purge unit: an OS page, or 1/64 of the page when that is bigger (hole_map has
  * 64 bits). */
@@ -59,6 +57,23 @@ static uint64_t block_units(size_t index, size_t block_size, unsigned shift) {
   return units_of(first, first + block_size - 1, shift);
 }
 
+void _qm_page_free_bits(const qm_page_t *page, uint64_t *free_bits) {
+  const size_t block_size = page->block_size;
+  const size_t capacity = page->capacity;
+  const unsigned shift = purge_unit_shift(page);
+  const uint8_t *start = qm_page_start(page);
+  memset(free_bits, 0, ((capacity + 63) / 64) * sizeof(uint64_t));
+  for (qm_block_t *b = page->free; b != NULL; b = qm_block_next(page, b)) {
+    size_t index = (size_t)((uint8_t *)b - start) / block_size;
+    free_bits[index / 64] |= 1ull << (index % 64);
+  }
+  if (page->hole_map != 0) {
+    for (size_t i = 0; i < capacity; i++)
+      if (block_units(i, block_size, shift) & page->hole_map)
+        free_bits[i / 64] |= 1ull << (i % 64);
+  }
+}
+
 size_t _qm_page_thin(qm_page_t *page) {
   qm_assert_internal(page->kind == QM_SPAN_SMALL);
   const size_t block_size = page->block_size;
@@ -69,17 +84,8 @@ size_t _qm_page_thin(qm_page_t *page) {
     return 0;
 
   /* 1. Which blocks are free: those on the free list, and those already in holes. */
-  uint64_t free_bits[QM_MAX_PAGE_BLOCKS / 64];
-  memset(free_bits, 0, ((capacity + 63) / 64) * sizeof(uint64_t));
-  for (qm_block_t *b = page->free; b != NULL; b = b->next) {
-    size_t index = (size_t)((uint8_t *)b - start) / block_size;
-    free_bits[index / 64] |= 1ull << (index % 64);
-  }
-  if (page->hole_map != 0) {
-    for (size_t i = 0; i < capacity; i++)
-      if (block_units(i, block_size, shift) & page->hole_map)
-        free_bits[i / 64] |= 1ull << (i % 64);
-  }
+  uint64_t free_bits[QM_PAGE_BLOCKS_MAX / 64];
+  _qm_page_free_bits(page, free_bits);
 
   /* 2. Units wholly inside the carved part whose every block is free, and that are not holes yet.
    * (A unit reaching past the carved part is never a hole: blocks carved later would land in it.) */
@@ -101,15 +107,20 @@ size_t _qm_page_thin(qm_page_t *page) {
 
   /* 3. Take the blocks that overlap a new hole off the free list, before their links are purged. */
   size_t removed = 0;
-  for (qm_block_t **link = &page->free; *link != NULL;) {
-    qm_block_t *b = *link;
+  qm_block_t *kept = NULL; /* the last block that stays on the list */
+  for (qm_block_t *b = page->free; b != NULL;) {
+    qm_block_t *next = qm_block_next(page, b);
     size_t index = (size_t)((uint8_t *)b - start) / block_size;
     if (block_units(index, block_size, shift) & new_holes) {
-      *link = b->next;
+      if (kept == NULL)
+        page->free = next;
+      else
+        qm_block_set_next(page, kept, next);
       removed++;
     } else {
-      link = &b->next;
+      kept = b;
     }
+    b = next;
   }
 
   /* 4. Purge each run of new holes with one system call. */
@@ -138,7 +149,7 @@ void _qm_page_refill_holes(qm_page_t *page) {
   for (size_t i = page->capacity; i-- > 0;) {
     if (block_units(i, block_size, shift) & page->hole_map) {
       qm_block_t *b = (qm_block_t *)(start + i * block_size);
-      b->next = page->free;
+      qm_block_set_next(page, b, page->free);
       page->free = b;
       added++;
     }

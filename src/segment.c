@@ -6,7 +6,7 @@
  * cache or the OS once nothing in it is used. The two lists here are the only process-wide state
  * of the segment layer; each has a lock, taken only on those transitions.
  */
-#include "internal.h"
+#include "block-inl.h"
 
 #include <errno.h>
 
@@ -254,7 +254,7 @@ static qm_block_t *adopt_locked(qm_heap_t *heap, qm_segment_t *segment) {
 static void adopt_finish(qm_heap_t *heap, qm_segment_t *segment, qm_block_t *freed) {
   segment_integrate(heap, segment);
   while (freed != NULL) {
-    qm_block_t *next = freed->next;
+    qm_block_t *next = qm_link_get(freed);
     _qm_free_local(heap, segment, freed);
     freed = next;
   }
@@ -265,7 +265,7 @@ int _qm_segment_free_abandoned(qm_segment_t *segment, qm_block_t *block) {
   bool owned = atomic_load_explicit(&segment->owner_heap, memory_order_relaxed) != NULL;
   bool abandoned = segment->abandoned && !owned;
   if (abandoned) {
-    block->next = segment->abandoned_free;
+    qm_link_set(block, segment->abandoned_free);
     segment->abandoned_free = block;
   }
   _qm_unlock(&abandoned_lock);
@@ -321,6 +321,12 @@ static void segment_init(qm_heap_t *heap, qm_segment_t *segment, bool fresh, qm_
     segment->slices[i].slice_offset = 0;
   }
   _qm_span_make_free(heap, &segment->slices[QM_SEGMENT_FIRST_SLICE], QM_SEGMENT_USABLE_SLICES, memory);
+  qm_track_reserve((uint8_t *)segment + QM_SEGMENT_FIRST_SLICE * QM_SLICE_SIZE,
+                   QM_SEGMENT_USABLE_SLICES * QM_SLICE_SIZE);
+#if QM_SECURE
+  if (_qm_options.secure)
+    _qm_secure_guard_segment(segment);
+#endif
 }
 
 qm_segment_t *_qm_segment_acquire(qm_heap_t *heap) {

@@ -12,7 +12,7 @@
  * A large block is a span holding one block: its descriptor is a page with one block and the
  * LARGE flag, so the free fast path sends it here.
  */
-#include "internal.h"
+#include "block-inl.h"
 
 #include <errno.h>
 
@@ -216,6 +216,7 @@ void *_qm_large_alloc(qm_heap_t *heap, size_t size, size_t alignment, bool zero)
   void *p = large_init(span, count);
   qm_stats_large_alloc(heap, size, count * QM_SLICE_SIZE);
   span->is_zero = QM_MEMORY_DIRTY;
+  qm_track_malloc(p, count * QM_SLICE_SIZE, zero);
   if (zero && !is_zero)
     memset(p, 0, size);
   return p;

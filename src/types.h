@@ -71,6 +71,28 @@ _Static_assert(QM_STATS >= 0 && QM_STATS <= 2, "QM_STATS must be 0..2");
 #undef QM_STATS
 #define QM_STATS 2
 #endif
+/* QM_SECURE: the hardened variant (libqmalloc-secure.so, built with QM_VARIANT_SECURE=1). Free-list
+ * links are stored encoded and checked when decoded, pages hand out fresh blocks in a random order,
+ * frees look for the block a few links down the page's free list (double frees), and a guard page
+ * separates each segment's metadata from its first span. 0 in every other build, where none of it
+ * is compiled. docs/HARDENING.md describes it. */
+#ifndef QM_VARIANT_SECURE
+#define QM_VARIANT_SECURE 0
+#endif
+#define QM_SECURE QM_VARIANT_SECURE
+/* How many links of a page's free list a free walks looking for the block it frees (secure only). */
+#define QM_SECURE_FREE_WALK 4
+
+/* Memory tools (track.h): QM_VALGRIND (CMake -DQMALLOC_VALGRIND=ON) tells memcheck about every block
+ * with client requests; QM_ASAN_POISON (-DQMALLOC_ASAN_POISON=ON) poisons free and never-handed-out
+ * memory for AddressSanitizer. Both 0 by default: the hooks then compile to nothing. */
+#ifndef QM_VALGRIND
+#define QM_VALGRIND 0
+#endif
+#ifndef QM_ASAN_POISON
+#define QM_ASAN_POISON 0
+#endif
+_Static_assert(QM_SECURE == 0 || QM_SECURE == 1, "QM_VARIANT_SECURE must be 0 or 1");
 
 /* ---------------------------------------------------------------------------------------------
  * Geometry
@@ -361,6 +383,9 @@ typedef struct qm_heap_s {
   struct qm_heap_s *live_prev;
 #if QM_STATS >= 2
   qm_heap_stats_t stats;
+#endif
+#if QM_SECURE
+  uint64_t random; /* state of the heap's generator for carving order (secure.c); 0: not seeded */
 #endif
 } qm_heap_t;
 

@@ -64,8 +64,9 @@ void *qm_heap_malloc(qm_heap_t *h, size_t size) {
     qm_page_t *page = h->direct[(size + 15) >> 4];
     qm_block_t *block = page->free;
     if (qm_likely(block != NULL)) {
-      page->free = block->next;
+      page->free = qm_block_next(page, block);
       page->used++;
+      qm_track_malloc(block, page->block_size, false);
       return block;
     }
   }
@@ -83,8 +84,9 @@ void *qm_heap_calloc(qm_heap_t *h, size_t count, size_t size) {
     qm_page_t *page = h->direct[(total + 15) >> 4];
     qm_block_t *block = page->free;
     if (qm_likely(block != NULL)) {
-      page->free = block->next;
+      page->free = qm_block_next(page, block);
       page->used++;
+      qm_track_malloc(block, page->block_size, true);
       if (page->flags & QM_PAGE_FREE_ZERO)
         block->next = NULL; /* fresh blocks are zero but for the link */
       else
@@ -165,8 +167,16 @@ void *qm_heap_realloc(qm_heap_t *h, void *p, size_t size) {
   size_t usable = realloc_usable(p);
   if (qm_map_state(p) == QM_MAP_HUGE) {
     qm_segment_t *segment = qm_segment_of(p);
-    if (segment->huge_owner == h && size > QM_LARGE_MAX)
-      return _qm_huge_realloc(segment, p, size); /* stays listed in h, wherever it moves */
+    if (segment->huge_owner == h && size > QM_LARGE_MAX) {
+      void *q = _qm_huge_realloc(segment, p, size); /* stays listed in h, wherever it moves */
+      if (q != NULL && q == p) {
+        qm_track_huge_resize(p, usable, segment->block_size);
+      } else if (q != NULL) {
+        qm_track_free(p, 0);
+        qm_track_huge_malloc(q, qm_segment_of(q)->block_size);
+      }
+      return q;
+    }
   } else {
     qm_segment_t *segment = qm_segment_of_normal(p);
     qm_page_t *page = qm_page_of(segment, p);
@@ -174,8 +184,10 @@ void *qm_heap_realloc(qm_heap_t *h, void *p, size_t size) {
     if (atomic_load_explicit(&segment->owner_heap, memory_order_relaxed) == h) {
       if (page->kind == QM_SPAN_SMALL && size <= usable && size >= usable / 2)
         return p;
-      if (page->kind == QM_SPAN_LARGE && size <= QM_LARGE_MAX && _qm_large_resize_in_place(h, page, size))
+      if (page->kind == QM_SPAN_LARGE && size <= QM_LARGE_MAX && _qm_large_resize_in_place(h, page, size)) {
+        qm_track_resize(p, usable, page->block_size);
         return p;
+      }
     }
   }
   void *q = qm_heap_malloc(h, size);
@@ -210,6 +222,34 @@ qm_heap_t *qm_heap_new(void) {
   return h;
 }
 
+/* Memory tools: the blocks still live in h's segments die with them, so they are freed one by one
+ * before the segments are discarded (memcheck would otherwise keep them as live and see new blocks
+ * overlap them when the memory is reused). */
+static void track_discard(qm_heap_t *h) {
+#if QM_VALGRIND || QM_ASAN_POISON
+  /* Blocks in the inbox were freed already: back onto their pages, so they count as free. */
+  _qm_heap_collect_inbox(h);
+  for (qm_segment_t *segment = h->segments; segment != NULL; segment = segment->next) {
+    for (size_t i = QM_SEGMENT_FIRST_SLICE; i < QM_SLICES_PER_SEGMENT;) {
+      qm_page_t *span = &segment->slices[i];
+      uint8_t *start = qm_page_start(span);
+      if (span->kind == QM_SPAN_LARGE && span->used != 0) {
+        qm_track_free(start, span->block_size);
+      } else if (span->kind == QM_SPAN_SMALL && span->used != 0) {
+        uint64_t free_bits[QM_PAGE_BLOCKS_MAX / 64];
+        _qm_page_free_bits(span, free_bits);
+        for (size_t b = 0; b < span->capacity; b++)
+          if (!((free_bits[b / 64] >> (b % 64)) & 1))
+            qm_track_free(start + b * span->block_size, span->block_size);
+      }
+      i += span->slice_count > 0 ? span->slice_count : 1;
+    }
+  }
+#else
+  (void)h;
+#endif
+}
+
 void qm_heap_destroy(qm_heap_t *h) {
   if (h == NULL)
     return;
@@ -231,6 +271,7 @@ void qm_heap_destroy(qm_heap_t *h) {
   }
   /* From here on any call naming h is reported. Blocks waiting in the inbox die with their pages. */
   h->user_magic = 0;
+  track_discard(h);
   atomic_store_explicit(&h->inbox, NULL, memory_order_relaxed);
   _qm_heap_unlist(h); /* no other thread may look at its spans once they are discarded */
   qm_span_lock_enter(h);

@@ -2,7 +2,7 @@
  * the invariants written down in types.h. Tests call it through qm_heap_validate(); debug builds
  * may call it from anywhere. It reports each broken invariant on one line and never allocates.
  */
-#include "internal.h"
+#include "block-inl.h"
 #include "qmalloc.h"
 
 #if QM_VARIANT_DEBUG
@@ -58,7 +58,7 @@ static void validate_small_page(validation_t *v, qm_heap_t *heap, qm_page_t *pag
     CHECK(v, page[i].slice_offset == i * sizeof(qm_page_t), "page %p: slice %zu has a bad offset",
           (void *)page, i);
   size_t free_count = 0;
-  for (qm_block_t *b = page->free; b != NULL; b = b->next) {
+  for (qm_block_t *b = page->free; b != NULL; b = qm_block_next(page, b)) {
     const uint8_t *bp = (const uint8_t *)b;
     bool inside = bp >= start && bp < start + (size_t)page->capacity * page->block_size &&
                   (size_t)(bp - start) % page->block_size == 0;
@@ -177,7 +177,7 @@ bool _qm_heap_is_valid(qm_heap_t *heap) {
           "remote batch %zu: count %u disagrees with its chain", i, batch->count);
     uint32_t length = 0;
     const qm_block_t *block = batch->first;
-    for (; block != NULL && length < batch->count && block != batch->last; block = block->next)
+    for (; block != NULL && length < batch->count && block != batch->last; block = qm_link_get(block))
       length++;
     CHECK(&v, v.errors || batch->count == 0 || (block == batch->last && length + 1 == batch->count),
           "remote batch %zu: %u blocks counted, the chain holds another number", i, batch->count);

@@ -44,9 +44,14 @@ esac
 
 target=$(sed -n 's/^target \(0x[0-9a-fA-F]*\).*/\1/p' "$tmp/out" | head -n 1)
 [ -n "$target" ] || fail "the program did not print its target address"
+# Compared as text (lower case, no leading zeros): a report may also name a value above 2^63,
+# which shell arithmetic cannot hold.
+norm() {
+  printf '%s' "$1" | tr 'A-F' 'a-f' | sed 's/^0x0*/0x/'
+}
 found=0
 for addr in $(printf '%s\n' "$line" | grep -o '0x[0-9a-fA-F]*'); do
-  if [ $((addr)) -eq $((target)) ]; then
+  if [ "$(norm "$addr")" = "$(norm "$target")" ]; then
     found=1
   fi
 done
