@@ -81,7 +81,7 @@ _Static_assert(QM_STATS >= 0 && QM_STATS <= 2, "QM_STATS must be 0..2");
 #endif
 #define QM_SECURE QM_VARIANT_SECURE
 /* How many links of a page's free list a free walks looking for the block it frees (secure only). */
-#define QM_SECURE_FREE_WALK 4
+#define QM_SECURE_FREE_WALK 2
 
 /* Memory tools (track.h): QM_VALGRIND (CMake -DQMALLOC_VALGRIND=ON) tells memcheck about every block
  * with client requests; QM_ASAN_POISON (-DQMALLOC_ASAN_POISON=ON) poisons free and never-handed-out
