@@ -57,12 +57,13 @@ static inline void *qm_calloc_inline(size_t count, size_t size) {
 
 /* free by the owning thread of a block in a page with no flag set: a push onto the page's list.
  * A block in a segment of another thread goes to _qm_free_foreign; everything else (NULL, large
- * and huge blocks, full pages, pointers that are not ours) to _qm_free_generic. The segment map is consulted before the segment header
- * is read, so a foreign pointer is reported instead of faulting, and the check covers NULL too.
- * Freeing the block that is already first on the list is reported as a double free: it costs one
- * compare, and catches the most common double free (the secure build looks a few links further).
- * Links go through block-inl.h, which encodes them in the secure build; the qm_track_* hooks tell
- * memory tools about the block (track.h); both compile to the plain code otherwise. */
+ * and huge blocks, full pages, pointers that are not ours) to _qm_free_generic. The segment map is
+ * consulted before the segment header is read, so a foreign pointer is reported instead of
+ * faulting, and the check covers NULL too. Freeing the block that is already first on the list is
+ * reported as a double free: it costs one compare, and catches the most common double free (the
+ * secure build looks one link further). Links go through block-inl.h, which encodes them in the
+ * secure build; the qm_track_* hooks tell memory tools about the block (track.h); both compile to
+ * the plain code otherwise. */
 static inline void qm_free_inline(void *p) {
   if (qm_likely(qm_map_is_normal(p))) {
     qm_segment_t *segment = qm_segment_of_normal(p);

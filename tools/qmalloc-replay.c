@@ -561,8 +561,8 @@ static int replay_main(trace_t *trace, bool serial, bool do_touch, bool json) {
   } else {
     printf("replayed %" PRIu64 " calls of %s in %.3f s: %.0f calls/s, %u thread%s%s\n", calls, trace->path,
            seconds, rate, workers_used, workers_used == 1 ? "" : "s", serial ? " (--serial)" : "");
-    printf("peak RSS: %.1f MiB, %.1f MiB above the replayer's own tables and code\n", (double)peak_rss / 1048576.0,
-           (double)(peak_rss > baseline ? peak_rss - baseline : 0) / 1048576.0);
+    printf("peak RSS: %.1f MiB, %.1f MiB above the replayer's own tables and code\n",
+           (double)peak_rss / 1048576.0, (double)(peak_rss > baseline ? peak_rss - baseline : 0) / 1048576.0);
     if (skipped != 0)
       printf("skipped: %" PRIu64 " calls (failed when recorded, or on blocks the trace does not know)\n",
              skipped);
