@@ -254,6 +254,7 @@ bool _qm_heap_trim(qm_heap_t *heap) {
     qm_span_lock_leave(heap);
   }
   released |= _qm_segment_cache_trim();
+  released |= _qm_huge_cache_trim();
   return released;
 }
 

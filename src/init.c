@@ -94,19 +94,23 @@ void _qm_thread_key_set(qm_heap_t *heap) {
     pthread_setspecific(thread_key, heap);
 }
 
-/* Lock order: heap pool, then the segment layer's, then the arena and unmap locks of os.c. */
+/* Lock order: heap pool, then the segment layer's, the huge-mapping cache's, then the arena and
+ * unmap locks of os.c. */
 static void fork_prepare(void) {
   _qm_heap_fork_prepare();
   _qm_segment_fork_prepare();
+  _qm_huge_fork_prepare();
   _qm_os_fork_prepare();
 }
 static void fork_parent(void) {
   _qm_os_fork_parent();
+  _qm_huge_fork_parent();
   _qm_segment_fork_parent();
   _qm_heap_fork_parent();
 }
 static void fork_child(void) {
   _qm_os_fork_child();
+  _qm_huge_fork_child();
   _qm_segment_fork_child();
   _qm_heap_fork_child();
 }

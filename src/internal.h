@@ -441,6 +441,13 @@ void _qm_huge_release_listed(qm_heap_t *heap);
 void _qm_huge_free(qm_segment_t *segment, void *p);
 /* Resizes to new_size (> QM_LARGE_MAX); returns the block's new address or NULL (block intact). */
 void *_qm_huge_realloc(qm_segment_t *segment, void *p, size_t new_size);
+/* The cache of freed huge mappings: unmaps those cached for longer than the purge delay (decay
+ * passes), or all of them (malloc_trim; returns whether there were any). */
+void _qm_huge_cache_decay(uint64_t now);
+bool _qm_huge_cache_trim(void);
+void _qm_huge_fork_prepare(void);
+void _qm_huge_fork_parent(void);
+void _qm_huge_fork_child(void);
 
 /* ---------------------------------------------------------------------------------------------
  * heap.c

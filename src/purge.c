@@ -255,6 +255,7 @@ void _qm_heap_decay(qm_heap_t *heap, uint64_t now) {
   release_purged_segments(heap);
   qm_span_lock_leave(heap);
   _qm_segment_cache_decay(now);
+  _qm_huge_cache_decay(now);
   uint64_t due = atomic_load_explicit(&others_due_ns, memory_order_relaxed);
   if (now >= due && atomic_compare_exchange_strong_explicit(&others_due_ns, &due, now + interval * 2,
                                                             memory_order_relaxed, memory_order_relaxed))
