@@ -298,10 +298,14 @@ void _qm_huge_free(qm_segment_t *segment, void *p) {
     huge_list_unlink(owner, segment);
     _qm_unlock(&owner->huge_lock);
   }
-  if (owner == NULL && huge_cache_put(segment)) {
-    qm_counter_sub(&_qm_counters.huge_blocks, 1);
-    qm_stats_huge_free(segment->block_size);
-    return;
+  if (owner == NULL) {
+    /* Read before the put: once cached, another thread may take the mapping at any moment. */
+    size_t usable = segment->block_size;
+    if (huge_cache_put(segment)) {
+      qm_counter_sub(&_qm_counters.huge_blocks, 1);
+      qm_stats_huge_free(usable);
+      return;
+    }
   }
   huge_unmap(segment);
 }
