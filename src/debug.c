@@ -135,15 +135,6 @@ static _Atomic bool capture_ready;
 static uintptr_t own_text_start, own_text_end; /* frames in here are the allocator's own: skipped */
 static __thread bool tls_capturing __attribute__((tls_model("initial-exec")));
 
-static uint64_t mix64(uint64_t x) {
-  x ^= x >> 31;
-  x *= 0x7fb5d329728ea185ull;
-  x ^= x >> 27;
-  x *= 0x81dadef4bc2dd44dull;
-  x ^= x >> 33;
-  return x;
-}
-
 /* The site of blocks that backtrace() itself allocates (the unwinder it loads): they are the
  * debug layer's own, so the leak report leaves them out. */
 #define SITE_UNWINDER UINT32_MAX
@@ -164,7 +155,7 @@ static uint32_t capture_site(void) {
   uint32_t depth = (uint32_t)(n - first < SITE_FRAMES ? n - first : SITE_FRAMES);
   uint64_t hash = depth;
   for (uint32_t i = 0; i < depth; i++)
-    hash = mix64(hash ^ (uintptr_t)frames[first + i]);
+    hash = qm_mix64(hash ^ (uintptr_t)frames[first + i]);
   hash |= 1; /* 0 marks an empty slot */
   uint32_t found = 0;
   _qm_lock(&site_lock);
@@ -469,7 +460,7 @@ typedef struct stripe_s {
 static stripe_t stripes[REGISTRY_STRIPES];
 
 static stripe_t *stripe_of(const header_t *h) {
-  return &stripes[mix64((uintptr_t)h) & (REGISTRY_STRIPES - 1)];
+  return &stripes[qm_mix64((uintptr_t)h) & (REGISTRY_STRIPES - 1)];
 }
 
 static void registry_add(header_t *h) {

@@ -62,6 +62,17 @@ bool _qm_heap_is_valid(qm_heap_t *heap);
  * Small helpers
  * ------------------------------------------------------------------------------------------- */
 
+/* A 64-bit mixing function (splitmix64's finaliser): every input bit reaches every output bit.
+ * For hashing addresses and stacks and for seeding; not a cryptographic function. */
+static inline uint64_t qm_mix64(uint64_t x) {
+  x ^= x >> 30;
+  x *= 0xBF58476D1CE4E5B9ull;
+  x ^= x >> 27;
+  x *= 0x94D049BB133111EBull;
+  x ^= x >> 31;
+  return x;
+}
+
 static inline size_t qm_align_up(size_t n, size_t alignment) {
   return (n + alignment - 1) & ~(alignment - 1);
 }

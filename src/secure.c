@@ -14,16 +14,6 @@ _Static_assert(QM_SECURE, "secure.c belongs to the secure variant only");
 
 uintptr_t _qm_secure_secret;
 
-/* splitmix64's finaliser: spreads every input bit over the whole word. */
-static uint64_t mix64(uint64_t x) {
-  x ^= x >> 30;
-  x *= 0xBF58476D1CE4E5B9ull;
-  x ^= x >> 27;
-  x *= 0x94D049BB133111EBull;
-  x ^= x >> 31;
-  return x;
-}
-
 void _qm_secure_init(void) {
   uint64_t secret = 0;
   if (getrandom(&secret, sizeof secret, GRND_NONBLOCK) != (ssize_t)sizeof secret) {
@@ -31,9 +21,9 @@ void _qm_secure_init(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     uint64_t x = (uint64_t)t.tv_nsec ^ ((uint64_t)t.tv_sec << 32);
-    x = mix64(x ^ (uintptr_t)&secret);
-    x = mix64(x ^ (uintptr_t)&_qm_secure_secret);
-    secret = mix64(x ^ (uint64_t)_qm_os_getpid());
+    x = qm_mix64(x ^ (uintptr_t)&secret);
+    x = qm_mix64(x ^ (uintptr_t)&_qm_secure_secret);
+    secret = qm_mix64(x ^ (uint64_t)_qm_os_getpid());
   }
   _qm_secure_secret = (uintptr_t)secret;
 }
@@ -53,7 +43,7 @@ void _qm_secure_bad_link(const qm_page_t *page, const void *block, uintptr_t nex
 static uint64_t heap_random(qm_heap_t *heap) {
   uint64_t x = heap->random;
   if (qm_unlikely(x == 0))
-    x = mix64(_qm_secure_secret ^ (uintptr_t)heap ^ _qm_os_now_ns()) | 1;
+    x = qm_mix64(_qm_secure_secret ^ (uintptr_t)heap ^ _qm_os_now_ns()) | 1;
   x ^= x >> 12;
   x ^= x << 25;
   x ^= x >> 27;
