@@ -1,17 +1,23 @@
 /* profile.c - the sampling heap profiler of libqmalloc-profile.so: a call stack captured roughly
  * every QMALLOC_PROFILE_SAMPLE bytes allocated, a table of the stacks seen with the bytes and
- * allocations they stand for, and the two ways out: qm_profile_dump (folded stacks, the text that
- * flame-graph tools read) and the "profile" member of the memory report (report.c).
+ * allocations they stand for, an estimate of the requests per size class, and the two ways out:
+ * qm_profile_dump (folded stacks, the text that flame-graph tools read) and the "profile" member of
+ * the memory report (report.c).
  *
  * Only the profiling variant (QM_VARIANT_PROFILE) has any of this; other builds export a
  * qm_profile_dump that says ENOTSUP.
  *
  * Sampling. Each thread counts down the bytes it allocates (qm_profile_alloc, inlined at the entry
- * points: one subtraction in TLS). When the count runs out, _qm_profile_sample takes a stack with
- * backtrace() and draws the next count uniformly from [1, 2N), N being the sampling interval, so
- * that periodic allocation patterns do not alias with it. An allocation of s bytes is then sampled
- * with probability about min(1, s/N); a sample stands for max(s, N) bytes and max(1, N/s)
- * allocations, which makes the sums unbiased estimates of what each stack allocated.
+ * points: one subtraction in TLS). When the count runs out, _qm_profile_sample records the size of
+ * the allocation that ran it out and draws the next count uniformly from [1, 2M), M being the size
+ * interval (SIZE_INTERVAL_MAX, or N if smaller), so that periodic allocation patterns do not alias
+ * with it. An allocation of s bytes is then sampled with probability about min(1, s/M); a sample
+ * stands for max(s, M) bytes and max(1, M/s) allocations, which makes the sums per size class
+ * unbiased estimates of the requests and bytes requested (the report's histogram and rounding
+ * waste, which the fast paths therefore do not count: the variant keeps the statistics level of the
+ * default build). Of these size samples, one in about N/M (precisely: with probability
+ * min(1, s/N) / min(1, s/M)) also takes a stack with backtrace(), so that a stack is taken with
+ * probability about min(1, s/N) and stands for max(s, N) bytes and max(1, N/s) allocations.
  *
  * Re-entry: backtrace() allocates the first time it is called (it loads the unwinder), so it is
  * called once when profiling starts, and a thread inside the profiler (busy) is never sampled.
@@ -37,10 +43,23 @@ __thread qm_profile_thread_t _qm_profile_thread __attribute__((tls_model("initia
 #define STACK_FILL_MAX 6144  /* stacks kept; samples of further stacks go to the overflow entry */
 #define UNDECIDED_STEP 65536 /* countdown of a thread that allocates before profiling starts */
 #define JSON_TOP 1000        /* stacks in the report: the top ones by bytes and by count */
+/* The size interval M: small enough that every size class of a program that allocates some
+ * megabytes gets samples, large enough that the sampling call stays rare (one per 16 KiB allocated:
+ * every 1,024th malloc of 16 bytes). */
+#define SIZE_INTERVAL_MAX 16384
+/* Allocations a size sample stands for are kept in 1/2^COUNT_SHIFT units (M/s is rarely whole). */
+#define COUNT_SHIFT 10
 
 enum { PROFILE_UNDECIDED = 0, PROFILE_ON = 1, PROFILE_OFF = 2 };
 static _Atomic int profile_state;
-static uint64_t sample_bytes; /* N, the mean bytes between samples; set before the state is ON */
+static uint64_t sample_bytes;  /* N, the mean bytes between stacks; set before the state is ON */
+static uint64_t size_interval; /* M = min(N, SIZE_INTERVAL_MAX), the mean bytes between size samples */
+
+/* The estimated requests per row of the statistics (small classes, then large, then huge): the
+ * allocations (in 1/2^COUNT_SHIFT units) and the bytes requested that the size samples stand for.
+ * Relaxed atomics: a sample is rare, and threads seldom meet on one row. */
+static _Atomic uint64_t size_requests[QM_STATS_ROWS];
+static _Atomic uint64_t size_bytes[QM_STATS_ROWS];
 
 /* One call stack and what its samples stand for. Invariants: depth <= PROFILE_DEPTH; hash is the
  * hash of frames[0..depth); an entry with samples == 0 is free. frames[0] is the innermost. */
@@ -77,7 +96,26 @@ static uint64_t next_random(qm_profile_thread_t *thread) {
 }
 
 static int64_t next_interval(qm_profile_thread_t *thread) {
-  return (int64_t)(1 + next_random(thread) % (2 * sample_bytes - 1));
+  return (int64_t)(1 + next_random(thread) % (2 * size_interval - 1));
+}
+
+static size_t size_row(size_t size) {
+  if (size <= QM_SMALL_MAX)
+    return qm_size_class(size);
+  return size <= QM_LARGE_MAX ? QM_STATS_ROW_LARGE : QM_STATS_ROW_HUGE;
+}
+
+/* A size sample: adds what it stands for to its row, and says whether to take its stack too. */
+static bool record_size(qm_profile_thread_t *thread, size_t size) {
+  uint64_t s = size == 0 ? 1 : size;
+  uint64_t m = size_interval;
+  uint64_t requests = s < m ? (m << COUNT_SHIFT) / s : (uint64_t)1 << COUNT_SHIFT;
+  size_t row = size_row(size);
+  atomic_fetch_add_explicit(&size_requests[row], requests, memory_order_relaxed);
+  atomic_fetch_add_explicit(&size_bytes[row], s < m ? m : s, memory_order_relaxed);
+  /* Take the stack with probability min(1, s/N) / min(1, s/M), which is at most 1 as M <= N. */
+  double wanted = (s < sample_bytes ? (double)s / (double)sample_bytes : 1.0) / (s < m ? (double)s / (double)m : 1.0);
+  return wanted >= 1.0 || (double)(next_random(thread) >> 11) * 0x1p-53 < wanted;
 }
 
 static uint64_t hash_frames(void *const *frames, size_t depth) {
@@ -141,7 +179,7 @@ void _qm_profile_sample(size_t size) {
     return;
   }
   thread->countdown = next_interval(thread);
-  if (thread->busy)
+  if (thread->busy || !record_size(thread, size))
     return;
   thread->busy = 1;
   void *frames[PROFILE_DEPTH];
@@ -165,6 +203,7 @@ __attribute__((constructor)) static void profile_start(void) {
     return;
   }
   sample_bytes = interval;
+  size_interval = interval < SIZE_INTERVAL_MAX ? interval : SIZE_INTERVAL_MAX;
   pthread_atfork(fork_prepare, fork_release, fork_release);
   /* backtrace() loads the unwinder, with malloc, on its first call: get that done now. */
   qm_profile_thread_t *thread = &_qm_profile_thread;
@@ -341,13 +380,27 @@ int qm_profile_dump(FILE *file) {
   return result;
 }
 
+/* The estimated requests per statistics row, as "sizes": [[requests, bytes requested], ...]. */
+static void write_sizes(FILE *file) {
+  fprintf(file, "\"sizes\": [");
+  for (size_t r = 0; r < QM_STATS_ROWS; r++) {
+    uint64_t requests = atomic_load_explicit(&size_requests[r], memory_order_relaxed);
+    uint64_t bytes = atomic_load_explicit(&size_bytes[r], memory_order_relaxed);
+    fprintf(file, "%s[%" PRIu64 ",%" PRIu64 "]", r ? "," : "",
+            (requests + ((uint64_t)1 << (COUNT_SHIFT - 1))) >> COUNT_SHIFT, bytes);
+  }
+  fprintf(file, "], ");
+}
+
 void _qm_profile_json(FILE *file) {
   qm_profile_thread_t *thread = &_qm_profile_thread;
   thread->busy++;
-  fprintf(file, "{\"enabled\": %s, \"sample_bytes\": %" PRIu64 ", ", _qm_profile_enabled() ? "true" : "false",
-          _qm_profile_enabled() ? sample_bytes : 0);
+  bool enabled = _qm_profile_enabled();
+  fprintf(file, "{\"enabled\": %s, \"sample_bytes\": %" PRIu64 ", \"size_sample_bytes\": %" PRIu64 ", ",
+          enabled ? "true" : "false", enabled ? sample_bytes : 0, enabled ? size_interval : 0);
+  write_sizes(file);
   output_t out;
-  if (!_qm_profile_enabled() || !output_open(&out)) {
+  if (!enabled || !output_open(&out)) {
     fprintf(file, "\"samples\": 0, \"stacks\": []}");
     thread->busy--;
     return;

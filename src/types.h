@@ -61,15 +61,12 @@ _Static_assert(QM_DEBUG >= 0 && QM_DEBUG <= 3, "QM_DEBUG must be 0..3");
 _Static_assert(QM_STATS >= 0 && QM_STATS <= 2, "QM_STATS must be 0..2");
 
 /* QM_VARIANT_PROFILE: the profiling variant of the library (libqmalloc-profile.so, built with
- * qm_add_variant; docs/REPORT.md). It samples allocation call stacks on the malloc entry points and
- * can write an HTML memory report at exit. Its report draws requests and waste per size class, so it
- * counts them: the variant is always built at statistics level 2. */
+ * qm_add_variant; docs/REPORT.md). It samples allocation sizes and call stacks on the malloc entry
+ * points and can write an HTML memory report at exit. It keeps the statistics level it is built with
+ * (1 by default): the report's requests and waste per size class are estimated from the samples,
+ * so that the fast paths carry only the sampling countdown. */
 #ifndef QM_VARIANT_PROFILE
 #define QM_VARIANT_PROFILE 0
-#endif
-#if QM_VARIANT_PROFILE && QM_STATS < 2
-#undef QM_STATS
-#define QM_STATS 2
 #endif
 /* QM_SECURE: the hardened variant (libqmalloc-secure.so, built with QM_VARIANT_SECURE=1). Free-list
  * links are stored encoded and checked when decoded, pages hand out fresh blocks in a random order,

@@ -33,6 +33,18 @@ fi
 # The time series has more than the first and last points (the program runs for ~0.4 s).
 points=$(sed -n 's/.*"t_ms": \[\([0-9,]*\)\].*/\1/p' "$html" | tr ',' '\n' | wc -l)
 [ "$points" -ge 3 ] || fail "only $points points in the time series"
+# The request sizes, estimated from size samples (statistics level 1): the 512-byte class (row 23)
+# has the program's 132,000 requests of 500 bytes, within sampling noise (about 4,000 samples: 2%).
+sizes=$(grep -o '"sizes": [][0-9,]*' "$html" | head -n1 | sed 's/^"sizes": //' | sed 's/^\[\[//; s/\]\]$//; s/\],\[/\n/g')
+[ "$(printf '%s\n' "$sizes" | wc -l)" -ge 80 ] || fail "no size estimates per class in the profile"
+row23=$(printf '%s\n' "$sizes" | sed -n 24p)
+requests=${row23%%,*}
+bytes=${row23#*,}
+[ "$requests" -ge 110000 ] && [ "$requests" -le 155000 ] ||
+  fail "estimated requests of the 512-byte class: $requests, not near 132000"
+[ "$bytes" -ge 55000000 ] && [ "$bytes" -le 77500000 ] ||
+  fail "estimated bytes requested in the 512-byte class: $bytes, not near 66000000"
+printf 'size estimate: %s requests, %s bytes in the 512-byte class (132000, 66000000)\n' "$requests" "$bytes"
 # The heap map at the peak: the program holds ~22 MiB (6 segments) at once for 3 x 60 ms; the bound is
 # low so that a sampler starved by a loaded machine, which sees less of it, does not fail the test.
 segments=$(grep -o '"address": "0x' "$html" | wc -l)
