@@ -5,7 +5,8 @@
  * and leaves everything else to one out-of-line function reached by a tail call.
  * Size (x86-64, gcc 12 -O2, docs/DESIGN.md lists them): malloc 15 instructions, free 27. The
  * qm_stats_* hooks are empty unless the library is built with QM_STATS 2 (types.h), and
- * qm_profile_alloc unless it is the profiling variant (QM_VARIANT_PROFILE).
+ * qm_profile_due is false unless it is the profiling variant (QM_VARIANT_PROFILE), where a due
+ * sample leaves the fast path by a tail call, so the fast path needs no stack frame for it.
  */
 #ifndef QM_ALLOC_INL_H
 #define QM_ALLOC_INL_H
@@ -14,7 +15,8 @@
 
 /* malloc for sizes up to QM_DIRECT_MAX: one TLS load, two loads, a pop. */
 static inline void *qm_malloc_inline(size_t size) {
-  qm_profile_alloc(size); /* the profiling variant only: nothing in other builds */
+  if (qm_profile_due(size)) /* the profiling variant only: nothing in other builds */
+    return _qm_malloc_sampled(size, false);
   qm_heap_t *heap = _qm_tls_heap;
   if (qm_likely(size <= QM_DIRECT_MAX)) {
     qm_page_t *page = heap->direct[(size + 15) >> 4];
@@ -34,7 +36,8 @@ static inline void *qm_calloc_inline(size_t count, size_t size) {
   size_t total;
   if (qm_unlikely(__builtin_mul_overflow(count, size, &total)))
     return _qm_malloc_generic(SIZE_MAX, _qm_tls_heap, true);
-  qm_profile_alloc(total);
+  if (qm_profile_due(total))
+    return _qm_malloc_sampled(total, true);
   qm_heap_t *heap = _qm_tls_heap;
   if (qm_likely(total <= QM_DIRECT_MAX)) {
     qm_page_t *page = heap->direct[(total + 15) >> 4];

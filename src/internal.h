@@ -735,10 +735,17 @@ typedef struct qm_profile_thread_s {
 extern __thread qm_profile_thread_t _qm_profile_thread __attribute__((tls_model("initial-exec")));
 /* The countdown ran out: records a sample of `size` bytes (or arms the thread's countdown). */
 void _qm_profile_sample(size_t size);
-/* Counts an allocation of `size` bytes at an entry point: one subtraction in this thread's TLS. */
-static inline void qm_profile_alloc(size_t size) {
+/* Counts an allocation of `size` bytes at an entry point: one subtraction in this thread's TLS.
+ * True when the countdown ran out: the caller then serves the request with _qm_malloc_sampled. */
+static inline bool qm_profile_due(size_t size) {
   qm_profile_thread_t *thread = &_qm_profile_thread;
-  if (qm_unlikely((thread->countdown -= (int64_t)size) < 0))
+  return qm_unlikely((thread->countdown -= (int64_t)size) < 0);
+}
+/* Samples the allocation (_qm_profile_sample), then serves it on the generic path. */
+void *_qm_malloc_sampled(size_t size, bool zero);
+/* The same for entry points that go on to their own path (aligned allocations). */
+static inline void qm_profile_alloc(size_t size) {
+  if (qm_profile_due(size))
     _qm_profile_sample(size);
 }
 /* The profile as the "profile" member of the report's JSON (report.c). Call with no lock held. */
@@ -746,6 +753,14 @@ void _qm_profile_json(FILE *out);
 /* Whether stacks are being sampled, and the mean bytes between samples. */
 bool _qm_profile_enabled(void);
 #else
+static inline bool qm_profile_due(size_t size) {
+  (void)size;
+  return false;
+}
+static inline void *_qm_malloc_sampled(size_t size, bool zero) {
+  (void)size, (void)zero;
+  return NULL; /* never called: qm_profile_due is false */
+}
 static inline void qm_profile_alloc(size_t size) { (void)size; }
 #endif
 

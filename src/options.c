@@ -99,7 +99,7 @@ static const option_desc_t option_table[] = {
     {"QMALLOC_REPORT", OPTION_STRING, FIELD(report), 0, 0, 0, NULL, AT_START, "profile",
      "`libqmalloc-profile.so` (`qmalloc-run --report FILE`): write an HTML memory report to this path when "
      "the process exits (`%p` in it becomes the process id); other builds warn that it has no effect"},
-    {"QMALLOC_PROFILE_SAMPLE", OPTION_SIZE, FIELD(profile_sample), 512 * 1024, 0, TiB, NULL, AT_START,
+    {"QMALLOC_PROFILE_SAMPLE", OPTION_SIZE, FIELD(profile_sample), 2 * 1024 * 1024, 0, TiB, NULL, AT_START,
      "profile",
      "`libqmalloc-profile.so`: mean bytes allocated between two sampled call stacks (0: no sampling); other "
      "builds warn that it has no effect"},

@@ -44,9 +44,9 @@ __thread qm_profile_thread_t _qm_profile_thread __attribute__((tls_model("initia
 #define UNDECIDED_STEP 65536 /* countdown of a thread that allocates before profiling starts */
 #define JSON_TOP 1000        /* stacks in the report: the top ones by bytes and by count */
 /* The size interval M: small enough that every size class of a program that allocates some
- * megabytes gets samples, large enough that the sampling call stays rare (one per 16 KiB allocated:
- * every 1,024th malloc of 16 bytes). */
-#define SIZE_INTERVAL_MAX 16384
+ * megabytes gets samples, large enough that the sampling call stays rare (one per 32 KiB allocated:
+ * every 2,048th malloc of 16 bytes). */
+#define SIZE_INTERVAL_MAX 32768
 /* Allocations a size sample stands for are kept in 1/2^COUNT_SHIFT units (M/s is rarely whole). */
 #define COUNT_SHIFT 10
 
@@ -187,6 +187,11 @@ void _qm_profile_sample(size_t size) {
   if (depth > 0)
     record(frames, (size_t)depth, size);
   thread->busy = 0;
+}
+
+void *_qm_malloc_sampled(size_t size, bool zero) {
+  _qm_profile_sample(size);
+  return _qm_malloc_generic(size, _qm_tls_heap, zero);
 }
 
 /* A forked child must not find the table locked by a thread that does not exist in it. */
