@@ -64,7 +64,7 @@ WORKLOADS = ("churn", "tight", "larson", "prodcons", "cache-thrash", "cache-scra
 PROGRAMS = ("python", "python-malloc", "cc")
 PYTHON_SCRIPT, CC_SCRIPT = "python-objects.py", "cc-build.sh"
 # cc: (optimisation, how many of the library's sources, in the order of CMakeLists.txt) per size.
-CC_PLAN = {"tiny": ("-O0", 1), "quick": ("-O2", 4), "full": ("-O2", None)}
+CC_PLAN = {"tiny": ("-O0", 1), "quick": ("-O2", 2), "full": ("-O2", None)}
 CC_OPTIONS = ("-fPIC", "-fvisibility=hidden", "-DQM_OVERRIDE=1", "-Iinclude", "-Isrc")
 SCALING_WORKLOAD, SCALING_THREADS = "larson", (1, 2, 4, 8)
 MAIN_THREADS = 2  # the main table's larson row, which is also the 2-thread point of the scaling
