@@ -15,9 +15,9 @@ Each workload program qmb-<name> prints one JSON line on stdout. Three more work
 programs (programs/ beside this script): `python` runs an allocation-heavy Python script with
 Python's own small-object allocator, `python-malloc` the same with PYTHONMALLOC=malloc, `cc`
 compiles qmalloc's own sources with gcc, one file after another; their time is the wall time of the
-whole program, and they are skipped, with a note, where python3 or gcc is missing. Every run is also measured from
-the outside: wall time around the process, and its peak RSS and minor page faults from wait4. The
-allocator comes in with LD_PRELOAD (glibc: nothing preloaded). Runs are interleaved: each
+whole program, and they are skipped, with a note, where python3 or gcc is missing. Every run is also
+measured from the outside: wall time around the process, and its peak RSS and minor page faults from
+wait4. The allocator comes in with LD_PRELOAD (glibc: nothing preloaded). Runs are interleaved: each
 repetition runs every workload under every allocator, in an allocator order rotated from one
 repetition to the next, so slow drifts of the machine spread over all allocators alike. Reported
 values are medians over the repetitions, with min and max; a ratio compares a median with the best
