@@ -11,9 +11,13 @@ mimalloc, and writes tables and charts comparing them.
     qmalloc-bench --trace=FILE    adds the workload replay:<name>: qmalloc-replay replaying FILE,
                                   a trace recorded with `qmalloc-run --trace FILE` (repeatable)
 
-Each workload program qmb-<name> prints one JSON line on stdout. Every run is also measured from
-the outside: wall time around the process, and its peak RSS and minor page faults from wait4. The
-allocator comes in with LD_PRELOAD (glibc: nothing preloaded). Runs are interleaved: each
+Each workload program qmb-<name> prints one JSON line on stdout. Three more workloads are real
+programs (programs/ beside this script): `python` runs an allocation-heavy Python script with
+Python's own small-object allocator, `python-malloc` the same with PYTHONMALLOC=malloc, `cc`
+compiles qmalloc's own sources with gcc, one file after another; their time is the wall time of the
+whole program, and they are skipped, with a note, where python3 or gcc is missing. Every run is also
+measured from the outside: wall time around the process, and its peak RSS and minor page faults from
+wait4. The allocator comes in with LD_PRELOAD (glibc: nothing preloaded). Runs are interleaved: each
 repetition runs every workload under every allocator, in an allocator order rotated from one
 repetition to the next, so slow drifts of the machine spread over all allocators alike. Reported
 values are medians over the repetitions, with min and max; a ratio compares a median with the best
@@ -51,9 +55,17 @@ import time
 # they stay unfilled, and the script looks for a build in <source>/build.
 CONFIGURED_BENCH_DIR = "@QMB_REL_BENCH_DIR@"
 CONFIGURED_LIB_DIR = "@QMB_REL_LIB_DIR@"
+# The qmalloc source tree the build was made from, whose sources the cc workload compiles.
+CONFIGURED_SOURCE_DIR = "@QMB_SOURCE_DIR@"
 
 WORKLOADS = ("churn", "tight", "larson", "prodcons", "cache-thrash", "cache-scratch", "lifetimes",
              "realloc", "large", "frag")
+# Real programs measured like the workloads (see program_runs); their scripts live in programs/.
+PROGRAMS = ("python", "python-malloc", "cc")
+PYTHON_SCRIPT, CC_SCRIPT = "python-objects.py", "cc-build.sh"
+# cc: (optimisation, how many of the library's sources, in the order of CMakeLists.txt) per size.
+CC_PLAN = {"tiny": ("-O0", 1), "quick": ("-O2", 2), "full": ("-O2", None)}
+CC_OPTIONS = ("-fPIC", "-fvisibility=hidden", "-DQM_OVERRIDE=1", "-Iinclude", "-Isrc")
 SCALING_WORKLOAD, SCALING_THREADS = "larson", (1, 2, 4, 8)
 MAIN_THREADS = 2  # the main table's larson row, which is also the 2-thread point of the scaling
 ALLOCATORS = ("qmalloc", "glibc", "jemalloc", "tcmalloc", "mimalloc")
@@ -139,6 +151,68 @@ def replay_runs(args, bench_dir):
         runs.append({"key": key, "workload": key, "threads": None, "kind": "replay",
                      "cmd": [replay, "--json", os.path.abspath(path)]})
     return runs
+
+
+def find_program_script(bench_dir, name):
+    """A script of programs/: beside the workload programs (build tree, installed), else beside
+    this script (source tree)."""
+    for directory in [os.path.join(bench_dir, "programs")] + relative_to_script("programs"):
+        if os.path.isfile(os.path.join(directory, name)):
+            return os.path.realpath(os.path.join(directory, name))
+    return None
+
+
+def find_source_dir(args):
+    """The qmalloc source tree: --source-dir, else the one the build was configured from, else the
+    tree this script lies in. None when none of them holds the library's sources."""
+    candidates = [args.source_dir] if args.source_dir else relative_to_script(CONFIGURED_SOURCE_DIR, "..")
+    return next((os.path.realpath(d) for d in candidates
+                 if os.path.isfile(os.path.join(d, "CMakeLists.txt")) and os.path.isdir(os.path.join(d, "src"))),
+                None)
+
+
+def library_sources(source_dir):
+    """The C files of the default library, in the order of QM_SOURCES in CMakeLists.txt, with the
+    malloc override: the variants' own files (debug, secure, report) need their own definitions."""
+    listing = re.search(r"set\(QM_SOURCES\s(.*?)\)", read_file(os.path.join(source_dir, "CMakeLists.txt")), re.S)
+    files = listing.group(1).split() if listing else []
+    files += [] if "src/override.c" in files else ["src/override.c"]
+    return [f for f in files if f.endswith(".c") and os.path.isfile(os.path.join(source_dir, f))]
+
+
+def program_runs(args, bench_dir, names):
+    """The runs of the real programs among names, and a note for each one that cannot run here.
+
+    python: the interpreter that runs this script (its real path, not a wrapper such as a pyenv
+    shim, which would run under the allocator too), isolated from the user's site directory, with
+    a fixed hash seed so that every run makes the same objects. cc: gcc on the PATH, run by
+    cc-build.sh, a shell that waits for each compiler, so that wait4 reports the peak RSS of the
+    largest compiler process (see cc-build.sh)."""
+    runs, notes = [], []
+    for name in names:
+        run = {"key": name, "workload": name, "threads": None, "kind": "program"}
+        if name.startswith("python"):
+            python, script = os.path.realpath(sys.executable), find_program_script(bench_dir, PYTHON_SCRIPT)
+            if not script:
+                notes.append(f"{name}: {PYTHON_SCRIPT} not found")
+                continue
+            seed = [f"--seed={args.seed}"] if args.seed is not None else []
+            run.update(cmd=[python, "-s", "-B", script, f"--size={args.size}", f"--name={name}"] + seed,
+                       env={"PYTHONHASHSEED": "0", "PYTHONMALLOC": "malloc" if name == "python-malloc" else "pymalloc"})
+        else:
+            compiler, script = shutil.which("gcc"), find_program_script(bench_dir, CC_SCRIPT)
+            source_dir = find_source_dir(args)
+            sources = library_sources(source_dir) if source_dir else []
+            if not compiler or not script or not sources:
+                notes.append(f"{name}: " + ("gcc is not on the PATH" if not compiler else
+                                            f"{CC_SCRIPT} not found" if not script else
+                                            "no qmalloc source tree to compile (name it with --source-dir)"))
+                continue
+            optimisation, count = CC_PLAN[args.size]
+            run["cmd"] = ["/bin/sh", script, name, compiler, source_dir, optimisation, *CC_OPTIONS, "--",
+                          *sources[:count]]
+        runs.append(run)
+    return runs, notes
 
 
 def find_qmalloc_lib(args, bench_dir):
@@ -297,10 +371,10 @@ def become_subreaper():
         return False
 
 
-def start_program(cmd, library, out, err):
-    """Starts cmd in a new process group with library preloaded (None: nothing). Returns the
-    program's pid and its process group."""
-    env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+def start_program(cmd, library, out, err, extra_env=None):
+    """Starts cmd in a new process group with library preloaded (None: nothing) and extra_env added
+    to its environment. Returns the program's pid and its process group."""
+    env = dict({k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}, **(extra_env or {}))
     if not SUBREAPER:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True,
                                 env=dict(env, LD_PRELOAD=library) if library else env)
@@ -318,12 +392,14 @@ def start_program(cmd, library, out, err):
     return pid, shell.pid
 
 
-def run_program(cmd, library, timeout):
+def run_program(cmd, library, timeout, extra_env=None):
     """Runs cmd with library preloaded; kills its process group after timeout seconds. Returns the
-    exit status (negative: signal), wall time, the program's own rusage and its output."""
+    exit status (negative: signal), wall time, the program's own rusage and its output. The rusage
+    of wait4 also covers the children the program waited for: ru_maxrss is the largest resident
+    set of any process of the tree, the page faults are their sum."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         start = time.monotonic()
-        pid, group = start_program(cmd, library, out, err)
+        pid, group = start_program(cmd, library, out, err, extra_env)
         expired = threading.Event()
 
         def kill_group():
@@ -352,8 +428,9 @@ def run_program(cmd, library, timeout):
                 "stdout": out.read().decode(errors="replace"), "stderr": err.read().decode(errors="replace")}
 
 
-def parse_json_line(stdout, workload=None):
-    """(the one JSON object a program printed, None) or (None, what is wrong with its output)."""
+def parse_json_line(stdout, workload=None, required=("ops", "seconds")):
+    """(the one JSON object a program printed, None) or (None, what is wrong with its output).
+    With workload, the object must name it and hold a number in each of the required fields."""
     lines = [line for line in stdout.splitlines() if line.strip()]
     if len(lines) != 1:
         return None, f"expected one JSON line on stdout, got {len(lines)} lines"
@@ -365,13 +442,13 @@ def parse_json_line(stdout, workload=None):
         return None, "the JSON on stdout is not an object"
     if workload and result.get("workload") != workload:
         return None, f"the JSON names workload {result.get('workload')!r}, expected {workload!r}"
-    missing = [f for f in ("ops", "seconds") if workload and not isinstance(result.get(f), (int, float))]
+    missing = [f for f in required if workload and not isinstance(result.get(f), (int, float))]
     return (None, f"the JSON lacks a numeric '{missing[0]}'") if missing else (result, None)
 
 
 def measure(task, allocators, timeout):
     """Runs one task of the plan (see plan_suite) and returns its record."""
-    raw = run_program(task["cmd"], allocators[task["allocator"]], timeout)
+    raw = run_program(task["cmd"], allocators[task["allocator"]], timeout, task.get("env"))
     record = {k: task[k] for k in ("key", "workload", "threads", "allocator", "rep")}
     record.update({k: raw[k] for k in ("exit", "wall_s", "maxrss_kib", "minflt", "majflt")})
     result, error = None, None
@@ -379,6 +456,11 @@ def measure(task, allocators, timeout):
         error = f"timed out after {timeout:g} s"
     elif raw["exit"] != 0:
         error = f"exit status {raw['exit']}"
+    elif task["kind"] == "program":
+        # A real program has no clock of its own around a measured phase: its time is all of it.
+        result, error = parse_json_line(raw["stdout"], task["workload"], required=("ops",))
+        if result is not None:
+            result["seconds"] = raw["wall_s"]
     else:
         result, error = parse_json_line(raw["stdout"], task["workload"] if task["kind"] == "workload" else None)
     record.update({"ok": error is None, "error": error, "result": result})
@@ -390,14 +472,20 @@ def measure(task, allocators, timeout):
 # ---- The suite: plan, progress, execution ----
 
 def select_workloads(args, bench_dir):
-    names = args.workloads.split(",") if args.workloads else list(WORKLOADS)
+    """The workload programs to run, and the runs of the real programs (see program_runs). A real
+    program that cannot run here is skipped with a note, even when named with --workloads."""
+    names = args.workloads.split(",") if args.workloads else list(WORKLOADS + PROGRAMS)
+    programs, notes = program_runs(args, bench_dir, [w for w in names if w in PROGRAMS])
+    names = [w for w in names if w not in PROGRAMS]
     present = [w for w in names if os.access(os.path.join(bench_dir, f"qmb-{w}"), os.X_OK)]
     absent = [w for w in names if w not in present]
     if absent and args.workloads:
         die(f"workload programs not found in {bench_dir}: {', '.join('qmb-' + w for w in absent)}")
     if absent:
         note(f"not built, skipped: {', '.join(absent)}")
-    return present or die(f"no workload program in {bench_dir}")
+    if notes:
+        note(f"skipped: {'; '.join(notes)}")
+    return (present, programs) if present or programs else die(f"no workload program in {bench_dir}")
 
 
 def plan_suite(args, bench_dir, workloads, allocators, extra_runs=()):
@@ -588,8 +676,8 @@ def markdown_report(doc):
     lines += ["", "Cells: median over the repetitions (ratio to the best median of the row, 1.00x = best) "
               "±half the min-max range as a percentage of the median; the best median in bold.", ""]
     for title, explanation, metric, fmt in (
-            ("Time of the measured phase", "The workload's own clock around its measured work (`seconds`).",
-             "seconds", "seconds"),
+            ("Time of the measured phase", "The workload's own clock around its measured work (`seconds`); "
+             "for the real programs (python, cc) the wall time of the whole program.", "seconds", "seconds"),
             ("Wall time", "The whole process, from start to exit, timed by the runner.", "wall_s", "seconds"),
             ("Peak RSS", "The largest resident set of the process (`ru_maxrss` from wait4).", "peak_rss_bytes",
              "bytes"),
@@ -895,7 +983,7 @@ def parse_args(argv):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add = parser.add_argument
     add("--allocators", help=f"comma-separated subset of {','.join(ALLOCATORS)} (default: all found)")
-    add("--workloads", help=f"comma-separated subset of {','.join(WORKLOADS)} (default: all built)")
+    add("--workloads", help=f"comma-separated subset of {','.join(WORKLOADS + PROGRAMS)} (default: all built)")
     add("--reps", type=int, help="repetitions (default 5; 1 with --smoke)")
     add("--size", choices=("tiny", "quick", "full"), help="workload size (default full)")
     add("--quick", action="store_true", help="--size=quick (also QUICK=1 in the environment)")
@@ -973,10 +1061,11 @@ def main(argv):
     if args.fastpath:
         return fastpath_main(args, allocators, bench_dir, outdir, header)
 
-    header["config"]["workloads"] = select_workloads(args, bench_dir)
-    replays = replay_runs(args, bench_dir)
-    plan = plan_suite(args, bench_dir, header["config"]["workloads"], allocators, replays)
-    header["config"]["workloads"] += [run["key"] for run in replays]
+    header["config"]["workloads"], programs = select_workloads(args, bench_dir)
+    extra_runs = programs + replay_runs(args, bench_dir)
+    plan = plan_suite(args, bench_dir, header["config"]["workloads"], allocators, extra_runs)
+    header["config"]["workloads"] += [run["key"] for run in extra_runs]
+    header["config"]["programs"] = {run["key"]: {"cmd": run["cmd"], "env": run.get("env", {})} for run in programs}
     records = execute(plan, allocators, args)
     doc = dict(header, finished=datetime.datetime.now().isoformat(timespec="seconds"), runs=records,
                summary=summarise(records), complete=len(records) == len(plan))

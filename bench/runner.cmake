@@ -3,7 +3,8 @@
 # (bin/qmalloc-bench) and of the workload programs (libexec/qmalloc/bench/).
 #
 # Included at the end of bench/CMakeLists.txt, which defines a target qmb-<name> per workload, lists
-# the names in QMB_WORKLOADS, and may define qmb-fastpath. The runner is configured twice over from
+# the names in QMB_WORKLOADS, and may define qmb-fastpath. The real programs (python, python-malloc,
+# cc) need no build: their scripts in programs/ are copied beside the workload programs. The runner is configured twice over from
 # qmalloc-bench.py: into the build tree next to the workload programs (where it finds them, and
 # libqmalloc.so one directory up), and, with the same text, for the install, where it finds both
 # through the relative paths from the bin directory computed here.
@@ -15,6 +16,8 @@ file(RELATIVE_PATH QMB_REL_LIB_DIR "${CMAKE_INSTALL_FULL_BINDIR}" "${CMAKE_INSTA
 if(QMB_REL_LIB_DIR STREQUAL "")
   set(QMB_REL_LIB_DIR ".")
 endif()
+set(QMB_SOURCE_DIR "${PROJECT_SOURCE_DIR}") # the cc workload compiles the library's sources from here
+set(QMB_REAL_PROGRAMS python python-malloc cc)
 
 # configure_file cannot set permissions before CMake 3.19: configure into a staging directory, then copy.
 set(QMB_STAGE "${PROJECT_BINARY_DIR}/CMakeFiles/qmalloc-bench-stage")
@@ -22,6 +25,13 @@ configure_file("${CMAKE_CURRENT_LIST_DIR}/qmalloc-bench.py" "${QMB_STAGE}/qmallo
 file(COPY "${QMB_STAGE}/qmalloc-bench" "${CMAKE_CURRENT_LIST_DIR}/install-peers.sh" DESTINATION "${QMB_BUILD_DIR}"
      FILE_PERMISSIONS OWNER_READ OWNER_WRITE OWNER_EXECUTE GROUP_READ GROUP_EXECUTE WORLD_READ WORLD_EXECUTE)
 set(QMB_RUNNER "${QMB_BUILD_DIR}/qmalloc-bench")
+# The real programs' scripts are run through their interpreters (python3, sh): no permissions needed.
+set(QMB_PROGRAM_SCRIPTS "${CMAKE_CURRENT_LIST_DIR}/programs/python-objects.py"
+                        "${CMAKE_CURRENT_LIST_DIR}/programs/cc-build.sh")
+foreach(qmb_script IN LISTS QMB_PROGRAM_SCRIPTS)
+  get_filename_component(qmb_script_name "${qmb_script}" NAME)
+  configure_file("${qmb_script}" "${QMB_BUILD_DIR}/programs/${qmb_script_name}" COPYONLY)
+endforeach()
 
 set(QMB_PROGRAMS)
 foreach(qmb_name IN LISTS QMB_WORKLOADS)
@@ -36,6 +46,7 @@ if(QMB_PROGRAMS)
 endif()
 install(PROGRAMS "${QMB_RUNNER}" DESTINATION "${CMAKE_INSTALL_BINDIR}")
 install(PROGRAMS "${CMAKE_CURRENT_LIST_DIR}/install-peers.sh" DESTINATION "${QMB_INSTALL_DIR}")
+install(FILES ${QMB_PROGRAM_SCRIPTS} DESTINATION "${QMB_INSTALL_DIR}/programs")
 
 find_package(Python3 COMPONENTS Interpreter)
 if(NOT Python3_Interpreter_FOUND)
@@ -45,7 +56,7 @@ endif()
 
 # The runner measures this build's library and programs. Results go to <build>/bench-results/<time>;
 # QMALLOC_BENCH_ARGS in the environment adds runner options (e.g. "--reps=3 --allocators=qmalloc,glibc").
-string(REPLACE ";" "," QMB_WORKLOAD_LIST "${QMB_WORKLOADS}")
+string(REPLACE ";" "," QMB_WORKLOAD_LIST "${QMB_WORKLOADS};${QMB_REAL_PROGRAMS}")
 set(QMB_RUN "${Python3_EXECUTABLE}" "${QMB_RUNNER}" "--bench-dir=${QMB_BUILD_DIR}"
             "--qmalloc-lib=$<TARGET_FILE:qmalloc>" "--source-dir=${PROJECT_SOURCE_DIR}")
 if(QMB_WORKLOAD_LIST)
