@@ -114,7 +114,8 @@ static bool record_size(qm_profile_thread_t *thread, size_t size) {
   atomic_fetch_add_explicit(&size_requests[row], requests, memory_order_relaxed);
   atomic_fetch_add_explicit(&size_bytes[row], s < m ? m : s, memory_order_relaxed);
   /* Take the stack with probability min(1, s/N) / min(1, s/M), which is at most 1 as M <= N. */
-  double wanted = (s < sample_bytes ? (double)s / (double)sample_bytes : 1.0) / (s < m ? (double)s / (double)m : 1.0);
+  double wanted =
+      (s < sample_bytes ? (double)s / (double)sample_bytes : 1.0) / (s < m ? (double)s / (double)m : 1.0);
   return wanted >= 1.0 || (double)(next_random(thread) >> 11) * 0x1p-53 < wanted;
 }
 

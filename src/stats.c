@@ -335,8 +335,10 @@ static human_t human(uint64_t bytes) {
     unit <<= 10;
     u++;
   }
-  snprintf(h.text, sizeof h.text, "%" PRIu64 ".%" PRIu64 " %s", bytes / unit, (bytes % unit) * 10 / unit,
-           units[u]);
+  /* Cast to the widths the values have (the whole part is below 2^14, the tenths one digit), so
+   * that gcc can see the text fits (-Wformat-truncation). */
+  snprintf(h.text, sizeof h.text, "%u.%u %s", (unsigned)(bytes / unit),
+           (unsigned)((bytes % unit) * 10 / unit) % 10u, units[u]);
   return h;
 }
 

@@ -1,8 +1,9 @@
 /* report_sites.c - a program with known allocation sites, for the memory report and heap profile
  * tests (run_report.sh): big_site allocates ten times the bytes of small_site, in blocks of the
- * same size, called alternately: 132,000 blocks of 500 bytes in all. Its frames are found by name, so it is linked with
- * -rdynamic. With an argument, it writes the folded profile there with qm_profile_dump, looked up
- * at run time (the profiling library is preloaded; the program links no qmalloc).
+ * same size, called alternately: 132,000 blocks of 500 bytes in all. Its frames are found by name,
+ * so it is linked with -rdynamic. With an argument, it writes the folded profile there with
+ * qm_profile_dump, looked up at run time (the profiling library is preloaded; the program links no
+ * qmalloc).
  */
 #include <dlfcn.h>
 #include <stdio.h>
