@@ -73,13 +73,18 @@ typedef struct stack_entry_s {
   void *frames[PROFILE_DEPTH];
 } stack_entry_t;
 
-/* The table: open addressing by hash, STACK_CAPACITY slots, plus one overflow entry (depth 0) at
- * the end for the samples of stacks that found no room. Mapped when profiling starts; guarded by
- * table_lock (sampling is rare, so threads seldom meet there). */
+/* The table: up to TABLE_ENTRIES entries, filled in order, so that only the pages of the stacks seen
+ * become resident (entry 0 is the overflow entry, depth 0, for the samples of stacks that found no
+ * room); and its index, STACK_CAPACITY slots of open addressing by hash, each the number of an
+ * entry or 0 for none. Invariants: entries 1 .. table_used - 1 are in use, each named by exactly
+ * one slot. One mapping, made when profiling starts; guarded by table_lock (sampling is rare, so
+ * threads seldom meet there). */
+#define TABLE_ENTRIES (STACK_FILL_MAX + 1)
+#define TABLE_BYTES (TABLE_ENTRIES * sizeof(stack_entry_t) + STACK_CAPACITY * sizeof(uint32_t))
 static stack_entry_t *table;
-static size_t table_used;
+static uint32_t *table_index;
+static size_t table_used = 1;
 static qm_lock_t table_lock;
-#define TABLE_BYTES ((STACK_CAPACITY + 1) * sizeof(stack_entry_t))
 
 bool _qm_profile_enabled(void) {
   return atomic_load_explicit(&profile_state, memory_order_acquire) == PROFILE_ON;
@@ -138,25 +143,25 @@ static void record(void *const *frames, size_t depth, size_t size) {
   _qm_lock(&table_lock);
   stack_entry_t *entry = NULL;
   for (size_t i = hash & (STACK_CAPACITY - 1);; i = (i + 1) & (STACK_CAPACITY - 1)) {
-    stack_entry_t *slot = &table[i];
-    if (slot->samples == 0) {
-      if (table_used < STACK_FILL_MAX) {
-        table_used++;
-        slot->hash = hash;
-        slot->depth = (uint32_t)depth;
-        memcpy(slot->frames, frames, depth * sizeof(void *));
-        entry = slot;
+    uint32_t number = table_index[i];
+    if (number == 0) {
+      if (table_used < TABLE_ENTRIES) {
+        entry = &table[table_used];
+        table_index[i] = (uint32_t)table_used++;
+        entry->hash = hash;
+        entry->depth = (uint32_t)depth;
+        memcpy(entry->frames, frames, depth * sizeof(void *));
       }
       break;
     }
-    if (slot->hash == hash && slot->depth == depth &&
-        memcmp(slot->frames, frames, depth * sizeof(void *)) == 0) {
-      entry = slot;
+    stack_entry_t *seen = &table[number];
+    if (seen->hash == hash && seen->depth == depth && memcmp(seen->frames, frames, depth * sizeof(void *)) == 0) {
+      entry = seen;
       break;
     }
   }
   if (entry == NULL)
-    entry = &table[STACK_CAPACITY]; /* the overflow entry */
+    entry = &table[0]; /* the overflow entry */
   entry->samples++;
   entry->bytes += bytes;
   entry->count += count;
@@ -204,6 +209,8 @@ __attribute__((constructor)) static void profile_start(void) {
   size_t interval = _qm_options.profile_sample;
   if (interval != 0)
     table = _qm_os_map(qm_align_up(TABLE_BYTES, _qm_os_page_size()));
+  if (table != NULL)
+    table_index = (uint32_t *)(table + TABLE_ENTRIES);
   if (interval == 0 || table == NULL) {
     atomic_store_explicit(&profile_state, PROFILE_OFF, memory_order_release);
     return;
@@ -249,7 +256,7 @@ typedef struct output_s {
 
 static bool output_open(output_t *out) {
   memset(out, 0, sizeof *out);
-  size_t entries = (STACK_CAPACITY + 1) * sizeof(stack_entry_t);
+  size_t entries = TABLE_ENTRIES * sizeof(stack_entry_t);
   size_t slots = NAME_SLOTS * sizeof(name_slot_t);
   out->mapping_size = qm_align_up(entries + slots + NAME_TEXT, _qm_os_page_size());
   uint8_t *base = _qm_os_map(out->mapping_size);
@@ -262,7 +269,7 @@ static bool output_open(output_t *out) {
   if (dladdr((void *)(uintptr_t)&_qm_profile_sample, &info) != 0)
     out->self_base = info.dli_fbase;
   _qm_lock(&table_lock);
-  for (size_t i = 0; i <= STACK_CAPACITY; i++)
+  for (size_t i = 0; i < table_used; i++)
     if (table[i].samples != 0)
       out->entries[out->count++] = table[i];
   _qm_unlock(&table_lock);
