@@ -155,7 +155,8 @@ static void record(void *const *frames, size_t depth, size_t size) {
       break;
     }
     stack_entry_t *seen = &table[number];
-    if (seen->hash == hash && seen->depth == depth && memcmp(seen->frames, frames, depth * sizeof(void *)) == 0) {
+    if (seen->hash == hash && seen->depth == depth &&
+        memcmp(seen->frames, frames, depth * sizeof(void *)) == 0) {
       entry = seen;
       break;
     }
