@@ -7,11 +7,12 @@
  * Only the profiling variant (QM_VARIANT_PROFILE) has any of this; other builds export a
  * qm_profile_dump that says ENOTSUP.
  *
- * Sampling. Each thread counts down the bytes it allocates (qm_profile_alloc, inlined at the entry
+ * Sampling. Each thread counts down the bytes it allocates (qm_profile_due, inlined at the entry
  * points: one subtraction in TLS). When the count runs out, _qm_profile_sample records the size of
- * the allocation that ran it out and draws the next count uniformly from [1, 2M), M being the size
- * interval (SIZE_INTERVAL_MAX, or N if smaller), so that periodic allocation patterns do not alias
- * with it. An allocation of s bytes is then sampled with probability about min(1, s/M); a sample
+ * the allocation that ran it out and draws the next count uniformly from [1, 2M), so that periodic
+ * allocation patterns do not alias with it. M, the size interval, is SIZE_INTERVAL_MAX (or N if
+ * smaller) when a report is asked for, and N otherwise: the report is the only reader of the size
+ * estimates. An allocation of s bytes is then sampled with probability about min(1, s/M); a sample
  * stands for max(s, M) bytes and max(1, M/s) allocations, which makes the sums per size class
  * unbiased estimates of the requests and bytes requested (the report's histogram and rounding
  * waste, which the fast paths therefore do not count: the variant keeps the statistics level of the
@@ -217,7 +218,11 @@ __attribute__((constructor)) static void profile_start(void) {
     return;
   }
   sample_bytes = interval;
-  size_interval = interval < SIZE_INTERVAL_MAX ? interval : SIZE_INTERVAL_MAX;
+  /* Only the report draws the size estimates: without one, M = N, and every size sample is also a
+   * stack sample. */
+  size_interval = interval;
+  if (_qm_options.report[0] != '\0' && interval > SIZE_INTERVAL_MAX)
+    size_interval = SIZE_INTERVAL_MAX;
   pthread_atfork(fork_prepare, fork_release, fork_release);
   /* backtrace() loads the unwinder, with malloc, on its first call: get that done now. */
   qm_profile_thread_t *thread = &_qm_profile_thread;
