@@ -1,4 +1,5 @@
-/* block-inl.h - the link word of a free block: the only code that reads or writes it.
+/* block-inl.h - the link word of a free block (and the prefetch hint in the word behind it, at the
+ * end): the only code that reads or writes them.
  *
  * A free small block's first word links it into a list: its page's free list (qm_block_next /
  * qm_block_set_next), or a list of blocks from any page: a heap's inbox, an abandoned segment's
@@ -127,6 +128,37 @@ static inline void qm_link_set(qm_block_t *block, qm_block_t *next) {
   qm_link_store(block, (uintptr_t)next ^ _qm_secure_secret ^ ((uintptr_t)block >> 4));
 #else
   qm_link_store(block, (uintptr_t)next);
+#endif
+}
+
+/* The ahead hint: the second word of a block that another thread freed into a remote batch holds
+ * the block pushed QM_AHEAD pushes before it (QM_AHEAD places further down the chain), or NULL.
+ * The owner draining its inbox prefetches that block for writing before it handles this one, so
+ * that QM_AHEAD cross-core cache misses are in flight at once instead of one after another.
+ * A hint is never read through, only prefetched (which cannot fault), so a stale one (the word of
+ * a block pushed on the inbox without a hint holds user bytes) costs nothing but a wasted fetch.
+ * The secure build skips it: it keeps no raw pointer in a free block beyond its encoded link. */
+static inline void qm_ahead_set(qm_block_t *block, qm_block_t *ahead) {
+#if QM_SECURE
+  (void)block, (void)ahead;
+#else
+  qm_block_t **word = &block->next + 1;
+  qm_track_link_open(word, true);
+  *word = ahead;
+  qm_track_link_close(word);
+#endif
+}
+
+static inline void qm_ahead_prefetch(const qm_block_t *block) {
+#if QM_SECURE
+  (void)block;
+#else
+  const qm_block_t *const *word = (const qm_block_t *const *)&block->next + 1;
+  qm_track_link_open(word, false);
+  const qm_block_t *ahead = *word;
+  qm_track_link_close(word);
+  if (ahead != NULL)
+    __builtin_prefetch(ahead, 1);
 #endif
 }
 

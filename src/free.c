@@ -161,10 +161,26 @@ void _qm_heap_flush_remote(qm_heap_t *heap) {
       remote_flush(&heap->remote[i]);
 }
 
-/* Heap structs lie at regular strides: a multiplicative hash spreads them over the slots. */
+/* Links block in front of batch's chain, its ahead hint pointing QM_AHEAD blocks down the chain. */
+static inline void remote_push(qm_remote_batch_t *batch, qm_block_t *block) {
+  qm_link_set(block, batch->first);
+  if (!QM_SECURE) {
+    qm_block_t **recent = &batch->recent[batch->count & (QM_AHEAD - 1)];
+    qm_ahead_set(block, *recent);
+    *recent = block;
+  }
+  batch->first = block;
+  batch->count++;
+}
+
+/* Heap structs lie at regular strides: a multiplicative hash spreads them over the slots. Its top
+ * bits are shifted straight into the slot's byte offset (slots and batch size are powers of two),
+ * an instruction fewer on the cross-thread free than a slot index scaled afterwards. */
 static inline qm_remote_batch_t *remote_batch_of(qm_heap_t *heap, const qm_heap_t *owner) {
-  size_t slot = (size_t)(((uintptr_t)owner * UINT64_C(0x9e3779b97f4a7c15)) >> 61) & (QM_REMOTE_SLOTS - 1);
-  return &heap->remote[slot];
+  const unsigned offset_bits = __builtin_ctz(QM_REMOTE_SLOTS * sizeof(qm_remote_batch_t));
+  uintptr_t hash = (uintptr_t)owner * UINT64_C(0x9e3779b97f4a7c15);
+  size_t offset = (size_t)(hash >> (64 - offset_bits)) & ((QM_REMOTE_SLOTS - 1) * sizeof(qm_remote_batch_t));
+  return (qm_remote_batch_t *)((uint8_t *)heap->remote + offset);
 }
 
 /* Adds block, owned by the thread heap `owner`, to one of heap's remote batches: the cases
@@ -175,15 +191,15 @@ static __attribute__((noinline)) void remote_free(qm_heap_t *heap, qm_heap_t *ow
     if (batch->count != 0)
       remote_flush(batch);
     batch->owner = owner;
+    memset(batch->recent, 0, sizeof batch->recent);
   } else if (qm_unlikely(block == batch->first)) {
     /* Linking it again would make the chain a cycle, and the owner's drain would never end. */
     _qm_fatal("double free: block %p was freed twice in a row by this thread", (void *)block);
   }
-  qm_link_set(block, batch->first);
   if (batch->first == NULL)
     batch->last = block;
-  batch->first = block;
-  if (++batch->count == QM_REMOTE_BATCH)
+  remote_push(batch, block);
+  if (batch->count == QM_REMOTE_BATCH)
     remote_flush(batch);
 }
 
@@ -216,9 +232,7 @@ void _qm_free_foreign(qm_segment_t *segment, void *p) {
     qm_remote_batch_t *batch = remote_batch_of(heap, owner);
     if (qm_likely(batch->owner == owner && batch->count - 1u < QM_REMOTE_BATCH - 2u &&
                   block != batch->first)) {
-      qm_link_set(block, batch->first);
-      batch->first = block;
-      batch->count++;
+      remote_push(batch, block);
       return;
     }
     remote_free(heap, owner, block);
@@ -253,8 +267,10 @@ static void free_route(qm_segment_t *segment, void *p, bool may_batch) {
       /* The calling thread needs a heap of its own to batch in (not the shared empty heap). */
       if (may_batch && !segment->owner_is_user_heap && heap != &_qm_empty_heap)
         remote_free(heap, owner, (qm_block_t *)p);
-      else
+      else {
+        qm_ahead_set((qm_block_t *)p, NULL);
         inbox_push_chain(owner, (qm_block_t *)p, (qm_block_t *)p);
+      }
       return;
     }
     /* Abandoned: the block waits in the segment for the thread that adopts it. */

@@ -167,6 +167,9 @@ void _qm_heap_segment_unlink(qm_heap_t *heap, qm_segment_t *segment) {
 void _qm_heap_collect_inbox(qm_heap_t *heap) {
   qm_block_t *block = atomic_exchange_explicit(&heap->inbox, NULL, memory_order_acquire);
   while (block != NULL) {
+    /* Each block is a cache miss (the freeing core wrote it last): the hint starts the miss of a
+     * block further down now, so that several are in flight (block-inl.h, qm_ahead_prefetch). */
+    qm_ahead_prefetch(block);
     qm_block_t *next = qm_link_get(block);
     qm_segment_t *segment = qm_segment_of(block);
     if (atomic_load_explicit(&segment->owner_heap, memory_order_relaxed) == heap)

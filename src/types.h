@@ -126,7 +126,9 @@ _Static_assert(QM_SLICES_PER_SEGMENT <= 65536, "slice counts are 16-bit");
  * Blocks
  * ------------------------------------------------------------------------------------------- */
 
-/* A free block: its first word links it into a free list. */
+/* A free block: its first word links it into a free list. While the block waits in a remote batch
+ * or an inbox, its second word may hold a prefetch hint (block-inl.h, qm_ahead_set): every block is
+ * at least QM_ALIGNMENT (16) bytes, so the word is always there. */
 typedef struct qm_block_s {
   struct qm_block_s *next;
 } qm_block_t;
@@ -333,21 +335,36 @@ typedef struct qm_heap_stats_s {
  *   A heap is on the live list (live_next/live_prev) from the moment it leaves the pool until it
  *   goes back; pool_next is meaningful only while it is in the pool.
  */
+#define QM_REMOTE_SLOTS 8  /* batches per heap, one owner each, chosen by a hash of the owner */
+#define QM_REMOTE_BATCH 32 /* blocks per batch before it is pushed */
+#define QM_AHEAD 8         /* how far down its chain a batched block's prefetch hint points */
+
 /* Blocks one thread freed that belong to another thread heap, held back so that they reach the
  * owner's inbox as one chain: one compare-and-swap per QM_REMOTE_BATCH blocks instead of one per
  * block, and the inbox's cache line moves between cores that much less often.
  * Invariants: count == 0 <=> first == NULL; first .. last are count blocks linked through next,
  * every one owned (when it was freed) by `owner`, a thread heap, never a first-class heap.
- * `owner` may be stale while count == 0. */
-typedef struct qm_remote_batch_s {
+ * `owner` may be stale while count == 0.
+ * recent[] holds the last QM_AHEAD blocks pushed for `owner`, recent[n % QM_AHEAD] the one pushed
+ * when count was n, NULL where fewer were pushed since `owner` last changed. A block pushed when
+ * count == n takes recent[n % QM_AHEAD] as its ahead hint (block-inl.h): the block QM_AHEAD places
+ * further down the chain. The ring is kept across flushes (QM_REMOTE_BATCH is a multiple of
+ * QM_AHEAD), so the oldest blocks of a batch point into the batch pushed before it, which usually
+ * lies right below it in the inbox; when it does not, the hint is merely stale.
+ * Aligned (so padded) to 128 bytes: the cross-thread free turns hash bits straight into a batch's
+ * offset (free.c, remote_batch_of). */
+typedef struct __attribute__((aligned(128))) qm_remote_batch_s {
   struct qm_heap_s *owner;
   qm_block_t *first;
   qm_block_t *last;
   uint32_t count;
+  qm_block_t *recent[QM_AHEAD];
 } qm_remote_batch_t;
 
-#define QM_REMOTE_SLOTS 8  /* batches per heap, one owner each, chosen by a hash of the owner */
-#define QM_REMOTE_BATCH 32 /* blocks per batch before it is pushed */
+_Static_assert((QM_AHEAD & (QM_AHEAD - 1)) == 0 && QM_REMOTE_BATCH % QM_AHEAD == 0,
+               "the ring of recent blocks is indexed by a mask, and lines up from batch to batch");
+_Static_assert(sizeof(qm_remote_batch_t) == 128, "remote batches are indexed by a shift");
+_Static_assert((QM_REMOTE_SLOTS & (QM_REMOTE_SLOTS - 1)) == 0, "remote slots are chosen by hash bits");
 
 typedef struct qm_heap_s {
   qm_page_t *direct[QM_DIRECT_COUNT];    /* fast path for sizes <= QM_DIRECT_MAX */
