@@ -8,17 +8,17 @@
  * qm_profile_dump that says ENOTSUP.
  *
  * Sampling. Each thread counts down the bytes it allocates (qm_profile_due, inlined at the entry
- * points: one subtraction in TLS). When the count runs out, _qm_profile_sample records the size of
- * the allocation that ran it out and draws the next count uniformly from [1, 2M), so that periodic
- * allocation patterns do not alias with it. M, the size interval, is SIZE_INTERVAL_MAX (or N if
- * smaller) when a report is asked for, and N otherwise: the report is the only reader of the size
- * estimates. An allocation of s bytes is then sampled with probability about min(1, s/M); a sample
- * stands for max(s, M) bytes and max(1, M/s) allocations, which makes the sums per size class
- * unbiased estimates of the requests and bytes requested (the report's histogram and rounding
- * waste, which the fast paths therefore do not count: the variant keeps the statistics level of the
- * default build). Of these size samples, one in about N/M (precisely: with probability
- * min(1, s/N) / min(1, s/M)) also takes a stack with backtrace(), so that a stack is taken with
- * probability about min(1, s/N) and stands for max(s, N) bytes and max(1, N/s) allocations.
+ * points: one subtraction in TLS). The countdown marks sample points in the thread's stream of
+ * allocated bytes, drawn uniformly from [1, 2M) apart, so that periodic allocation patterns do not
+ * alias with them. M, the size interval, is SIZE_INTERVAL_MAX (or N if smaller) when a report is
+ * asked for, and N otherwise: the report is the only reader of the size estimates. When the count
+ * runs out, _qm_profile_sample counts the points the allocation spans (more than one when it is
+ * larger than an interval) and records each as M bytes and M/s allocations of its size s. An
+ * allocation spans s/M points on average, so the sums per size class are unbiased estimates of the
+ * requests and bytes requested, at any size (the report's histogram and rounding waste, which the
+ * fast paths therefore do not count: the variant keeps the statistics level of the default build).
+ * Each point is also a stack point with probability M/N: backtrace() takes the stack, and each of
+ * its points stands for N bytes and N/s allocations of that stack.
  *
  * Re-entry: backtrace() allocates the first time it is called (it loads the unwinder), so it is
  * called once when profiling starts, and a thread inside the profiler (busy) is never sampled.
@@ -68,7 +68,7 @@ typedef struct stack_entry_s {
   uint64_t hash;
   uint64_t samples;
   uint64_t bytes; /* estimated bytes allocated by this stack */
-  uint64_t count; /* estimated allocations */
+  uint64_t count; /* estimated allocations, in 1/2^COUNT_SHIFT units */
   uint32_t depth;
   uint32_t mark; /* scratch, for the copy being written out */
   void *frames[PROFILE_DEPTH];
@@ -111,18 +111,40 @@ static size_t size_row(size_t size) {
   return size <= QM_LARGE_MAX ? QM_STATS_ROW_LARGE : QM_STATS_ROW_HUGE;
 }
 
-/* A size sample: adds what it stands for to its row, and says whether to take its stack too. */
-static bool record_size(qm_profile_thread_t *thread, size_t size) {
+/* The sample points the allocation that ran the countdown out spans: one, plus one for every
+ * further interval that fits in what it overshot (an allocation larger than an interval spans
+ * several). Leaves the countdown at the next point. A very large allocation skips the draws of all
+ * but its last intervals, counting each as the mean, M. */
+static uint64_t count_points(qm_profile_thread_t *thread) {
+  uint64_t points = 0;
+  int64_t m = (int64_t)size_interval;
+  if (thread->countdown < -64 * m) {
+    int64_t skipped = -thread->countdown / m - 32;
+    points += (uint64_t)skipped;
+    thread->countdown += skipped * m;
+  }
+  while (thread->countdown < 0) {
+    points++;
+    thread->countdown += next_interval(thread);
+  }
+  return points;
+}
+
+/* A size sample of `points` points: adds what they stand for to the row of the size, M bytes and
+ * M/s allocations each, and returns how many of them are stack samples too: each is, with
+ * probability M/N (every one when M = N). */
+static uint64_t record_size(qm_profile_thread_t *thread, size_t size, uint64_t points) {
   uint64_t s = size == 0 ? 1 : size;
   uint64_t m = size_interval;
-  uint64_t requests = s < m ? (m << COUNT_SHIFT) / s : (uint64_t)1 << COUNT_SHIFT;
   size_t row = size_row(size);
-  atomic_fetch_add_explicit(&size_requests[row], requests, memory_order_relaxed);
-  atomic_fetch_add_explicit(&size_bytes[row], s < m ? m : s, memory_order_relaxed);
-  /* Take the stack with probability min(1, s/N) / min(1, s/M), which is at most 1 as M <= N. */
-  double wanted =
-      (s < sample_bytes ? (double)s / (double)sample_bytes : 1.0) / (s < m ? (double)s / (double)m : 1.0);
-  return wanted >= 1.0 || (double)(next_random(thread) >> 11) * 0x1p-53 < wanted;
+  atomic_fetch_add_explicit(&size_requests[row], points * ((m << COUNT_SHIFT) / s), memory_order_relaxed);
+  atomic_fetch_add_explicit(&size_bytes[row], points * m, memory_order_relaxed);
+  if (m == sample_bytes)
+    return points;
+  uint64_t stacks = 0;
+  for (uint64_t i = 0; i < points && i < 1024; i++)
+    stacks += next_random(thread) % sample_bytes < m;
+  return points > 1024 ? stacks * points / 1024 : stacks;
 }
 
 static uint64_t hash_frames(void *const *frames, size_t depth) {
@@ -134,12 +156,10 @@ static uint64_t hash_frames(void *const *frames, size_t depth) {
   return h | 1; /* never 0 */
 }
 
-static void record(void *const *frames, size_t depth, size_t size) {
-  uint64_t bytes = size, count = 1;
-  if (size < sample_bytes) {
-    bytes = sample_bytes;
-    count = sample_bytes / (size == 0 ? 1 : size);
-  }
+/* Adds `points` stack samples of an allocation of `size` bytes: N bytes and N/s allocations each. */
+static void record(void *const *frames, size_t depth, size_t size, uint64_t points) {
+  uint64_t bytes = points * sample_bytes;
+  uint64_t count = points * ((sample_bytes << COUNT_SHIFT) / (size == 0 ? 1 : size));
   uint64_t hash = hash_frames(frames, depth);
   _qm_lock(&table_lock);
   stack_entry_t *entry = NULL;
@@ -164,7 +184,7 @@ static void record(void *const *frames, size_t depth, size_t size) {
   }
   if (entry == NULL)
     entry = &table[0]; /* the overflow entry */
-  entry->samples++;
+  entry->samples += points;
   entry->bytes += bytes;
   entry->count += count;
   _qm_unlock(&table_lock);
@@ -186,14 +206,17 @@ void _qm_profile_sample(size_t size) {
     thread->countdown = next_interval(thread);
     return;
   }
-  thread->countdown = next_interval(thread);
-  if (thread->busy || !record_size(thread, size))
+  uint64_t points = count_points(thread);
+  if (thread->busy)
+    return;
+  uint64_t stacks = record_size(thread, size, points);
+  if (stacks == 0)
     return;
   thread->busy = 1;
   void *frames[PROFILE_DEPTH];
   int depth = backtrace(frames, PROFILE_DEPTH);
   if (depth > 0)
-    record(frames, (size_t)depth, size);
+    record(frames, (size_t)depth, size, stacks);
   thread->busy = 0;
 }
 
@@ -448,7 +471,8 @@ void _qm_profile_json(FILE *file) {
     }
     _qm_json_string(file, line != NULL ? line : "?");
     free(line);
-    fprintf(file, ", %" PRIu64 ", %" PRIu64 ", %" PRIu64 "]", entry->bytes, entry->count, entry->samples);
+    fprintf(file, ", %" PRIu64 ", %" PRIu64 ", %" PRIu64 "]", entry->bytes,
+            (entry->count + ((uint64_t)1 << (COUNT_SHIFT - 1))) >> COUNT_SHIFT, entry->samples);
     separator = ",\n";
   }
   fprintf(file, "]}");

@@ -1,9 +1,9 @@
 /* report_sites.c - a program with known allocation sites, for the memory report and heap profile
  * tests (run_report.sh): big_site allocates ten times the bytes of small_site, in blocks of the
- * same size, called alternately: 132,000 blocks of 500 bytes in all. Its frames are found by name,
- * so it is linked with -rdynamic. With an argument, it writes the folded profile there with
- * qm_profile_dump, looked up at run time (the profiling library is preloaded; the program links no
- * qmalloc).
+ * same size, called alternately: 132,000 blocks of 500 bytes in all; and mid_site, 1,200 blocks of
+ * 30 KiB. Its frames are found by name, so it is linked with -rdynamic. With an argument, it
+ * writes the folded profile there with qm_profile_dump, looked up at run time (the profiling
+ * library is preloaded; the program links no qmalloc).
  */
 #include <dlfcn.h>
 #include <stdio.h>
@@ -18,6 +18,7 @@
 /* Exported (not static) so that dladdr can name them in the profile. */
 void small_site(void);
 void big_site(void);
+void mid_site(void);
 
 static void *kept[ROUNDS * 11];
 static size_t kept_count;
@@ -36,6 +37,16 @@ __attribute__((noinline)) void big_site(void) {
   }
 }
 
+/* 1,200 blocks of 30 KiB in all, each freed at once: a size near the profiler's size interval
+ * (32 KiB while a report is asked for), where an allocation may span several sample points. */
+#define MID_BLOCK (30 * 1024)
+__attribute__((noinline)) void mid_site(void) {
+  char *p = malloc(MID_BLOCK);
+  if (p != NULL)
+    p[0] = 3;
+  free(p);
+}
+
 static void pause_ms(long ms) {
   struct timespec t = {0, ms * 1000000L};
   nanosleep(&t, NULL);
@@ -48,6 +59,8 @@ int main(int argc, char **argv) {
     for (int r = 0; r < ROUNDS; r++) {
       small_site();
       big_site();
+      if (r % 10 == 0)
+        mid_site();
     }
     pause_ms(60);
     for (size_t i = 0; i < kept_count; i++)
