@@ -30,7 +30,11 @@ qm_counters_t _qm_counters;
  * ------------------------------------------------------------------------------------------- */
 
 static qm_lock_t pool_lock;
-static qm_heap_t *pool_free;  /* heaps ready for reuse, linked through pool_next */
+static qm_heap_t *pool_free; /* heaps ready for reuse, linked through pool_next */
+/* The untouched rest of the last mapping heaps were carved from: [carve_next, carve_end). Heaps
+ * are carved one at a time as they are first needed, so that a program with one thread does not
+ * fault in the pages of 15 heaps it never uses (a heap spans a page and more). */
+static uint8_t *carve_next, *carve_end;
 static qm_heap_t *heaps_live; /* heaps in use, linked through live_next/live_prev */
 
 void _qm_heap_reset(qm_heap_t *heap) {
@@ -63,23 +67,23 @@ void _qm_heap_reset(qm_heap_t *heap) {
 qm_heap_t *_qm_heap_pool_take(void) {
   _qm_lock(&pool_lock);
   qm_heap_t *heap = pool_free;
-  if (heap == NULL) {
-    size_t chunk = qm_align_up(sizeof(qm_heap_t) * 16, _qm_os_page_size());
-    uint8_t *memory = _qm_os_map(chunk);
-    if (memory == NULL) {
-      _qm_unlock(&pool_lock);
-      return NULL;
+  if (heap != NULL) {
+    pool_free = heap->pool_next;
+    heap->pool_next = NULL;
+  } else {
+    if ((size_t)(carve_end - carve_next) < sizeof(qm_heap_t)) {
+      size_t chunk = qm_align_up(sizeof(qm_heap_t) * 16, _qm_os_page_size());
+      uint8_t *memory = _qm_os_map(chunk);
+      if (memory == NULL) {
+        _qm_unlock(&pool_lock);
+        return NULL;
+      }
+      carve_next = memory;
+      carve_end = memory + chunk;
     }
-    size_t n = chunk / sizeof(qm_heap_t);
-    for (size_t i = 0; i < n; i++) {
-      qm_heap_t *h = (qm_heap_t *)(memory + i * sizeof(qm_heap_t));
-      h->pool_next = pool_free;
-      pool_free = h;
-    }
-    heap = pool_free;
+    heap = (qm_heap_t *)carve_next; /* fresh mapping: zero, pool_next already NULL */
+    carve_next += sizeof(qm_heap_t);
   }
-  pool_free = heap->pool_next;
-  heap->pool_next = NULL;
   /* Reset before it goes on the live list, where other threads may look at it (statistics,
    * purging), and with its span lock free. */
   _qm_heap_reset(heap);
