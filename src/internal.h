@@ -138,6 +138,26 @@ static inline uint8_t *qm_page_start(const qm_page_t *page) {
   return (uint8_t *)segment + (qm_slice_index(segment, page) << QM_SLICE_SHIFT);
 }
 
+/* Walks the spans of a segment from a thread that does not own it (the statistics, the report's
+ * heap map): returns the span at or after slice *index, with its slice count in *count, and moves
+ * *index past it; NULL at the end. The owner may be changing the spans meanwhile, so every field is
+ * a relaxed snapshot, and a slice count that cannot be right moves on by one slice: the walk ends
+ * whatever it reads. */
+static inline qm_page_t *qm_segment_next_span_snapshot(qm_segment_t *segment, size_t *index, size_t *count) {
+  while (*index < QM_SLICES_PER_SEGMENT) {
+    qm_page_t *span = &segment->slices[*index];
+    size_t slices = __atomic_load_n(&span->slice_count, __ATOMIC_RELAXED);
+    if (slices == 0 || slices > QM_SLICES_PER_SEGMENT - *index) {
+      (*index)++;
+      continue;
+    }
+    *count = slices;
+    *index += slices;
+    return span;
+  }
+  return NULL;
+}
+
 /* ---------------------------------------------------------------------------------------------
  * Segment map: which 4 MiB regions of the address space qmalloc owns. One byte per region, in
  * .bss (64 MiB of address space, resident only where written: one 4 KiB page per 16 GiB used).

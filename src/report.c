@@ -91,8 +91,7 @@ static _Atomic bool sampler_stop;
 
 #define LOAD(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
 
-/* Spans as the statistics walk reads them: a count that cannot be right moves on by one slice, so
- * the loop ends whatever another thread does meanwhile. */
+/* Spans as the statistics walk reads them (qm_segment_next_span_snapshot). */
 static void map_segment(heap_map_t *map, qm_segment_t *segment, uint32_t heap) {
   if (map->segment_count >= MAP_SEGMENTS_MAX) {
     map->truncated = true;
@@ -102,20 +101,15 @@ static void map_segment(heap_map_t *map, qm_segment_t *segment, uint32_t heap) {
   out->address = (uintptr_t)segment;
   out->heap = heap;
   out->first_span = (uint32_t)map->span_count;
-  size_t i = QM_SEGMENT_FIRST_SLICE;
-  while (i < QM_SLICES_PER_SEGMENT) {
-    qm_page_t *span = &segment->slices[i];
-    size_t count = LOAD(span->slice_count);
-    if (count == 0 || count > QM_SLICES_PER_SEGMENT - i) {
-      i++;
-      continue;
-    }
+  size_t i = QM_SEGMENT_FIRST_SLICE, count;
+  qm_page_t *span;
+  while ((span = qm_segment_next_span_snapshot(segment, &i, &count)) != NULL) {
     if (map->span_count >= MAP_SPANS_MAX) {
       map->truncated = true;
       break;
     }
     map_span_t *s = &map->spans[map->span_count++];
-    s->first = (uint16_t)i;
+    s->first = (uint16_t)(i - count);
     s->count = (uint16_t)count;
     s->kind = LOAD(span->kind);
     s->size_class = 0;
@@ -136,7 +130,6 @@ static void map_segment(heap_map_t *map, qm_segment_t *segment, uint32_t heap) {
     default:
       break;
     }
-    i += count;
   }
   out->span_count = (uint32_t)(map->span_count - out->first_span);
 }

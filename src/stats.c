@@ -126,19 +126,13 @@ typedef struct walk_s {
 #endif
 } walk_t;
 
-/* Adds the spans of one normal segment. Another thread may be changing them: a span count that
- * cannot be right moves on by one slice, so the loop ends whatever it reads. */
+/* Adds the spans of one normal segment (snapshots: another thread may be changing them). */
 static void walk_segment(qm_segment_t *segment, walk_t *walk) {
   qm_stats_t *out = walk->out;
   walk->segments++;
-  size_t i = QM_SEGMENT_FIRST_SLICE;
-  while (i < QM_SLICES_PER_SEGMENT) {
-    qm_page_t *span = &segment->slices[i];
-    size_t count = LOAD(span->slice_count);
-    if (count == 0 || count > QM_SLICES_PER_SEGMENT - i) {
-      i++;
-      continue;
-    }
+  size_t i = QM_SEGMENT_FIRST_SLICE, count;
+  qm_page_t *span;
+  while ((span = qm_segment_next_span_snapshot(segment, &i, &count)) != NULL) {
     size_t bytes = count << QM_SLICE_SHIFT;
     switch (LOAD(span->kind)) {
     case QM_SPAN_SMALL: {
@@ -170,7 +164,6 @@ static void walk_segment(qm_segment_t *segment, walk_t *walk) {
     default:
       break;
     }
-    i += count;
   }
 }
 
