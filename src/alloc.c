@@ -203,9 +203,28 @@ static void track_huge_realloc(void *p, size_t old_usable, void *q, size_t new_u
   }
 }
 
-/* realloc by moving: the old block stays intact if the new one cannot be had. */
+/* realloc by moving: the old block stays intact if the new one cannot be had. A block that grows
+ * past QM_REALLOC_SPAN_MIN moves into a span of its own (a large block, whole slices) rather
+ * than a class page, whatever its new size: the next growth can then take slices from a free
+ * neighbour in place, and when it must move after all, the span it leaves merges with its
+ * neighbours and is reused. Through class pages, a buffer that grows step by step would leave a
+ * page of 8 blocks behind in every class it passes through. */
 static void *realloc_move(void *p, size_t old_usable, size_t size) {
-  void *q = qm_malloc_inline(size);
+  void *q;
+  if (size > QM_REALLOC_SPAN_MIN && size > old_usable && size <= QM_LARGE_MAX) {
+    qm_profile_alloc(size);
+    qm_heap_t *heap = _qm_heap_get_or_init();
+    if (heap == NULL) {
+      errno = ENOMEM;
+      return NULL;
+    }
+    if (atomic_load_explicit(&heap->inbox, memory_order_relaxed) != NULL)
+      _qm_heap_collect_inbox(heap);
+    qm_heap_decay_tick(heap);
+    q = _qm_large_alloc(heap, size, 0, false);
+  } else {
+    q = qm_malloc_inline(size);
+  }
   if (q == NULL)
     return NULL;
   memcpy(q, p, old_usable < size ? old_usable : size);

@@ -190,6 +190,35 @@ static void test_grow_into_neighbour(void) {
   T_FREE(h);
 }
 
+/* A buffer that grows by realloc, one small step at a time, leaves the class pages once it passes
+ * 16 KiB: from then on it is a span of its own that grows into the free slices after it, instead
+ * of moving at every one of the 16 class boundaries between 16 and 64 KiB. */
+static void test_growth_stays_in_place(void) {
+  unsigned char *p = T_MALLOC(100);
+  CHECK(p != NULL);
+  if (!p)
+    return;
+  uint64_t seed = qmt_seed(p, 7);
+  size_t n = 100;
+  qmt_fill(p, n, seed);
+  int moves = 0;
+  for (size_t m = 17 * KiB; m <= 256 * KiB; m += KiB) {
+    unsigned char *q = T_REALLOC(p, m);
+    CHECKF(q != NULL, "realloc to %zu", m);
+    if (!q)
+      break;
+    if (q != p && m > 17 * KiB)
+      moves++;
+    p = q;
+    CHECKF(qmt_verify(p, n, seed) == SIZE_MAX, "contents lost growing to %zu", m);
+    n = m;
+    qmt_fill(p, n, seed);
+  }
+  if (qmt_strict)
+    CHECKF(moves <= 1, "a buffer growing from 17 to 256 KiB by 1 KiB steps moved %d times", moves);
+  T_FREE(p);
+}
+
 /* Contents survive a chain through every kind of block and back. */
 static void test_chain(void) {
   size_t chain[] = {24,      100,       1000,     60 * KiB,    200 * KiB, 1536 * KiB, 5 * MiB, 33 * MiB,
@@ -312,6 +341,7 @@ int main(void) {
   test_null_and_zero();
   test_in_place();
   test_grow_into_neighbour();
+  test_growth_stays_in_place();
   test_chain();
   test_random_walk();
   test_failure();
