@@ -78,25 +78,38 @@ static void page_extend(qm_heap_t *heap, qm_page_t *page) {
   page->free = (qm_block_t *)first;
 }
 
-/* Makes the first page of the class queue one with a free block; NULL when out of memory. */
+/* Makes the first page of the class queue one with a free block; NULL when out of memory.
+ *
+ * Blocks already freed come before memory never touched: the first page of the queue with a free
+ * block wins over carving more of a page, so a class whose count of live blocks rises and falls
+ * again reuses its freed blocks, and its resident memory follows what it holds rather than the
+ * most it ever held. Pages passed over because they have nothing free but could carve more go to
+ * the back of the queue, so the next walk does not pass them again; when no page has a free block,
+ * the first of them carves more (or takes back its purged holes). Full pages leave the queue. */
 static qm_page_t *page_find(qm_heap_t *heap, size_t cls) {
   qm_page_list_t *queue = &heap->class_queue[cls];
-  qm_page_t *page = queue->first;
-  while (page != NULL) {
+  qm_page_t *page = queue->first, *growable = NULL;
+  while (page != NULL && page != growable) {
     qm_page_t *next = page->next;
     if (page->free != NULL)
       break;
-    if (page->capacity < page->reserved) {
-      page_extend(heap, page);
-      break;
-    }
-    if (page->hole_map != 0) {
-      _qm_page_refill_holes(page);
-      break;
-    }
     qm_list_remove(queue, page);
-    page->flags |= QM_PAGE_IN_FULL;
+    if (page->capacity < page->reserved || page->hole_map != 0) {
+      qm_list_push_back(queue, page);
+      if (growable == NULL)
+        growable = page;
+    } else {
+      page->flags |= QM_PAGE_IN_FULL;
+    }
     page = next;
+  }
+  if (page == NULL || page == growable)
+    page = growable; /* no page has a free block */
+  if (page != NULL && page == growable) {
+    if (page->capacity < page->reserved)
+      page_extend(heap, page);
+    else
+      _qm_page_refill_holes(page);
   }
   if (page == NULL) {
     page = _qm_span_alloc(heap, qm_class_page_slices(cls));
