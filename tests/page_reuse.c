@@ -7,7 +7,7 @@
 
 #include "qmt.h"
 
-#define BLOCK 1024       /* a class of exactly 1 KiB: 64 blocks in a 64 KiB page */
+#define BLOCK 1024 /* a class of exactly 1 KiB: 64 blocks in a 64 KiB page */
 #define PER_PAGE 64
 #define MAX_BLOCKS 4096
 
@@ -53,8 +53,8 @@ static void *rise_and_fall(void *arg) {
         lowest = a < lowest ? a : lowest;
         highest = a > highest ? a : highest;
       } else if (qmt_strict && (a < lowest || a > highest)) {
-        CHECKF(false, "round %d: a block at %p lies outside the %zu KiB the first rise used", round, (void *)a,
-               (size_t)(highest - lowest) / 1024);
+        CHECKF(false, "round %d: a block at %p lies outside the %zu KiB the first rise used", round,
+               (void *)a, (size_t)(highest - lowest) / 1024);
         round = 20;
         break;
       }
