@@ -55,9 +55,11 @@ static void page_init(qm_page_t *page, size_t cls) {
 static void page_extend(qm_heap_t *heap, qm_page_t *page) {
   size_t block_size = page->block_size;
   size_t left = page->reserved - page->capacity;
+  /* One OS page's worth, at least one block: threading a block writes its first word, which makes
+   * the memory under it resident, so carving ahead of need would touch pages no block uses yet. */
   size_t n = (4 * 1024) / block_size;
-  if (n < 4)
-    n = 4;
+  if (n < 1)
+    n = 1;
   if (n > left)
     n = left;
   qm_assert_internal(n > 0);

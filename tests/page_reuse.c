@@ -1,15 +1,50 @@
 /* A page whose free list runs dry does not carve fresh memory while another page of its class has
  * a free block (page.c, page_find): freed blocks are reused first, so a class's resident memory
- * follows what it holds rather than the most it ever held.
+ * follows what it holds rather than the most it ever held. And carving a page makes no more of it
+ * resident than the blocks it hands out (page_extend).
  *
  * Each check runs in a thread of its own, so that it starts from an empty heap. */
 #include <pthread.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "qmt.h"
 
 #define BLOCK 1024 /* a class of exactly 1 KiB: 64 blocks in a 64 KiB page */
 #define PER_PAGE 64
 #define MAX_BLOCKS 4096
+
+static bool thp_always(void) {
+  FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+  if (!f)
+    return false;
+  char line[128] = "";
+  bool always = fgets(line, sizeof line, f) != NULL && strstr(line, "[always]") != NULL;
+  fclose(f);
+  return always;
+}
+
+/* The first block of a class of 16 KiB, in a fresh segment: the blocks after it are not carved
+ * yet, so none of their memory is resident. */
+static void *carve_touches_little(void *arg) {
+  (void)arg;
+  size_t os_page = (size_t)sysconf(_SC_PAGESIZE);
+  unsigned char *p = T_MALLOC(16 * KiB);
+  CHECK(p != NULL);
+  if (!p || !qmt_strict || thp_always()) /* THP may back the whole segment with one 2 MiB page */
+    return NULL;
+  unsigned char *next = p + 16 * KiB;
+  size_t length = 3 * 16 * KiB;
+  unsigned char resident[3 * 16 * KiB / 4096];
+  CHECK(mincore(next, length, resident) == 0);
+  size_t count = 0;
+  for (size_t i = 0; i < length / os_page; i++)
+    count += resident[i] & 1;
+  CHECKF(count == 0, "%zu OS pages of the next 3 blocks of the class are resident before any is handed out",
+         count);
+  T_FREE(p);
+  return NULL;
+}
 
 /* Fills one page, starts a second one, frees a block of the first: the next allocation of the
  * class must be that block, not a block carved further into the second page. */
@@ -80,6 +115,7 @@ static void in_thread(void *(*fn)(void *)) {
 
 int main(void) {
   qmt_start("page_reuse");
+  in_thread(carve_touches_little); /* first: its heap needs a segment never used */
   in_thread(freed_block_first);
   in_thread(rise_and_fall);
   return check_result("page_reuse");
