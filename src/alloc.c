@@ -21,6 +21,15 @@
  * The generic path: sizes above QM_DIRECT_MAX, empty pages, first use by a thread, calloc.
  * ------------------------------------------------------------------------------------------- */
 
+/* A large block from the heap's spans, after taking back what other threads freed into the heap
+ * (their blocks may free whole spans) and running the decay pass when it is due. */
+static void *large_alloc(qm_heap_t *heap, size_t size, bool zero) {
+  if (atomic_load_explicit(&heap->inbox, memory_order_relaxed) != NULL)
+    _qm_heap_collect_inbox(heap);
+  qm_heap_decay_tick(heap);
+  return _qm_large_alloc(heap, size, 0, zero);
+}
+
 void *_qm_malloc_generic(size_t size, qm_heap_t *heap, bool zero) {
   if (qm_unlikely(heap == &_qm_empty_heap)) {
     heap = _qm_heap_get_or_init();
@@ -43,12 +52,8 @@ void *_qm_malloc_generic(size_t size, qm_heap_t *heap, bool zero) {
     }
     return _qm_small_alloc_slow(heap, cls, zero);
   }
-  if (size <= QM_LARGE_MAX) {
-    if (atomic_load_explicit(&heap->inbox, memory_order_relaxed) != NULL)
-      _qm_heap_collect_inbox(heap);
-    qm_heap_decay_tick(heap);
-    return _qm_large_alloc(heap, size, 0, zero);
-  }
+  if (size <= QM_LARGE_MAX)
+    return large_alloc(heap, size, zero);
   return _qm_huge_alloc(size, 0, zero);
 }
 
@@ -218,10 +223,7 @@ static void *realloc_move(void *p, size_t old_usable, size_t size) {
       errno = ENOMEM;
       return NULL;
     }
-    if (atomic_load_explicit(&heap->inbox, memory_order_relaxed) != NULL)
-      _qm_heap_collect_inbox(heap);
-    qm_heap_decay_tick(heap);
-    q = _qm_large_alloc(heap, size, 0, false);
+    q = large_alloc(heap, size, false);
   } else {
     q = qm_malloc_inline(size);
   }

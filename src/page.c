@@ -105,12 +105,11 @@ static qm_page_t *page_find(qm_heap_t *heap, size_t cls) {
     }
     page = next;
   }
-  if (page == NULL || page == growable)
-    page = growable; /* no page has a free block */
-  if (page != NULL && page == growable) {
-    if (page->capacity < page->reserved)
+  if (page == NULL || page == growable) {
+    page = growable; /* no page has a free block: the first that can, grows */
+    if (page != NULL && page->capacity < page->reserved)
       page_extend(heap, page);
-    else
+    else if (page != NULL)
       _qm_page_refill_holes(page);
   }
   if (page == NULL) {
