@@ -184,8 +184,13 @@ static inline qm_remote_batch_t *remote_batch_of(qm_heap_t *heap, const qm_heap_
 }
 
 /* Adds block, owned by the thread heap `owner`, to one of heap's remote batches: the cases
- * _qm_free_foreign leaves out (a batch to start, to flush, or that belongs to another owner). */
+ * _qm_free_foreign leaves out (a batch to start, to flush, or that belongs to another owner; a
+ * calling thread with no heap of its own, or the owner itself, which route the block unbatched). */
 static __attribute__((noinline)) void remote_free(qm_heap_t *heap, qm_heap_t *owner, qm_block_t *block) {
+  if (qm_unlikely(heap == &_qm_empty_heap || owner == heap)) {
+    free_route(checked_segment(block), block, false);
+    return;
+  }
   qm_remote_batch_t *batch = remote_batch_of(heap, owner);
   if (batch->owner != owner) {
     if (batch->count != 0)
@@ -218,16 +223,18 @@ void _qm_free_foreign(qm_segment_t *segment, void *p) {
     _qm_free_generic(p); /* which tells the memory tools */
     return;
   }
-  qm_page_t *page = qm_page_of(segment, p);
+  /* The common case only: a block inside a small page or large block of another thread's heap,
+   * added to a batch of that owner that is started and not about to be pushed. Every call below is
+   * a tail call, so this path saves no registers.
+   * It reads the segment's first cache line, its slice map and this thread's heap, never the
+   * block's page descriptor: the owner writes that with every malloc and free of the page, so
+   * reading it here would be a cache miss on most cross-thread frees. A thread with no heap yet
+   * (the shared empty heap, whose batches have no owner) and an owner that is the calling thread's
+   * own heap (which the fast path's owner_thread test already rules out) are left to remote_free. */
+  unsigned holds = qm_slice_class_of(segment, p);
   qm_heap_t *owner = atomic_load_explicit(&segment->owner_heap, memory_order_acquire);
   qm_heap_t *heap = _qm_tls_heap;
-  /* The common case only: a block inside a span in use, of another thread's heap, freed by a thread
-   * that has a heap to batch in, into a batch of that owner that is started and not about to be
-   * pushed. Every call below is a tail call, so this path saves no registers. */
-  bool in_span = (uintptr_t)p - (uintptr_t)segment >= QM_SEGMENT_FIRST_SLICE * QM_SLICE_SIZE &&
-                 (page->kind == QM_SPAN_SMALL || page->kind == QM_SPAN_LARGE);
-  if (qm_likely(in_span && owner != NULL && owner != heap && !segment->owner_is_user_heap &&
-                heap != &_qm_empty_heap)) {
+  if (qm_likely(holds != QM_SLICE_NO_BLOCK && owner != NULL && !segment->owner_is_user_heap)) {
     qm_block_t *block = (qm_block_t *)p;
     qm_remote_batch_t *batch = remote_batch_of(heap, owner);
     if (qm_likely(batch->owner == owner && batch->count - 1u < QM_REMOTE_BATCH - 2u &&

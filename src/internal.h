@@ -138,6 +138,16 @@ static inline uint8_t *qm_page_start(const qm_page_t *page) {
   return (uint8_t *)segment + (qm_slice_index(segment, page) << QM_SLICE_SHIFT);
 }
 
+/* slice_class of the slice holding p (what a free by another thread goes by). */
+static inline uint8_t qm_slice_class_of(const qm_segment_t *segment, const void *p) {
+  return segment->slice_class[((uintptr_t)p >> QM_SLICE_SHIFT) & (QM_SLICES_PER_SEGMENT - 1)];
+}
+/* Marks the count slices of the span whose head is page as holding `what` (a slice_class value). */
+static inline void qm_slice_class_set(qm_page_t *page, size_t count, uint8_t what) {
+  qm_segment_t *segment = qm_segment_of_page(page);
+  memset(&segment->slice_class[qm_slice_index(segment, page)], what, count);
+}
+
 /* Walks the spans of a segment from a thread that does not own it (the statistics, the report's
  * heap map): returns the span at or after slice *index, with its slice count in *count, and moves
  * *index past it; NULL at the end. The owner may be changing the spans meanwhile, so every field is

@@ -310,6 +310,7 @@ static void segment_init(qm_heap_t *heap, qm_segment_t *segment, bool fresh, qm_
   segment->mapping_size = QM_SEGMENT_SIZE;
   segment->used_slices = 0;
   segment->abandoned = 0;
+  memset(segment->slice_class, QM_SLICE_NO_BLOCK, sizeof segment->slice_class);
   set_owner(segment, heap);
   _qm_segment_map_set(segment, QM_MAP_NORMAL);
   _qm_heap_segment_link(heap, segment);
@@ -392,6 +393,7 @@ void _qm_segment_discard(qm_heap_t *heap, qm_segment_t *segment) {
     segment->slices[i].slice_offset = 0;
     segment->slices[i].slice_count = 0;
   }
+  memset(segment->slice_class, QM_SLICE_NO_BLOCK, sizeof segment->slice_class);
   segment->used_slices = 0;
   if (cache_push(segment, false))
     return;

@@ -113,6 +113,7 @@ static void span_free_locked(qm_heap_t *heap, qm_page_t *span) {
   size_t count = span->slice_count;
   qm_assert(segment->used_slices >= count);
   segment->used_slices -= (uint32_t)count;
+  qm_slice_class_set(span, count, QM_SLICE_NO_BLOCK);
   /* The span's slices stop pointing at its head: a late free of a pointer into this memory (a
    * double free after the page was given back) then meets a descriptor marked NOT_IN_USE and is
    * reported, instead of landing on whatever span later begins at the old head. */
@@ -180,7 +181,8 @@ static void *large_init(qm_page_t *page, size_t count) {
   page->used = 1;
   page->capacity = page->reserved = 1;
   page->free = NULL;
-  page->size_class = 0;
+  page->size_class = QM_CLASS_LARGE;
+  qm_slice_class_set(page, count, QM_CLASS_LARGE);
   return qm_page_start(page);
 }
 
@@ -257,6 +259,7 @@ static bool large_resize_locked(qm_heap_t *heap, qm_page_t *page, size_t new_siz
   }
   span_set(page, want, QM_SPAN_LARGE);
   set_interior_offsets(page, want);
+  qm_slice_class_set(page, want, QM_CLASS_LARGE);
   qm_stats_large_resize(heap, page->block_size, want * QM_SLICE_SIZE);
   page->block_size = (uint32_t)(want * QM_SLICE_SIZE);
   return true;

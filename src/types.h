@@ -111,6 +111,7 @@ _Static_assert(QM_SECURE == 0 || QM_SECURE == 1, "QM_VARIANT_SECURE must be 0 or
 #define QM_DIRECT_MAX ((size_t)1024)             /* sizes with a direct page pointer in the heap */
 #define QM_DIRECT_COUNT (QM_DIRECT_MAX / 16 + 1) /* heap->direct[] entries, indexed by (size+15)/16 */
 #define QM_CLASS_COUNT 80                        /* small size classes */
+#define QM_CLASS_LARGE QM_CLASS_COUNT            /* the size_class of a large block's page */
 #define QM_SPAN_BINS 40                          /* free span lists per heap, by slice count */
 
 /* A huge block sits this far into its mapping at least; the header lives in front of it. */
@@ -194,7 +195,7 @@ typedef struct qm_page_s {
   uint32_t used;      /* blocks handed out and not yet freed back to this page */
   uint8_t flags;      /* QM_PAGE_* */
   uint8_t kind;       /* qm_span_kind_t, meaningful on a span's first slice */
-  uint8_t size_class; /* small pages: the class index */
+  uint8_t size_class; /* small pages: the class index; large pages: QM_CLASS_LARGE */
   union {
     uint8_t is_zero;    /* free spans and large pages: qm_memory_t, what the memory holds */
     uint8_t purge_mark; /* small pages: qm_purge_mark_t, where the page is in the decay passes */
@@ -249,15 +250,32 @@ struct qm_heap_s;
  * by the owner when it abandons the segment (0 / NULL), and by the adopter under the abandoned-list
  * lock. owner_heap == NULL => owner_thread == 0; owner_thread == 0 with an owner_heap means that heap
  * is a first-class heap whose thread has exited (orphaned: every free goes to its inbox).
+ *
+ * Slice map invariant (checked by validate.c): slice_class[i] is the size_class of the small page
+ * covering slice i, QM_CLASS_LARGE where a large block covers it, QM_SLICE_NO_BLOCK elsewhere
+ * (metadata slices, free spans).
  */
 typedef struct qm_segment_s {
+  /* The first cache line: what a free by another thread reads (owner, kind, magic), and what never
+   * changes while the segment is mapped. Fields the owner writes as it works lie further on, so
+   * that its work does not take the line away from the other cores. */
   _Atomic(uintptr_t) owner_thread;        /* the owner heap's thread_id; 0: abandoned, orphaned, huge.
                                              The free fast path compares it with the thread pointer. */
   _Atomic(struct qm_heap_s *) owner_heap; /* NULL: abandoned, or huge */
   uint32_t kind;                          /* qm_segment_kind_t */
   uint32_t magic;                         /* QM_SEGMENT_MAGIC while mapped */
-  size_t mapping_size;                    /* bytes mapped at mapping_base */
-  void *mapping_base;                     /* start of the OS mapping (huge: may precede segment) */
+  /* normal segments: 1 while the owner is a first-class heap (whose blocks may die all at once
+   * with qm_heap_destroy, so other threads must not hold its blocks back in remote batches);
+   * written with the owner, before any block of the segment is handed out */
+  uint32_t owner_is_user_heap;
+  uint32_t unused_;
+  size_t mapping_size; /* bytes mapped at mapping_base */
+  void *mapping_base;  /* start of the OS mapping (huge: may precede segment) */
+  /* huge segments */
+  size_t block_offset;          /* bytes from segment to the block */
+  size_t block_size;            /* usable bytes of the huge block */
+  struct qm_heap_s *huge_owner; /* the first-class heap that lists this huge block (next/prev link it
+                                   into its huge_blocks), or NULL; written under that heap's huge_lock */
   /* normal segments */
   uint32_t used_slices;       /* slices in small or large spans */
   uint32_t abandoned;         /* 0: owned or free; 1: on the dirty abandoned list; 2: on the clean one */
@@ -265,20 +283,21 @@ typedef struct qm_segment_s {
   qm_block_t *abandoned_free; /* blocks freed while abandoned; under the abandoned-list lock */
   struct qm_segment_s *next;  /* in the owner heap's segment list, or the abandoned list */
   struct qm_segment_s *prev;
-  /* huge segments */
-  size_t block_offset;          /* bytes from segment to the block */
-  size_t block_size;            /* usable bytes of the huge block */
-  struct qm_heap_s *huge_owner; /* the first-class heap that lists this huge block (next/prev link it
-                                   into its huge_blocks), or NULL; written under that heap's huge_lock */
-  /* normal segments: 1 while the owner is a first-class heap (whose blocks may die all at once
-   * with qm_heap_destroy, so other threads must not hold its blocks back in remote batches);
-   * written with the owner, before any block of the segment is handed out */
-  uint32_t owner_is_user_heap;
-  uint8_t padding_[36];
+  uint8_t padding_[16];
+  /* What each slice holds, for a free by another thread, which so reads no page descriptor (the
+   * owner writes those with every malloc and free): the class of the small page it is part of,
+   * QM_CLASS_LARGE in a large block, QM_SLICE_NO_BLOCK anywhere else (metadata, free spans).
+   * Written by the owner when a span is carved into a page or block and when it is freed; a
+   * slice under a live block does not change until that block is freed. Own cache lines. */
+  uint8_t slice_class[QM_SLICES_PER_SEGMENT];
   qm_page_t slices[QM_SLICES_PER_SEGMENT];
 } qm_segment_t;
 
 #define QM_SEGMENT_MAGIC 0x716d5347u /* "qmSG" */
+#define QM_SLICE_NO_BLOCK 0xff       /* slice_class of a slice under no block */
+_Static_assert(offsetof(qm_segment_t, slice_class) % 64 == 0 && offsetof(qm_segment_t, slices) % 64 == 0,
+               "the slice map and descriptors begin on cache lines");
+_Static_assert(QM_CLASS_LARGE < QM_SLICE_NO_BLOCK, "slice_class values fit a byte");
 #define QM_SEGMENT_META_SLICES ((sizeof(qm_segment_t) + QM_SLICE_SIZE - 1) / QM_SLICE_SIZE)
 #define QM_SEGMENT_FIRST_SLICE QM_SEGMENT_META_SLICES
 #define QM_SEGMENT_USABLE_SLICES (QM_SLICES_PER_SEGMENT - QM_SEGMENT_META_SLICES)

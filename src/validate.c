@@ -84,6 +84,9 @@ static void validate_segment(validation_t *v, qm_heap_t *heap, qm_segment_t *seg
   CHECK(v, qm_map_state((uint8_t *)segment + 1) == QM_MAP_NORMAL, "segment %p: not in the segment map",
         (void *)segment);
   size_t used = 0;
+  for (size_t k = 0; k < QM_SEGMENT_FIRST_SLICE; k++)
+    CHECK(v, segment->slice_class[k] == QM_SLICE_NO_BLOCK, "segment %p: metadata slice %zu is marked %u",
+          (void *)segment, k, segment->slice_class[k]);
   size_t i = QM_SEGMENT_FIRST_SLICE;
   bool previous_free = false;
   while (i < QM_SLICES_PER_SEGMENT && v->errors == 0) {
@@ -117,6 +120,13 @@ static void validate_segment(validation_t *v, qm_heap_t *heap, qm_segment_t *seg
     default:
       CHECK(v, false, "segment %p: span %zu has kind %u", (void *)segment, i, span->kind);
     }
+    uint8_t holds = span->kind == QM_SPAN_SMALL   ? span->size_class
+                    : span->kind == QM_SPAN_LARGE ? QM_CLASS_LARGE
+                                                  : QM_SLICE_NO_BLOCK;
+    for (size_t k = i; k < i + count; k++)
+      CHECK(v, segment->slice_class[k] == holds,
+            "segment %p: slice %zu is marked %u in the slice map, not %u", (void *)segment, k,
+            segment->slice_class[k], holds);
     previous_free = span->kind == QM_SPAN_FREE;
     i += count;
   }
