@@ -12,6 +12,7 @@
 #define QMT_DEATH_H
 
 #include <dlfcn.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,6 +57,40 @@ static inline int death_survived(void) {
   printf("survived\n");
   fflush(stdout);
   return 0;
+}
+
+/* A second thread that allocates one block and stays alive, so that its heap keeps owning the
+ * block, until death_owner_end(): for bugs on the cross-thread free path. */
+struct death_owner {
+  pthread_t thread;
+  pthread_barrier_t allocated, done;
+  size_t size;
+  void *block;
+};
+
+static inline void *death_owner_main(void *arg) {
+  struct death_owner *o = arg;
+  o->block = T_MALLOC(o->size);
+  pthread_barrier_wait(&o->allocated);
+  pthread_barrier_wait(&o->done);
+  return NULL;
+}
+
+/* Starts the owner; returns its block (NULL if anything failed). */
+static inline void *death_owner_start(struct death_owner *o, size_t size) {
+  o->size = size;
+  o->block = NULL;
+  pthread_barrier_init(&o->allocated, NULL, 2);
+  pthread_barrier_init(&o->done, NULL, 2);
+  if (pthread_create(&o->thread, NULL, death_owner_main, o) != 0)
+    return NULL;
+  pthread_barrier_wait(&o->allocated);
+  return o->block;
+}
+
+static inline void death_owner_end(struct death_owner *o) {
+  pthread_barrier_wait(&o->done);
+  pthread_join(o->thread, NULL);
 }
 
 #endif /* QMT_DEATH_H */
