@@ -815,7 +815,7 @@ static void op_arena_alloc(reader_t *r, bool aligned) {
     return;
   if (!absurd)
     size %= MiB + 1;
-  if (alignment > 64 * KiB)
+  if (!bad && alignment > 64 * KiB) /* a bad one must stay bad: clamped, it would be a power of two */
     alignment = 64 * KiB;
   size_t before = qm_arena_mark(a->arena);
   CHECK(before >= a->last_mark, "arena mark went down from %zu to %zu", a->last_mark, before);
