@@ -181,7 +181,7 @@ static void *large_init(qm_page_t *page, size_t count) {
   page->used = 1;
   page->capacity = page->reserved = 1;
   page->free = NULL;
-  page->size_class = QM_CLASS_LARGE;
+  page->size_class = 0;
   qm_slice_class_set(page, count, QM_CLASS_LARGE);
   return qm_page_start(page);
 }

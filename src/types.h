@@ -111,7 +111,7 @@ _Static_assert(QM_SECURE == 0 || QM_SECURE == 1, "QM_VARIANT_SECURE must be 0 or
 #define QM_DIRECT_MAX ((size_t)1024)             /* sizes with a direct page pointer in the heap */
 #define QM_DIRECT_COUNT (QM_DIRECT_MAX / 16 + 1) /* heap->direct[] entries, indexed by (size+15)/16 */
 #define QM_CLASS_COUNT 80                        /* small size classes */
-#define QM_CLASS_LARGE QM_CLASS_COUNT            /* the size_class of a large block's page */
+#define QM_CLASS_LARGE QM_CLASS_COUNT            /* slice_class of a slice in a large block */
 #define QM_SPAN_BINS 40                          /* free span lists per heap, by slice count */
 
 /* A huge block sits this far into its mapping at least; the header lives in front of it. */
@@ -195,7 +195,7 @@ typedef struct qm_page_s {
   uint32_t used;      /* blocks handed out and not yet freed back to this page */
   uint8_t flags;      /* QM_PAGE_* */
   uint8_t kind;       /* qm_span_kind_t, meaningful on a span's first slice */
-  uint8_t size_class; /* small pages: the class index; large pages: QM_CLASS_LARGE */
+  uint8_t size_class; /* small pages: the class index */
   union {
     uint8_t is_zero;    /* free spans and large pages: qm_memory_t, what the memory holds */
     uint8_t purge_mark; /* small pages: qm_purge_mark_t, where the page is in the decay passes */
