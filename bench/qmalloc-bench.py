@@ -380,15 +380,23 @@ def start_program(cmd, library, out, err, extra_env=None):
                                 env=dict(env, LD_PRELOAD=library) if library else env)
         proc.returncode = 0  # the caller reaps it with wait4: keep Popen from waiting again
         return proc.pid, proc.pid
+    # The program waits on `go` until the shell has exited and been reaped: a program that ended
+    # while the shell still ran could otherwise be reaped by the shell, and wait4 would find no child.
     read_end, write_end = os.pipe()
-    script = (f'lib=$1; shift; if [ -n "$lib" ]; then LD_PRELOAD=$lib "$@" {write_end}>&- & '
-              f'else "$@" {write_end}>&- & fi; echo $! >&{write_end}')
-    shell = subprocess.Popen(["/bin/sh", "-c", script, "sh", library or ""] + cmd, stdin=subprocess.DEVNULL,
-                             stdout=out, stderr=err, env=env, start_new_session=True, pass_fds=(write_end,))
-    os.close(write_end)
+    go_read, go_write = os.pipe()
+    script = (f'lib=$1; shift; {{ read _ <&{go_read}; if [ -n "$lib" ]; then export LD_PRELOAD="$lib"; fi; '
+              f'exec "$@" {go_read}<&-; }} {write_end}>&- & echo $! >&{write_end}')
+    try:
+        shell = subprocess.Popen(["/bin/sh", "-c", script, "sh", library or ""] + cmd, stdin=subprocess.DEVNULL,
+                                 stdout=out, stderr=err, env=env, start_new_session=True,
+                                 pass_fds=(write_end, go_read))
+    finally:
+        os.close(write_end)
+        os.close(go_read)
     with os.fdopen(read_end, "rb") as pipe:
         pid = int(pipe.read())
     shell.wait()
+    os.close(go_write)
     return pid, shell.pid
 
 

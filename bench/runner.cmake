@@ -80,3 +80,9 @@ if(QMALLOC_BUILD_TESTS AND QMALLOC_OVERRIDE AND NOT QMALLOC_SANITIZE)
   add_test(NAME bench.smoke COMMAND ${QMB_RUN} --smoke "--out=${QMB_BUILD_DIR}/smoke-results")
   set_tests_properties(bench.smoke PROPERTIES LABELS bench TIMEOUT 300 ENVIRONMENT "QMALLOC_BENCH_ARGS=;QUICK=")
 endif()
+# How the runner starts and reaps what it measures: 500 short programs, each reaped with its own status.
+if(QMALLOC_BUILD_TESTS)
+  add_test(NAME bench.runner COMMAND "${Python3_EXECUTABLE}" "${CMAKE_CURRENT_LIST_DIR}/test-runner.py"
+                                     "${QMB_RUNNER}" 500)
+  set_tests_properties(bench.runner PROPERTIES LABELS bench TIMEOUT 120)
+endif()
