@@ -174,18 +174,31 @@ static bool page_is_sparse(const qm_page_t *page) {
          free_blocks * page->block_size >= ((size_t)2 << purge_unit_shift(page));
 }
 
-/* Empty and sparse pages of the heap; `force` acts at once instead of on the second sighting. The
- * first page of each class queue is the one the fast path allocates from: it is left alone. */
+/* Empty and sparse pages of the heap; `force` acts at once instead of on the second sighting.
+ * The first page of each class queue is the one the fast path allocates from, which does not mark
+ * it in use: it stays in place (releasing it would take a busy class's page away), but when it is
+ * empty its memory is purged, so that the classes a program has stopped using (a block grown with
+ * realloc passes through many) do not each keep a page resident. It is not thinned while sparse. */
 static bool decay_pages(qm_heap_t *heap, bool force) {
   bool released = false;
   for (size_t cls = 0; cls < QM_CLASS_COUNT; cls++) {
     qm_page_list_t *queue = &heap->class_queue[cls];
-    if (queue->first == NULL)
+    qm_page_t *first = queue->first;
+    if (first == NULL)
       continue;
-    for (qm_page_t *page = queue->first->next, *next; page != NULL; page = next) {
+    for (qm_page_t *page = first, *next; page != NULL; page = next) {
       next = page->next;
       bool act = force || page->purge_mark == QM_PURGE_CANDIDATE;
-      if (page->used == 0) {
+      if (page == first && page->used == 0) {
+        if (page->purge_mark == QM_PURGE_THINNED || page->hole_blocks == page->capacity)
+          continue;
+        if (act) {
+          released |= _qm_page_thin(page) > 0;
+          page->purge_mark = QM_PURGE_THINNED;
+        } else {
+          page->purge_mark = QM_PURGE_CANDIDATE;
+        }
+      } else if (page->used == 0) {
         if (act) {
           qm_list_remove(queue, page);
           page->flags = 0;
@@ -194,7 +207,7 @@ static bool decay_pages(qm_heap_t *heap, bool force) {
         } else {
           page->purge_mark = QM_PURGE_CANDIDATE;
         }
-      } else if (page->purge_mark != QM_PURGE_THINNED && page_is_sparse(page)) {
+      } else if (page != first && page->purge_mark != QM_PURGE_THINNED && page_is_sparse(page)) {
         if (act) {
           released |= _qm_page_thin(page) > 0;
           page->purge_mark = QM_PURGE_THINNED;
@@ -203,6 +216,8 @@ static bool decay_pages(qm_heap_t *heap, bool force) {
         }
       }
     }
+    if (queue->first != first)
+      _qm_heap_update_class_page(heap, cls);
   }
   return released;
 }

@@ -1,11 +1,13 @@
 /* A page whose free list runs dry does not carve fresh memory while another page of its class has
  * a free block (page.c, page_find): freed blocks are reused first, so a class's resident memory
- * follows what it holds rather than the most it ever held. And carving a page makes no more of it
- * resident than the blocks it hands out (page_extend).
+ * follows what it holds rather than the most it ever held. Carving a page makes no more of it
+ * resident than the blocks it hands out (page_extend). And the page a class allocates from, once
+ * it has stayed empty for the purge delay, no longer holds resident memory (purge.c, decay_pages).
  *
  * Each check runs in a thread of its own, so that it starts from an empty heap. */
 #include <pthread.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "qmt.h"
@@ -107,6 +109,57 @@ static void *rise_and_fall(void *arg) {
   return NULL;
 }
 
+static size_t resident_os_pages(const void *p, size_t length) {
+  size_t os_page = (size_t)sysconf(_SC_PAGESIZE);
+  uintptr_t start = (uintptr_t)p & ~(uintptr_t)(os_page - 1);
+  size_t pages = ((uintptr_t)p + length - start + os_page - 1) / os_page;
+  unsigned char resident[64];
+  if (pages > sizeof resident || mincore((void *)start, pages * os_page, resident) != 0)
+    return (size_t)-1;
+  size_t count = 0;
+  for (size_t i = 0; i < pages; i++)
+    count += resident[i] & 1;
+  return count;
+}
+
+/* Every block of a 40 KiB class is freed, so that its only page (the one its fast path allocates
+ * from) is empty; other calls go on. Within a generous multiple of the purge delay, the memory of
+ * those blocks must no longer be resident. Skipped where purged memory may stay resident (MADV_FREE)
+ * or where transparent huge pages back whole segments. */
+#define IDLE_BLOCK (40 * KiB)
+#define IDLE_COUNT 8
+static void *idle_class_page_purged(void *arg) {
+  (void)arg;
+  const char *method = getenv("QMALLOC_PURGE_METHOD");
+  if (!qmt_strict || thp_always() || (method && strcmp(method, "free") == 0))
+    return NULL;
+  unsigned char *blocks[IDLE_COUNT];
+  for (size_t i = 0; i < IDLE_COUNT; i++) {
+    blocks[i] = T_MALLOC(IDLE_BLOCK);
+    CHECK(blocks[i] != NULL);
+    if (!blocks[i])
+      return NULL;
+    memset(blocks[i], 0x5a, IDLE_BLOCK);
+  }
+  unsigned char *watched = blocks[0];
+  for (size_t i = 0; i < IDLE_COUNT; i++)
+    T_FREE(blocks[i]);
+  size_t resident = resident_os_pages(watched + 8 * KiB, 16 * KiB);
+  for (int step = 0; step < 500 && resident != 0; step++) {
+    struct timespec pause = {0, 10 * 1000 * 1000};
+    nanosleep(&pause, NULL);
+    unsigned char *other = T_MALLOC(200 * KiB); /* a slow path, which runs the decay passes when due */
+    CHECK(other != NULL);
+    if (other)
+      other[0] = 1;
+    T_FREE(other);
+    resident = resident_os_pages(watched + 8 * KiB, 16 * KiB);
+  }
+  CHECKF(resident == 0, "%zu OS pages of a freed block of an idle class are still resident after 5 s",
+         resident);
+  return NULL;
+}
+
 static void in_thread(void *(*fn)(void *)) {
   pthread_t t;
   CHECK(pthread_create(&t, NULL, fn, NULL) == 0);
@@ -118,5 +171,6 @@ int main(void) {
   in_thread(carve_touches_little); /* first: its heap needs a segment never used */
   in_thread(freed_block_first);
   in_thread(rise_and_fall);
+  in_thread(idle_class_page_purged);
   return check_result("page_reuse");
 }
