@@ -3,7 +3,7 @@
  *
  * Each fast path handles the common case with no lock, no atomic read-modify-write and no call,
  * and leaves everything else to one out-of-line function reached by a tail call.
- * Size (x86-64, gcc 12 -O2, docs/DESIGN.md lists them): malloc 15 instructions, free 27. The
+ * Size (x86-64, gcc 12 -O2, docs/DESIGN.md lists them): malloc 15 instructions, free 26. The
  * qm_stats_* hooks are empty unless the library is built with QM_STATS 2 (types.h), and
  * qm_profile_due is false unless it is the profiling variant (QM_VARIANT_PROFILE), where a due
  * sample leaves the fast path by a tail call, so the fast path needs no stack frame for it.

@@ -120,10 +120,11 @@ static inline qm_page_t *qm_slice_of(qm_segment_t *segment, const void *p) {
   return (qm_page_t *)((uint8_t *)segment->slices + byte_index);
 }
 
-/* The first descriptor of the span holding p (a page, a large block or a free span). */
+/* The head descriptor of the span holding p (a page or a large block): the slice index from p's
+ * address bits, and slice_head says where its head's descriptor is. */
 static inline qm_page_t *qm_page_of(qm_segment_t *segment, const void *p) {
-  qm_page_t *slice = qm_slice_of(segment, p);
-  return (qm_page_t *)((uint8_t *)slice - slice->slice_offset);
+  size_t index = ((uintptr_t)p >> QM_SLICE_SHIFT) & (QM_SLICES_PER_SEGMENT - 1);
+  return (qm_page_t *)((uint8_t *)segment + segment->slice_head[index]);
 }
 
 static inline qm_segment_t *qm_segment_of_page(const qm_page_t *page) {
@@ -136,6 +137,32 @@ static inline size_t qm_slice_index(const qm_segment_t *segment, const qm_page_t
 static inline uint8_t *qm_page_start(const qm_page_t *page) {
   qm_segment_t *segment = qm_segment_of_page(page);
   return (uint8_t *)segment + (qm_slice_index(segment, page) << QM_SLICE_SHIFT);
+}
+
+/* The head descriptor that slice_head names for the slice whose descriptor is slice, and naming it. */
+static inline qm_page_t *qm_slice_head(qm_page_t *slice) {
+  qm_segment_t *segment = qm_segment_of_page(slice);
+  return (qm_page_t *)((uint8_t *)segment + segment->slice_head[qm_slice_index(segment, slice)]);
+}
+static inline void qm_slice_head_set(qm_page_t *slice, const qm_page_t *head) {
+  qm_segment_t *segment = qm_segment_of_page(slice);
+  segment->slice_head[qm_slice_index(segment, slice)] = (uint16_t)((const uint8_t *)head - (uint8_t *)segment);
+}
+/* Makes each of the count slices from `first` name its own descriptor (metadata, freed spans). */
+static inline void qm_slice_head_reset(qm_page_t *first, size_t count) {
+  qm_segment_t *segment = qm_segment_of_page(first);
+  uint16_t offset = (uint16_t)((uint8_t *)first - (uint8_t *)segment);
+  uint16_t *head = &segment->slice_head[qm_slice_index(segment, first)];
+  for (size_t i = 0; i < count; i++, offset += sizeof(qm_page_t))
+    head[i] = offset;
+}
+/* Names page as the head of each of the count slices from it (small pages and large blocks). */
+static inline void qm_slice_head_fill(qm_page_t *page, size_t count) {
+  qm_segment_t *segment = qm_segment_of_page(page);
+  uint16_t offset = (uint16_t)((uint8_t *)page - (uint8_t *)segment);
+  uint16_t *head = &segment->slice_head[qm_slice_index(segment, page)];
+  for (size_t i = 0; i < count; i++)
+    head[i] = offset;
 }
 
 /* slice_class of the slice holding p (what a free by another thread goes by). */

@@ -45,8 +45,7 @@ static void page_init(qm_page_t *page, size_t cls) {
   page->purge_mark = QM_PURGE_NONE;
   page->hole_blocks = 0;
   page->hole_map = 0;
-  for (size_t i = 1; i < count; i++)
-    page[i].slice_offset = (uint32_t)(i * sizeof(qm_page_t));
+  qm_slice_head_fill(page, count);
   qm_slice_class_set(page, count, (uint8_t)cls);
   qm_track_reserve(qm_page_start(page), count << QM_SLICE_SHIFT);
 }

@@ -230,7 +230,7 @@ static void segment_integrate(qm_heap_t *heap, qm_segment_t *segment) {
   size_t i = QM_SEGMENT_FIRST_SLICE;
   while (i < QM_SLICES_PER_SEGMENT) {
     qm_page_t *span = &segment->slices[i];
-    qm_assert_internal(span->slice_offset == 0 && span->slice_count > 0);
+    qm_assert_internal(qm_slice_head(span) == span && span->slice_count > 0);
     if (span->kind == QM_SPAN_FREE)
       _qm_span_insert_free(heap, span);
     else if (span->kind == QM_SPAN_SMALL)
@@ -319,8 +319,8 @@ static void segment_init(qm_heap_t *heap, qm_segment_t *segment, bool fresh, qm_
   for (size_t i = 0; i < QM_SEGMENT_FIRST_SLICE; i++) {
     segment->slices[i].kind = QM_SPAN_META;
     segment->slices[i].flags = QM_PAGE_NOT_IN_USE;
-    segment->slices[i].slice_offset = 0;
   }
+  qm_slice_head_reset(&segment->slices[0], QM_SEGMENT_FIRST_SLICE);
   _qm_span_make_free(heap, &segment->slices[QM_SEGMENT_FIRST_SLICE], QM_SEGMENT_USABLE_SLICES, memory);
   qm_track_reserve((uint8_t *)segment + QM_SEGMENT_FIRST_SLICE * QM_SLICE_SIZE,
                    QM_SEGMENT_USABLE_SLICES * QM_SLICE_SIZE);
@@ -390,9 +390,9 @@ void _qm_segment_discard(qm_heap_t *heap, qm_segment_t *segment) {
   for (size_t i = QM_SEGMENT_FIRST_SLICE; i < QM_SLICES_PER_SEGMENT; i++) {
     segment->slices[i].kind = QM_SPAN_META;
     segment->slices[i].flags = QM_PAGE_NOT_IN_USE;
-    segment->slices[i].slice_offset = 0;
     segment->slices[i].slice_count = 0;
   }
+  qm_slice_head_reset(&segment->slices[QM_SEGMENT_FIRST_SLICE], QM_SEGMENT_USABLE_SLICES);
   memset(segment->slice_class, QM_SLICE_NO_BLOCK, sizeof segment->slice_class);
   segment->used_slices = 0;
   if (cache_push(segment, false))

@@ -35,13 +35,13 @@ void _qm_span_remove_free(qm_heap_t *heap, qm_page_t *span) {
 
 /* Writes the descriptors every span needs: its head, and the offset on its last slice. */
 static void span_set(qm_page_t *span, size_t count, qm_span_kind_t kind) {
+  qm_segment_t *segment = qm_segment_of_page(span);
+  uint16_t *heads = &segment->slice_head[qm_slice_index(segment, span)];
+  uint16_t own = (uint16_t)((uint8_t *)span - (uint8_t *)segment);
   span->slice_count = (uint32_t)count;
-  span->slice_offset = 0;
   span->kind = (uint8_t)kind;
-  if (count > 1) {
-    qm_page_t *last = span + count - 1;
-    last->slice_offset = (uint32_t)((count - 1) * sizeof(qm_page_t));
-  }
+  heads[0] = own;
+  heads[count - 1] = own;
 }
 
 void _qm_span_make_free(qm_heap_t *heap, qm_page_t *span, size_t count, qm_memory_t memory) {
@@ -117,8 +117,10 @@ static void span_free_locked(qm_heap_t *heap, qm_page_t *span) {
   /* The span's slices stop pointing at its head: a late free of a pointer into this memory (a
    * double free after the page was given back) then meets a descriptor marked NOT_IN_USE and is
    * reported, instead of landing on whatever span later begins at the old head. */
+  uint16_t *heads = &segment->slice_head[index];
+  uint16_t own = (uint16_t)((uint8_t *)span - (uint8_t *)segment);
   for (size_t i = 1; i < count; i++) {
-    span[i].slice_offset = 0;
+    heads[i] = (uint16_t)(own + i * sizeof(qm_page_t));
     span[i].kind = QM_SPAN_META;
     span[i].flags = QM_PAGE_NOT_IN_USE;
   }
@@ -136,7 +138,7 @@ static void span_free_locked(qm_heap_t *heap, qm_page_t *span) {
   /* Merge with the span before: its last slice says where it begins. */
   if (index > QM_SEGMENT_FIRST_SLICE) {
     qm_page_t *before_last = span - 1;
-    qm_page_t *before = (qm_page_t *)((uint8_t *)before_last - before_last->slice_offset);
+    qm_page_t *before = qm_slice_head(before_last);
     if (before->kind == QM_SPAN_FREE) {
       _qm_span_remove_free(heap, before);
       count += before->slice_count;
@@ -166,16 +168,12 @@ void _qm_span_free(qm_heap_t *heap, qm_page_t *span) {
  * Large blocks
  * ------------------------------------------------------------------------------------------- */
 
-static void set_interior_offsets(qm_page_t *page, size_t count) {
-  for (size_t i = 1; i < count; i++)
-    page[i].slice_offset = (uint32_t)(i * sizeof(qm_page_t));
-}
 
 /* Every slice of a large block points back to its head, so that freeing an interior pointer is
  * recognised as invalid instead of landing on a stale descriptor. */
 static void *large_init(qm_page_t *page, size_t count) {
   span_set(page, count, QM_SPAN_LARGE);
-  set_interior_offsets(page, count);
+  qm_slice_head_fill(page, count);
   page->flags = QM_PAGE_LARGE;
   page->block_size = (uint32_t)(count * QM_SLICE_SIZE);
   page->used = 1;
@@ -258,7 +256,7 @@ static bool large_resize_locked(qm_heap_t *heap, qm_page_t *page, size_t new_siz
     page[want].dirty_since_ns = next_dirty_since;
   }
   span_set(page, want, QM_SPAN_LARGE);
-  set_interior_offsets(page, want);
+  qm_slice_head_fill(page, want);
   qm_slice_class_set(page, want, QM_CLASS_LARGE);
   qm_stats_large_resize(heap, page->block_size, want * QM_SLICE_SIZE);
   page->block_size = (uint32_t)(want * QM_SLICE_SIZE);

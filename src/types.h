@@ -172,10 +172,9 @@ typedef enum qm_purge_mark_e {
 /* qm_page_t: the descriptor of one slice. The descriptor of a span's first slice describes the
  * whole span; the descriptors of its other slices only say how far back that first one is.
  *
+ * Where a slice's span head is lives in the segment's slice_head[] array, not here (see there).
+ *
  * Invariants (checked by validate.c):
- *   head->slice_offset == 0; every slice s of a small page, and the last slice of every span,
- *   have s->slice_offset == bytes from head to s (so a block's head descriptor is one subtraction
- *   away, and span coalescing finds a left neighbour's head from its last slice).
  *   Small page:  used + |free| + hole_blocks == capacity <= reserved; blocks on `free` lie in
  *                [page_start, page_start + capacity * block_size), at block boundaries, and
  *                overlap no hole. A hole is a purge unit (purge.c) whose memory was given back to
@@ -200,9 +199,9 @@ typedef struct qm_page_s {
     uint8_t is_zero;    /* free spans and large pages: qm_memory_t, what the memory holds */
     uint8_t purge_mark; /* small pages: qm_purge_mark_t, where the page is in the decay passes */
   };
-  uint32_t block_size;   /* bytes per block (small: class size; large: span bytes) */
-  uint32_t slice_offset; /* bytes back to the span's first descriptor; 0 on that one */
-  uint32_t slice_count;  /* slices in the span (first descriptor only) */
+  uint32_t block_size;  /* bytes per block (small: class size; large: span bytes) */
+  uint32_t spare_;      /* unused: keeps the descriptor at 64 bytes */
+  uint32_t slice_count; /* slices in the span (first descriptor only) */
   uint32_t hole_blocks;  /* small pages: free blocks lying in purged holes (on no free list) */
   union {
     struct {
@@ -254,6 +253,13 @@ struct qm_heap_s;
  * Slice map invariant (checked by validate.c): slice_class[i] is the size_class of the small page
  * covering slice i, QM_CLASS_LARGE where a large block covers it, QM_SLICE_NO_BLOCK elsewhere
  * (metadata slices, free spans).
+ *
+ * Head invariant (checked by validate.c): slice_head[i] is the byte offset, from the segment, of
+ * the descriptor of the head of the span that slice i belongs to, for every slice of a small page
+ * or large block and for the first and last slice of every span (so a block's head descriptor is
+ * one load away, and span coalescing finds a left neighbour's head from its last slice). Metadata
+ * slices point at their own descriptors, which are marked not in use; so do the inner slices of a
+ * freed span when it is freed (later merges may leave older values there, never read).
  */
 typedef struct qm_segment_s {
   /* The first cache line: what a free by another thread reads (owner, kind, magic), and what never
@@ -290,13 +296,20 @@ typedef struct qm_segment_s {
    * Written by the owner when a span is carved into a page or block and when it is freed; a
    * slice under a live block does not change until that block is freed. Own cache lines. */
   uint8_t slice_class[QM_SLICES_PER_SEGMENT];
+  /* Where the head descriptor of each slice's span is (see the head invariant above). Kept here, 2
+   * bytes a slice, rather than in the 64-byte descriptors, so that the free of a block reads one
+   * small, mostly cached array instead of a descriptor line inside its page: 1 KiB for the whole
+   * segment against 32 KiB of descriptors. */
+  uint16_t slice_head[QM_SLICES_PER_SEGMENT];
   qm_page_t slices[QM_SLICES_PER_SEGMENT];
 } qm_segment_t;
 
 #define QM_SEGMENT_MAGIC 0x716d5347u /* "qmSG" */
 #define QM_SLICE_NO_BLOCK 0xff       /* slice_class of a slice under no block */
-_Static_assert(offsetof(qm_segment_t, slice_class) % 64 == 0 && offsetof(qm_segment_t, slices) % 64 == 0,
-               "the slice map and descriptors begin on cache lines");
+_Static_assert(offsetof(qm_segment_t, slice_class) % 64 == 0 && offsetof(qm_segment_t, slice_head) % 64 == 0 &&
+                   offsetof(qm_segment_t, slices) % 64 == 0,
+               "the slice maps and descriptors begin on cache lines");
+_Static_assert(sizeof(qm_segment_t) <= 65536, "slice_head values (descriptor offsets) fit 16 bits");
 _Static_assert(QM_CLASS_LARGE < QM_SLICE_NO_BLOCK, "slice_class values fit a byte");
 #define QM_SEGMENT_META_SLICES ((sizeof(qm_segment_t) + QM_SLICE_SIZE - 1) / QM_SLICE_SIZE)
 #define QM_SEGMENT_FIRST_SLICE QM_SEGMENT_META_SLICES

@@ -54,9 +54,6 @@ static void validate_small_page(validation_t *v, qm_heap_t *heap, qm_page_t *pag
         "page %p: reserved %u wrong", (void *)page, page->reserved);
   CHECK(v, page->capacity <= page->reserved, "page %p: capacity %u > reserved %u", (void *)page,
         page->capacity, page->reserved);
-  for (size_t i = 1; i < page->slice_count; i++)
-    CHECK(v, page[i].slice_offset == i * sizeof(qm_page_t), "page %p: slice %zu has a bad offset",
-          (void *)page, i);
   size_t free_count = 0;
   for (qm_block_t *b = page->free; b != NULL; b = qm_block_next(page, b)) {
     const uint8_t *bp = (const uint8_t *)b;
@@ -84,9 +81,12 @@ static void validate_segment(validation_t *v, qm_heap_t *heap, qm_segment_t *seg
   CHECK(v, qm_map_state((uint8_t *)segment + 1) == QM_MAP_NORMAL, "segment %p: not in the segment map",
         (void *)segment);
   size_t used = 0;
-  for (size_t k = 0; k < QM_SEGMENT_FIRST_SLICE; k++)
+  for (size_t k = 0; k < QM_SEGMENT_FIRST_SLICE; k++) {
     CHECK(v, segment->slice_class[k] == QM_SLICE_NO_BLOCK, "segment %p: metadata slice %zu is marked %u",
           (void *)segment, k, segment->slice_class[k]);
+    CHECK(v, qm_slice_head(&segment->slices[k]) == &segment->slices[k],
+          "segment %p: metadata slice %zu names another head", (void *)segment, k);
+  }
   size_t i = QM_SEGMENT_FIRST_SLICE;
   bool previous_free = false;
   while (i < QM_SLICES_PER_SEGMENT && v->errors == 0) {
@@ -94,12 +94,16 @@ static void validate_segment(validation_t *v, qm_heap_t *heap, qm_segment_t *seg
     size_t count = span->slice_count;
     CHECK(v, count > 0 && i + count <= QM_SLICES_PER_SEGMENT, "segment %p: slice %zu has bad count %zu",
           (void *)segment, i, count);
-    CHECK(v, span->slice_offset == 0, "segment %p: span head %zu has offset %u", (void *)segment, i,
-          span->slice_offset);
+    CHECK(v, qm_slice_head(span) == span, "segment %p: span head %zu names another head", (void *)segment, i);
     if (v->errors)
       break;
-    CHECK(v, span[count - 1].slice_offset == (count - 1) * sizeof(qm_page_t),
-          "segment %p: span %zu tail offset", (void *)segment, i);
+    CHECK(v, qm_slice_head(&span[count - 1]) == span, "segment %p: the last slice of span %zu names another head",
+          (void *)segment, i);
+    /* Every slice under a block leads to its head (a free of any block reads this). */
+    if (span->kind == QM_SPAN_SMALL || span->kind == QM_SPAN_LARGE)
+      for (size_t k = 1; k < count; k++)
+        CHECK(v, qm_slice_head(&span[k]) == span, "segment %p: slice %zu of span %zu names another head",
+              (void *)segment, i + k, i);
     switch (span->kind) {
     case QM_SPAN_FREE:
       CHECK(v, !previous_free, "segment %p: free spans at slice %zu not coalesced", (void *)segment, i);
