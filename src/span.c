@@ -168,7 +168,6 @@ void _qm_span_free(qm_heap_t *heap, qm_page_t *span) {
  * Large blocks
  * ------------------------------------------------------------------------------------------- */
 
-
 /* Every slice of a large block points back to its head, so that freeing an interior pointer is
  * recognised as invalid instead of landing on a stale descriptor. */
 static void *large_init(qm_page_t *page, size_t count) {
