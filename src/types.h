@@ -202,7 +202,7 @@ typedef struct qm_page_s {
   uint32_t block_size;  /* bytes per block (small: class size; large: span bytes) */
   uint32_t spare_;      /* unused: keeps the descriptor at 64 bytes */
   uint32_t slice_count; /* slices in the span (first descriptor only) */
-  uint32_t hole_blocks;  /* small pages: free blocks lying in purged holes (on no free list) */
+  uint32_t hole_blocks; /* small pages: free blocks lying in purged holes (on no free list) */
   union {
     struct {
       uint32_t capacity; /* small pages: blocks carved out of the page so far */
@@ -306,8 +306,8 @@ typedef struct qm_segment_s {
 
 #define QM_SEGMENT_MAGIC 0x716d5347u /* "qmSG" */
 #define QM_SLICE_NO_BLOCK 0xff       /* slice_class of a slice under no block */
-_Static_assert(offsetof(qm_segment_t, slice_class) % 64 == 0 && offsetof(qm_segment_t, slice_head) % 64 == 0 &&
-                   offsetof(qm_segment_t, slices) % 64 == 0,
+_Static_assert(offsetof(qm_segment_t, slice_class) % 64 == 0 &&
+                   offsetof(qm_segment_t, slice_head) % 64 == 0 && offsetof(qm_segment_t, slices) % 64 == 0,
                "the slice maps and descriptors begin on cache lines");
 _Static_assert(sizeof(qm_segment_t) <= 65536, "slice_head values (descriptor offsets) fit 16 bits");
 _Static_assert(QM_CLASS_LARGE < QM_SLICE_NO_BLOCK, "slice_class values fit a byte");
