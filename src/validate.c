@@ -97,8 +97,8 @@ static void validate_segment(validation_t *v, qm_heap_t *heap, qm_segment_t *seg
     CHECK(v, qm_slice_head(span) == span, "segment %p: span head %zu names another head", (void *)segment, i);
     if (v->errors)
       break;
-    CHECK(v, qm_slice_head(&span[count - 1]) == span, "segment %p: the last slice of span %zu names another head",
-          (void *)segment, i);
+    CHECK(v, qm_slice_head(&span[count - 1]) == span,
+          "segment %p: the last slice of span %zu names another head", (void *)segment, i);
     /* Every slice under a block leads to its head (a free of any block reads this). */
     if (span->kind == QM_SPAN_SMALL || span->kind == QM_SPAN_LARGE)
       for (size_t k = 1; k < count; k++)
