@@ -77,8 +77,8 @@ static void huge_list_unlink(qm_heap_t *heap, qm_segment_t *segment) {
  * ------------------------------------------------------------------------------------------- */
 
 #define QM_HUGE_CACHE_MAX 4
-#define QM_HUGE_CACHE_BYTES ((size_t)64 << 20)
-#define QM_HUGE_CACHE_BLOCK_MAX ((size_t)32 << 20)
+#define QM_HUGE_CACHE_BYTES ((size_t)128 << 20)
+#define QM_HUGE_CACHE_BLOCK_MAX ((size_t)64 << 20)
 
 typedef struct huge_cache_entry_s {
   qm_segment_t *segment;

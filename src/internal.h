@@ -139,15 +139,10 @@ static inline uint8_t *qm_page_start(const qm_page_t *page) {
   return (uint8_t *)segment + (qm_slice_index(segment, page) << QM_SLICE_SHIFT);
 }
 
-/* The head descriptor that slice_head names for the slice whose descriptor is slice, and naming it. */
+/* The head descriptor that slice_head names for the slice whose descriptor is slice. */
 static inline qm_page_t *qm_slice_head(qm_page_t *slice) {
   qm_segment_t *segment = qm_segment_of_page(slice);
   return (qm_page_t *)((uint8_t *)segment + segment->slice_head[qm_slice_index(segment, slice)]);
-}
-static inline void qm_slice_head_set(qm_page_t *slice, const qm_page_t *head) {
-  qm_segment_t *segment = qm_segment_of_page(slice);
-  segment->slice_head[qm_slice_index(segment, slice)] =
-      (uint16_t)((const uint8_t *)head - (uint8_t *)segment);
 }
 /* Makes each of the count slices from `first` name its own descriptor (metadata, freed spans). */
 static inline void qm_slice_head_reset(qm_page_t *first, size_t count) {

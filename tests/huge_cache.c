@@ -1,7 +1,8 @@
 /* Freed huge blocks are kept, resident, for the next huge allocation (huge.c): a block of the same
- * size right after a free needs no new mapping; smaller and larger ones reuse it too (cut or grown
- * by mremap); calloc never sees old contents; malloc_trim gives the cached mappings back; a free of
- * a block whose mapping waits in the cache is still a double free (death_double_free_huge). */
+ * size right after a free needs no new mapping, up to 64 MiB; smaller and larger ones reuse it too
+ * (cut or grown by mremap); calloc never sees old contents; malloc_trim gives the cached mappings
+ * back; a free of a block whose mapping waits in the cache is still a double free
+ * (death_double_free_huge). */
 #include "qmt.h"
 
 #include <malloc.h>
@@ -69,6 +70,23 @@ static void test_reuse(void) {
   T_FREE(e);
 }
 
+/* The biggest blocks the cache keeps: one of 60 MiB, freed and allocated again, needs no mapping. */
+static void test_reuse_big(void) {
+  unsigned char *a = T_MALLOC(60 * MiB);
+  CHECK(a != NULL);
+  if (!a)
+    return;
+  fill(a, 60 * MiB, 0x5a);
+  T_FREE(a);
+  size_t before = map_calls();
+  unsigned char *b = T_MALLOC(60 * MiB);
+  CHECK(b != NULL);
+  if (qmt_strict)
+    CHECKF(map_calls() == before, "a 60 MiB block right after one was freed needed %zu new mappings",
+           map_calls() - before);
+  T_FREE(b);
+}
+
 static void test_calloc_is_zero(void) {
   unsigned char *a = T_MALLOC(HUGE_A);
   CHECK(a != NULL);
@@ -100,6 +118,7 @@ static void test_trim(void) {
 int main(void) {
   qmt_start("huge_cache");
   test_reuse();
+  test_reuse_big();
   test_calloc_is_zero();
   test_trim();
   CHECK(qmt_heap_validate());
