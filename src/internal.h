@@ -112,14 +112,6 @@ static inline qm_segment_t *qm_segment_of_normal(const void *p) {
   return (qm_segment_t *)((uintptr_t)p & ~(uintptr_t)QM_SEGMENT_MASK);
 }
 
-/* The descriptor of the slice holding p: the slice index times the descriptor size, taken from
- * p's address bits directly (segments are aligned), which is one shift and one mask. */
-static inline qm_page_t *qm_slice_of(qm_segment_t *segment, const void *p) {
-  uintptr_t byte_index =
-      ((uintptr_t)p >> (QM_SLICE_SHIFT - QM_PAGE_SHIFT)) & ((QM_SLICES_PER_SEGMENT - 1) << QM_PAGE_SHIFT);
-  return (qm_page_t *)((uint8_t *)segment->slices + byte_index);
-}
-
 /* The head descriptor of the span holding p (a page or a large block): the slice index from p's
  * address bits, and slice_head says where its head's descriptor is. */
 static inline qm_page_t *qm_page_of(qm_segment_t *segment, const void *p) {

@@ -33,7 +33,8 @@ void _qm_span_remove_free(qm_heap_t *heap, qm_page_t *span) {
   qm_list_remove(&heap->span_bins[_qm_span_bin(span->slice_count)], span);
 }
 
-/* Writes the descriptors every span needs: its head, and the offset on its last slice. */
+/* Writes what every span needs: its head descriptor, and the head-map entries of its first and last
+ * slices (coalescing finds a left neighbour's head from its last slice). */
 static void span_set(qm_page_t *span, size_t count, qm_span_kind_t kind) {
   qm_segment_t *segment = qm_segment_of_page(span);
   uint16_t *heads = &segment->slice_head[qm_slice_index(segment, span)];
@@ -117,10 +118,8 @@ static void span_free_locked(qm_heap_t *heap, qm_page_t *span) {
   /* The span's slices stop pointing at its head: a late free of a pointer into this memory (a
    * double free after the page was given back) then meets a descriptor marked NOT_IN_USE and is
    * reported, instead of landing on whatever span later begins at the old head. */
-  uint16_t *heads = &segment->slice_head[index];
-  uint16_t own = (uint16_t)((uint8_t *)span - (uint8_t *)segment);
+  qm_slice_head_reset(span + 1, count - 1);
   for (size_t i = 1; i < count; i++) {
-    heads[i] = (uint16_t)(own + i * sizeof(qm_page_t));
     span[i].kind = QM_SPAN_META;
     span[i].flags = QM_PAGE_NOT_IN_USE;
   }

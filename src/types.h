@@ -170,9 +170,8 @@ typedef enum qm_purge_mark_e {
 } qm_purge_mark_t;
 
 /* qm_page_t: the descriptor of one slice. The descriptor of a span's first slice describes the
- * whole span; the descriptors of its other slices only say how far back that first one is.
- *
- * Where a slice's span head is lives in the segment's slice_head[] array, not here (see there).
+ * whole span; the descriptors of its other slices hold only a kind and flags (META and NOT_IN_USE
+ * where no span begins). Which head a slice belongs to is in the segment's slice_head[] map.
  *
  * Invariants (checked by validate.c):
  *   Small page:  used + |free| + hole_blocks == capacity <= reserved; blocks on `free` lie in
