@@ -26,22 +26,30 @@ static bool thp_always(void) {
   return always;
 }
 
+/* OS pages resident in [p, p + length) (at most 64 of them), or (size_t)-1 when mincore fails. */
+static size_t resident_os_pages(const void *p, size_t length) {
+  size_t os_page = (size_t)sysconf(_SC_PAGESIZE);
+  uintptr_t start = (uintptr_t)p & ~(uintptr_t)(os_page - 1);
+  size_t pages = ((uintptr_t)p + length - start + os_page - 1) / os_page;
+  unsigned char resident[64];
+  if (pages > sizeof resident || mincore((void *)start, pages * os_page, resident) != 0)
+    return (size_t)-1;
+  size_t count = 0;
+  for (size_t i = 0; i < pages; i++)
+    count += resident[i] & 1;
+  return count;
+}
+
 /* The first block of a class of 16 KiB, in a fresh segment: the blocks after it are not carved
  * yet, so none of their memory is resident. */
 static void *carve_touches_little(void *arg) {
   (void)arg;
-  size_t os_page = (size_t)sysconf(_SC_PAGESIZE);
   unsigned char *p = T_MALLOC(16 * KiB);
   CHECK(p != NULL);
   if (!p || !qmt_strict || thp_always()) /* THP may back the whole segment with one 2 MiB page */
     return NULL;
-  unsigned char *next = p + 16 * KiB;
-  size_t length = 3 * 16 * KiB;
-  unsigned char resident[3 * 16 * KiB / 4096];
-  CHECK(mincore(next, length, resident) == 0);
-  size_t count = 0;
-  for (size_t i = 0; i < length / os_page; i++)
-    count += resident[i] & 1;
+  size_t count = resident_os_pages(p + 16 * KiB, 3 * 16 * KiB);
+  CHECK(count != (size_t)-1);
   CHECKF(count == 0, "%zu OS pages of the next 3 blocks of the class are resident before any is handed out",
          count);
   T_FREE(p);
@@ -107,19 +115,6 @@ static void *rise_and_fall(void *arg) {
   while (count > 0)
     T_FREE(live[--count]);
   return NULL;
-}
-
-static size_t resident_os_pages(const void *p, size_t length) {
-  size_t os_page = (size_t)sysconf(_SC_PAGESIZE);
-  uintptr_t start = (uintptr_t)p & ~(uintptr_t)(os_page - 1);
-  size_t pages = ((uintptr_t)p + length - start + os_page - 1) / os_page;
-  unsigned char resident[64];
-  if (pages > sizeof resident || mincore((void *)start, pages * os_page, resident) != 0)
-    return (size_t)-1;
-  size_t count = 0;
-  for (size_t i = 0; i < pages; i++)
-    count += resident[i] & 1;
-  return count;
 }
 
 /* Every block of a 40 KiB class is freed, so that its only page (the one its fast path allocates
