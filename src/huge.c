@@ -1,7 +1,8 @@
 /* huge.c - blocks above QM_LARGE_MAX (2 MiB): each is a mapping of its own, resized with mremap,
- * so its pages are never copied. A freed mapping waits in a small cache, resident, for the next
- * huge block, which then faults in only the pages the cached one lacked; it is unmapped after the
- * purge delay, or at once when the cache is full.
+ * so its pages are never copied. The pages of freed mappings wait in a small cache, resident, for
+ * the next huge blocks, which are placed inside them or gather them with mremap and fault in only
+ * what they lack; the cache never holds more than keeps the mapped total under its past peak, and
+ * is unmapped after the purge delay.
  *
  *   H (4 MiB aligned)        H + offset                                H + offset + size
  *   | header | (untouched) | block ........................................ |
@@ -38,6 +39,7 @@ static void huge_header_init(qm_segment_t *segment, size_t offset, size_t usable
   segment->mapping_size = offset + usable;
   segment->block_offset = offset;
   segment->block_size = usable;
+  segment->huge_vmas.count = 0;
   atomic_store_explicit(&segment->owner_thread, 0, memory_order_relaxed);
   atomic_store_explicit(&segment->owner_heap, NULL, memory_order_relaxed);
   segment->huge_owner = NULL;
@@ -66,62 +68,231 @@ static void huge_list_unlink(qm_heap_t *heap, qm_segment_t *segment) {
 }
 
 /* ---------------------------------------------------------------------------------------------
- * The cache of freed mappings. Programs that free a huge block and soon allocate another (buffers
- * of a few MiB, growing tables) would otherwise unmap and fault in every page each time.
- * Invariants (under huge_cache_lock): entries [0, huge_cache_count) hold mappings of at most
- * QM_HUGE_CACHE_BLOCK_MAX bytes, mapping_base == segment, block_offset == QM_HUGE_HEADER_SIZE,
- * map state FREED (a free of their old block is reported), counted in huge_bytes (they are
- * mapped) but not in huge_blocks nor in the bytes in use; huge_cache_bytes is their sum.
- * Only blocks of no first-class heap and of the default alignment enter it; only requests that
- * need no zeroing take from it. Unmapping happens outside the lock.
+ * Kernel mappings. mremap resizes a range only within one VMA, and moves a range that spans
+ * several only since Linux 6.17 (_qm_os_moves_across_mappings tells). A block gathered from
+ * several cached ranges spans several, since the kernel does not merge anonymous mappings of
+ * different origins. So each block (segment->huge_vmas) and each cached range lists where it may
+ * be split (qm_vma_list_t); a range that is not one VMA is moved only where the kernel can, and
+ * one with too many splits to list is only used where it lies.
  * ------------------------------------------------------------------------------------------- */
 
-#define QM_HUGE_CACHE_MAX 4
-#define QM_HUGE_CACHE_BYTES ((size_t)128 << 20)
-#define QM_HUGE_CACHE_BLOCK_MAX ((size_t)64 << 20)
+static size_t page_shift(void) { return (size_t)__builtin_ctzl(_qm_os_page_size()); }
+
+static bool vmas_single(const qm_vma_list_t *vmas) { return vmas->count == 0; }
+
+static bool vmas_movable(const qm_vma_list_t *vmas, bool across) {
+  return vmas->count == 0 || (across && vmas->count != QM_VMA_LIST_UNKNOWN);
+}
+
+/* Appends a split at page `at` (ascending order; a repeat is dropped). */
+static void vmas_add(qm_vma_list_t *vmas, size_t at) {
+  if (vmas->count == QM_VMA_LIST_UNKNOWN || (vmas->count > 0 && vmas->start[vmas->count - 1] >= at))
+    return;
+  if (vmas->count == QM_VMA_LIST_MAX || at > UINT32_MAX)
+    vmas->count = QM_VMA_LIST_UNKNOWN;
+  else
+    vmas->start[vmas->count++] = (uint32_t)at;
+}
+
+/* Appends the splits of `from` that lie strictly inside its pages [first, end), renumbered so
+ * that page `first` of `from` is page `shift` of `vmas`. */
+static void vmas_append(qm_vma_list_t *vmas, const qm_vma_list_t *from, size_t first, size_t end,
+                        size_t shift) {
+  if (from->count == QM_VMA_LIST_UNKNOWN) {
+    vmas->count = QM_VMA_LIST_UNKNOWN;
+    return;
+  }
+  for (uint32_t i = 0; i < from->count; i++)
+    if (from->start[i] > first && from->start[i] < end)
+      vmas_add(vmas, from->start[i] - first + shift);
+}
+
+/* The list of pages [first, end) of a range listed by `from`, as a range of its own. */
+static qm_vma_list_t vmas_slice(const qm_vma_list_t *from, size_t first, size_t end) {
+  qm_vma_list_t slice = {.count = 0};
+  vmas_append(&slice, from, first, end, 0);
+  return slice;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * The cache of freed mappings. Programs that free a huge block and soon allocate another (buffers
+ * of a few MiB, growing tables) would otherwise unmap and fault in every page each time, and a
+ * page fault costs far more than the allocator's own work on a huge block.
+ *
+ * An entry is a range of mapped, read-write pages that holds no block: a freed huge block's whole
+ * mapping, the end cut off one that shrank, or what is left of either after a request took part
+ * of it. A request is served, in this order of preference:
+ * 1. in place, inside the smallest entry that has room for it from a segment-aligned address on
+ *    (nothing moves; what lies before and after stays cached);
+ * 2. gathered: entries, largest first, are moved with mremap (which moves page tables, never
+ *    contents) onto one aligned mapping, whose other pages are fresh. The first may be the start
+ *    of the mapping, grown in place. Each range lands at an offset congruent to its old address
+ *    modulo QM_HUGE_PHASE (the span of one page table): mremap then moves whole page tables,
+ *    where a move to another offset rewrites every page's entry, which made the first write to
+ *    each page cost about half a page fault.
+ *
+ * Budget: the cache never holds more than the live huge blocks have fallen below their peak
+ * (huge_live_peak - huge_live_bytes), so keeping freed pages never raises the process's peak
+ * resident set above what its blocks alone reached; what a new mapping would push past that is
+ * unmapped first, oldest entry first. Entries also leave after the purge delay, on trim, and when
+ * the cache is full (QM_HUGE_CACHE_MAX entries, QM_HUGE_CACHE_BYTES in all).
+ *
+ * Invariants (under huge_cache_lock): entries [0, huge_cache_count) are disjoint, page aligned,
+ * at least QM_HUGE_CACHE_PIECE_MIN bytes, counted in huge_bytes (they are mapped) but not in
+ * huge_blocks nor in the bytes in use; huge_cache_bytes is their sum and is at most both
+ * QM_HUGE_CACHE_BYTES and huge_live_peak - huge_live_bytes. Entries carry no header: the region
+ * of a freed block's header is marked FREED in the segment map before it enters, so a second
+ * free of the block is still reported. Only requests that need no zeroing and no alignment
+ * above 16 bytes take from it. Unmapping happens outside the lock.
+ * ------------------------------------------------------------------------------------------- */
+
+#define QM_HUGE_CACHE_MAX 16
+#define QM_HUGE_CACHE_BYTES ((size_t)256 << 20)
+#define QM_HUGE_CACHE_PIECE_MIN ((size_t)1 << 20) /* smaller rests are unmapped */
+#define QM_HUGE_MOVE_MIN ((size_t)64 << 10)       /* less is not worth an mremap */
+#define QM_HUGE_PHASE ((size_t)2 << 20)
 
 typedef struct huge_cache_entry_s {
-  qm_segment_t *segment;
-  uint64_t cached_at_ns;
+  uint8_t *base;
+  size_t size;
+  uint64_t cached_at_ns; /* when its pages were freed; a rest keeps its entry's time */
+  qm_vma_list_t vmas;
 } huge_cache_entry_t;
+
+/* Ranges taken out of the cache under the lock, to be unmapped after it: at most every entry
+ * and a rest of each, and one more. */
+#define QM_HUGE_VICTIMS_MAX (2 * QM_HUGE_CACHE_MAX + 2)
+typedef struct huge_victims_s {
+  uint8_t *base[QM_HUGE_VICTIMS_MAX];
+  size_t size[QM_HUGE_VICTIMS_MAX];
+  size_t count;
+} huge_victims_t;
+
+/* How a request is served from the cache (huge_cache_choose_locked). */
+typedef struct huge_plan_s {
+  uint8_t *in_place; /* the block's aligned start inside an entry, or NULL: gathered */
+  struct {
+    uint8_t *base;
+    size_t size;
+    size_t offset; /* where it lands in the block's mapping; ascending */
+    bool single;   /* one VMA: may be resized */
+  } range[QM_HUGE_CACHE_MAX];
+  size_t count;
+  qm_vma_list_t vmas; /* the block's */
+} huge_plan_t;
 
 static qm_lock_t huge_cache_lock;
 static huge_cache_entry_t huge_cache[QM_HUGE_CACHE_MAX];
 static _Atomic size_t huge_cache_count; /* written under the lock; read without it to skip it */
 static size_t huge_cache_bytes;
+static size_t huge_live_bytes; /* mapping bytes of the live huge blocks (under the lock) */
+static size_t huge_live_peak;  /* the most huge_live_bytes has been (under the lock) */
 
 static size_t cache_count(void) { return atomic_load_explicit(&huge_cache_count, memory_order_relaxed); }
 
-static void huge_cache_remove_locked(size_t i) {
-  size_t last = cache_count() - 1;
-  huge_cache_bytes -= huge_cache[i].segment->mapping_size;
-  huge_cache[i] = huge_cache[last];
-  atomic_store_explicit(&huge_cache_count, last, memory_order_relaxed);
+static void huge_victim_add(huge_victims_t *victims, uint8_t *base, size_t size) {
+  qm_assert(victims->count < QM_HUGE_VICTIMS_MAX);
+  victims->base[victims->count] = base;
+  victims->size[victims->count] = size;
+  victims->count++;
 }
 
-static void huge_unmap_cached(qm_segment_t *segment) {
-  qm_counter_sub(&_qm_counters.huge_bytes, segment->mapping_size);
-  segment->magic = 0;
-  _qm_os_unmap(segment, segment->mapping_size);
+static void huge_victims_unmap(const huge_victims_t *victims) {
+  for (size_t i = 0; i < victims->count; i++) {
+    qm_counter_sub(&_qm_counters.huge_bytes, victims->size[i]);
+    _qm_os_unmap(victims->base[i], victims->size[i]);
+  }
+}
+
+static huge_cache_entry_t huge_cache_remove_locked(size_t i) {
+  huge_cache_entry_t entry = huge_cache[i];
+  size_t last = cache_count() - 1;
+  huge_cache_bytes -= entry.size;
+  huge_cache[i] = huge_cache[last];
+  atomic_store_explicit(&huge_cache_count, last, memory_order_relaxed);
+  return entry;
+}
+
+/* Caches the pages [first, end) of the range `from` (the rest of it is elsewhere), or gives them
+ * up when they are too few or the cache has no slot. */
+static void huge_cache_keep_locked(const huge_cache_entry_t *from, size_t first, size_t end,
+                                   huge_victims_t *victims) {
+  size_t shift = page_shift();
+  uint8_t *base = from->base + (first << shift);
+  size_t size = (end - first) << shift;
+  size_t count = cache_count();
+  if (size >= QM_HUGE_CACHE_PIECE_MIN && count < QM_HUGE_CACHE_MAX) {
+    huge_cache[count] =
+        (huge_cache_entry_t){base, size, from->cached_at_ns, vmas_slice(&from->vmas, first, end)};
+    huge_cache_bytes += size;
+    atomic_store_explicit(&huge_cache_count, count + 1, memory_order_relaxed);
+  } else if (size > 0) {
+    huge_victim_add(victims, base, size);
+  }
+}
+
+/* Gives up the oldest pages until the cache holds at most `limit` bytes and has room for `room`
+ * more entries. An entry only partly over the limit loses its end and keeps its front. */
+static void huge_cache_fit_locked(size_t limit, size_t room, huge_victims_t *victims) {
+  while (cache_count() > 0 && (huge_cache_bytes > limit || cache_count() + room > QM_HUGE_CACHE_MAX)) {
+    size_t oldest = 0;
+    for (size_t i = 1; i < cache_count(); i++)
+      if (huge_cache[i].cached_at_ns < huge_cache[oldest].cached_at_ns)
+        oldest = i;
+    huge_cache_entry_t *entry = &huge_cache[oldest];
+    size_t excess = huge_cache_bytes > limit ? huge_cache_bytes - limit : 0;
+    if (cache_count() + room <= QM_HUGE_CACHE_MAX && excess + QM_HUGE_CACHE_PIECE_MIN <= entry->size) {
+      entry->size -= excess;
+      entry->vmas = vmas_slice(&entry->vmas, 0, entry->size >> page_shift());
+      huge_cache_bytes -= excess;
+      huge_victim_add(victims, entry->base + entry->size, excess);
+    } else {
+      huge_victim_add(victims, entry->base, entry->size);
+      huge_cache_remove_locked(oldest);
+    }
+  }
+}
+
+static size_t huge_cache_budget_locked(void) {
+  size_t below_peak = huge_live_peak - huge_live_bytes;
+  return below_peak < QM_HUGE_CACHE_BYTES ? below_peak : QM_HUGE_CACHE_BYTES;
+}
+
+/* A mapping of `size` bytes became (part of) a live block: raises the peak, and unmaps what the
+ * cache now holds beyond its budget, before the caller's first write to the new pages. */
+static void huge_live_add(size_t size) {
+  huge_victims_t victims = {.count = 0};
+  _qm_lock(&huge_cache_lock);
+  huge_live_bytes += size;
+  if (huge_live_bytes > huge_live_peak)
+    huge_live_peak = huge_live_bytes;
+  huge_cache_fit_locked(huge_cache_budget_locked(), 0, &victims);
+  _qm_unlock(&huge_cache_lock);
+  huge_victims_unmap(&victims);
+}
+
+static void huge_live_sub(size_t size) {
+  _qm_lock(&huge_cache_lock);
+  qm_assert(huge_live_bytes >= size);
+  huge_live_bytes -= size;
+  _qm_unlock(&huge_cache_lock);
 }
 
 /* Unmaps the entries cached before `older_than` (all of them with UINT64_MAX). */
 static bool huge_cache_expire(uint64_t older_than) {
-  qm_segment_t *victims[QM_HUGE_CACHE_MAX];
-  size_t n = 0;
+  huge_victims_t victims = {.count = 0};
   _qm_lock(&huge_cache_lock);
   for (size_t i = 0; i < cache_count();) {
     if (older_than == UINT64_MAX || huge_cache[i].cached_at_ns < older_than) {
-      victims[n++] = huge_cache[i].segment;
-      huge_cache_remove_locked(i);
+      huge_cache_entry_t entry = huge_cache_remove_locked(i);
+      huge_victim_add(&victims, entry.base, entry.size);
     } else {
       i++;
     }
   }
   _qm_unlock(&huge_cache_lock);
-  for (size_t i = 0; i < n; i++)
-    huge_unmap_cached(victims[i]);
-  return n > 0;
+  huge_victims_unmap(&victims);
+  return victims.count > 0;
 }
 
 void _qm_huge_cache_decay(uint64_t now) {
@@ -133,84 +304,203 @@ void _qm_huge_cache_decay(uint64_t now) {
 
 bool _qm_huge_cache_trim(void) { return huge_cache_expire(UINT64_MAX); }
 
-/* Keeps a freed mapping; false when it does not qualify or the cache cannot take it. */
-static bool huge_cache_put(qm_segment_t *segment) {
-  if (segment->huge_owner != NULL || segment->mapping_base != segment ||
-      segment->block_offset != QM_HUGE_HEADER_SIZE || segment->mapping_size > QM_HUGE_CACHE_BLOCK_MAX)
-    return false;
-  uint64_t now = _qm_os_now_coarse_ns();
-  qm_segment_t *victim = NULL;
+/* Pages [first, end) of a huge block's mapping, no longer part of a live block (all of a freed
+ * block, or the end cut off one that shrank): kept for the next huge block, or unmapped when the
+ * cache cannot take them. */
+static void huge_cache_put(const qm_segment_t *segment, size_t first, size_t end) {
+  size_t shift = page_shift();
+  size_t size = (end - first) << shift;
+  huge_cache_entry_t range = {(uint8_t *)segment->mapping_base, segment->mapping_size, _qm_os_now_coarse_ns(),
+                              segment->huge_vmas};
+  huge_victims_t victims = {.count = 0};
   _qm_lock(&huge_cache_lock);
-  /* Full: the oldest entry makes room (the newest memory is the warmest). */
-  size_t count = cache_count();
-  if (count == QM_HUGE_CACHE_MAX ||
-      (count > 0 && huge_cache_bytes + segment->mapping_size > QM_HUGE_CACHE_BYTES)) {
-    size_t oldest = 0;
-    for (size_t i = 1; i < count; i++)
-      if (huge_cache[i].cached_at_ns < huge_cache[oldest].cached_at_ns)
-        oldest = i;
-    victim = huge_cache[oldest].segment;
-    huge_cache_remove_locked(oldest);
-  }
-  bool kept = huge_cache_bytes + segment->mapping_size <= QM_HUGE_CACHE_BYTES;
-  if (kept) {
-    huge_map_set(segment, QM_MAP_FREED);
-    count = cache_count();
-    huge_cache[count].segment = segment;
-    huge_cache[count].cached_at_ns = now;
-    atomic_store_explicit(&huge_cache_count, count + 1, memory_order_relaxed);
-    huge_cache_bytes += segment->mapping_size;
+  qm_assert(huge_live_bytes >= size);
+  huge_live_bytes -= size;
+  /* Freed pages are the warmest: older entries make room for them. The budget grew by `size`,
+   * so only the caps can stand in the way. */
+  if (size >= QM_HUGE_CACHE_PIECE_MIN && size <= QM_HUGE_CACHE_BYTES) {
+    huge_cache_fit_locked(QM_HUGE_CACHE_BYTES - size, 1, &victims);
+    huge_cache_keep_locked(&range, first, end, &victims);
+    huge_cache_fit_locked(huge_cache_budget_locked(), 0, &victims);
+  } else {
+    huge_victim_add(&victims, range.base + (first << shift), size);
   }
   _qm_unlock(&huge_cache_lock);
-  if (victim != NULL)
-    huge_unmap_cached(victim);
-  return kept;
+  huge_victims_unmap(&victims);
 }
 
-/* A cached mapping resized to `map` bytes (contents undefined), or NULL. Prefers the smallest
- * entry that is large enough (the rest of it is cut off), else the largest (grown by mremap, which
- * keeps its resident pages). */
-static qm_segment_t *huge_cache_take(size_t map) {
+static bool segment_aligned(const void *p) { return ((uintptr_t)p & (QM_SEGMENT_SIZE - 1)) == 0; }
+
+/* Where a block of `map` bytes fits inside an entry from a segment-aligned address on, or NULL. */
+static uint8_t *huge_entry_place(const huge_cache_entry_t *entry, size_t map) {
+  uintptr_t start = qm_align_up((uintptr_t)entry->base, QM_SEGMENT_SIZE);
+  return start + map <= (uintptr_t)entry->base + entry->size ? (uint8_t *)start : NULL;
+}
+
+/* Where entry `i` would land in a block planned up to `cursor`: at an offset congruent to its
+ * address (see above) if that leaves room, else at the cursor; SIZE_MAX if neither does or the
+ * block's list of VMAs would overflow. */
+static size_t huge_gather_offset(const huge_plan_t *plan, size_t i, size_t cursor, size_t map) {
+  const huge_cache_entry_t *entry = &huge_cache[i];
+  size_t offset = cursor + (((uintptr_t)entry->base - cursor) & (QM_HUGE_PHASE - 1));
+  if (offset + QM_HUGE_MOVE_MIN > map)
+    return SIZE_MAX;
+  /* Splits: those inside the range, and at most two around it. */
+  if (entry->vmas.count == QM_VMA_LIST_UNKNOWN || plan->vmas.count + entry->vmas.count + 2 > QM_VMA_LIST_MAX)
+    return SIZE_MAX;
+  return offset;
+}
+
+/* Plans a request of `map` bytes under the lock (see the order of preference above), taking what
+ * it uses out of the cache; rests stay cached. `across`: ranges that span VMAs may be moved. */
+static void huge_cache_choose_locked(size_t map, bool across, huge_plan_t *plan, huge_victims_t *victims) {
+  size_t shift = page_shift();
+  size_t best = SIZE_MAX;
+  uint8_t *place = NULL;
+  for (size_t i = 0; i < cache_count(); i++) {
+    uint8_t *at = huge_entry_place(&huge_cache[i], map);
+    if (at != NULL && (best == SIZE_MAX || huge_cache[i].size < huge_cache[best].size))
+      best = i, place = at;
+  }
+  if (best != SIZE_MAX) {
+    huge_cache_entry_t entry = huge_cache_remove_locked(best);
+    size_t first = (size_t)(place - entry.base) >> shift, end = first + (map >> shift);
+    huge_cache_keep_locked(&entry, 0, first, victims);
+    huge_cache_keep_locked(&entry, end, entry.size >> shift, victims);
+    plan->in_place = place;
+    plan->vmas = vmas_slice(&entry.vmas, first, end);
+    return;
+  }
+  size_t cursor = 0; /* the block's mapping is planned up to here */
+  while (cursor < map && plan->count < QM_HUGE_CACHE_MAX) {
+    size_t pick = SIZE_MAX, offset = 0;
+    for (size_t i = 0; i < cache_count(); i++) {
+      if (!vmas_movable(&huge_cache[i].vmas, across) ||
+          (pick != SIZE_MAX && huge_cache[i].size <= huge_cache[pick].size))
+        continue;
+      size_t at = huge_gather_offset(plan, i, cursor, map);
+      if (at != SIZE_MAX)
+        pick = i, offset = at;
+    }
+    if (pick == SIZE_MAX)
+      break;
+    huge_cache_entry_t entry = huge_cache_remove_locked(pick);
+    size_t size = entry.size < map - offset ? entry.size : map - offset;
+    plan->range[plan->count].base = entry.base;
+    plan->range[plan->count].size = size;
+    plan->range[plan->count].offset = offset;
+    plan->range[plan->count].single = vmas_single(&entry.vmas);
+    plan->count++;
+    huge_cache_keep_locked(&entry, size >> shift, entry.size >> shift, victims);
+    vmas_add(&plan->vmas, offset >> shift);
+    vmas_append(&plan->vmas, &entry.vmas, 0, size >> shift, offset >> shift);
+    vmas_add(&plan->vmas, (offset + size) >> shift);
+    cursor = offset + size;
+  }
+  /* Splits at offset 0 or at the end are no splits. */
+  while (plan->vmas.count > 0 && plan->vmas.count != QM_VMA_LIST_UNKNOWN &&
+         plan->vmas.start[plan->vmas.count - 1] >= (map >> shift))
+    plan->vmas.count--;
+  if (plan->vmas.count > 0 && plan->vmas.count != QM_VMA_LIST_UNKNOWN && plan->vmas.start[0] == 0) {
+    plan->vmas.count--;
+    memmove(plan->vmas.start, plan->vmas.start + 1, plan->vmas.count * sizeof(plan->vmas.start[0]));
+  }
+}
+
+/* Cached pages made into a segment-aligned mapping of `map` bytes (contents undefined), or NULL.
+ * Counts the mapping in huge_bytes, not yet in huge_live_bytes; sets *vmas to its splits. */
+static qm_segment_t *huge_cache_take(size_t map, qm_vma_list_t *vmas) {
   if (cache_count() == 0)
     return NULL;
+  bool across = _qm_os_moves_across_mappings();
+  huge_plan_t plan = {.in_place = NULL, .count = 0, .vmas = {.count = 0}};
+  huge_victims_t victims = {.count = 0};
   _qm_lock(&huge_cache_lock);
-  size_t best = SIZE_MAX;
-  for (size_t i = 0; i < cache_count(); i++) {
-    size_t size = huge_cache[i].segment->mapping_size;
-    if (best == SIZE_MAX) {
-      best = i;
-      continue;
-    }
-    size_t best_size = huge_cache[best].segment->mapping_size;
-    bool fits = size >= map, best_fits = best_size >= map;
-    if ((fits && (!best_fits || size < best_size)) || (!fits && !best_fits && size > best_size))
-      best = i;
-  }
-  qm_segment_t *segment = NULL;
-  if (best != SIZE_MAX) {
-    segment = huge_cache[best].segment;
-    huge_cache_remove_locked(best);
-  }
+  huge_cache_choose_locked(map, across, &plan, &victims);
   _qm_unlock(&huge_cache_lock);
-  if (segment == NULL)
+  huge_victims_unmap(&victims);
+  *vmas = plan.vmas;
+  if (plan.in_place != NULL)
+    return (qm_segment_t *)plan.in_place;
+  if (plan.count == 0)
     return NULL;
-  size_t old_map = segment->mapping_size;
-  if (map < old_map) {
-    _qm_os_shrink(segment, old_map, map);
-  } else if (map > old_map && _qm_os_remap(segment, old_map, map, NULL) == NULL) {
-    void *target = _qm_os_map_aligned(map, QM_SEGMENT_SIZE, 0);
-    qm_segment_t *moved = target ? _qm_os_remap(segment, old_map, map, target) : NULL;
-    if (moved == NULL) {
-      if (target != NULL)
-        _qm_os_unmap(target, map);
-      huge_unmap_cached(segment);
+
+  /* The first range, when it starts the mapping and may be resized, grows in place if it can;
+   * otherwise every range moves onto a new mapping. */
+  uint8_t *dest = NULL;
+  size_t next = 0; /* ranges [next, count) are still to move */
+  if (plan.range[0].offset == 0 && plan.range[0].single && segment_aligned(plan.range[0].base) &&
+      _qm_os_remap(plan.range[0].base, plan.range[0].size, map, NULL) != NULL) {
+    dest = plan.range[0].base;
+    next = 1;
+    qm_counter_add(&_qm_counters.huge_bytes, map - plan.range[0].size);
+    if (plan.count == 1)
+      vmas->count = 0; /* grown by mremap: one VMA */
+  } else {
+    dest = _qm_os_map_aligned(map, QM_SEGMENT_SIZE, 0);
+    if (dest == NULL) {
+      victims.count = 0;
+      for (size_t i = 0; i < plan.count; i++)
+        huge_victim_add(&victims, plan.range[i].base, plan.range[i].size);
+      huge_victims_unmap(&victims);
       return NULL;
     }
-    segment = moved;
+    qm_counter_add(&_qm_counters.huge_bytes, map);
   }
-  qm_counter_sub(&_qm_counters.huge_bytes, old_map);
-  qm_counter_add(&_qm_counters.huge_bytes, map);
-  return segment;
+  for (size_t i = next; i < plan.count; i++) {
+    uint8_t *slot = dest + plan.range[i].offset;
+    size_t size = plan.range[i].size;
+    if (_qm_os_remap(plan.range[i].base, size, size, slot) == NULL) {
+      /* Only a range the program split behind our back fails here. The slot may now be a hole
+       * that another thread's mapping can fill: give up the whole block rather than build on
+       * it. */
+      _qm_os_release_failed_target(slot, size);
+      qm_counter_sub(&_qm_counters.huge_bytes, map);
+      _qm_os_unmap(dest, plan.range[i].offset);
+      _qm_os_unmap(slot + size, map - plan.range[i].offset - size);
+      victims.count = 0;
+      for (size_t j = i; j < plan.count; j++)
+        huge_victim_add(&victims, plan.range[j].base, plan.range[j].size);
+      huge_victims_unmap(&victims);
+      return NULL;
+    }
+    /* The fresh pages the range replaced were counted with the mapping. */
+    qm_counter_sub(&_qm_counters.huge_bytes, size);
+  }
+  return (qm_segment_t *)dest;
+}
+
+bool _qm_huge_cache_is_valid(void) {
+  size_t errors = 0, page = _qm_os_page_size(), sum = 0;
+#define CACHE_CHECK(cond, ...)                                                                               \
+  do {                                                                                                       \
+    if (!(cond) && errors++ < 20)                                                                            \
+      _qm_message("heap validation: huge cache: " __VA_ARGS__);                                              \
+  } while (0)
+  _qm_lock(&huge_cache_lock);
+  size_t count = cache_count();
+  CACHE_CHECK(count <= QM_HUGE_CACHE_MAX, "%zu entries", count);
+  for (size_t i = 0; i < count && i < QM_HUGE_CACHE_MAX; i++) {
+    const huge_cache_entry_t *entry = &huge_cache[i];
+    sum += entry->size;
+    CACHE_CHECK(((uintptr_t)entry->base | entry->size) % page == 0 && entry->size >= QM_HUGE_CACHE_PIECE_MIN,
+                "entry %p of %zu bytes is misaligned or too small", (void *)entry->base, entry->size);
+    for (size_t j = 0; j < i; j++)
+      CACHE_CHECK(entry->base + entry->size <= huge_cache[j].base ||
+                      huge_cache[j].base + huge_cache[j].size <= entry->base,
+                  "entries %p and %p overlap", (void *)entry->base, (void *)huge_cache[j].base);
+    const qm_vma_list_t *vmas = &entry->vmas;
+    for (uint32_t k = 0; vmas->count != QM_VMA_LIST_UNKNOWN && k < vmas->count; k++)
+      CACHE_CHECK(vmas->start[k] > (k ? vmas->start[k - 1] : 0) && vmas->start[k] < entry->size / page,
+                  "entry %p: split %u at page %u is out of order or outside", (void *)entry->base, k,
+                  vmas->start[k]);
+  }
+  CACHE_CHECK(sum == huge_cache_bytes, "entries hold %zu bytes, the total says %zu", sum, huge_cache_bytes);
+  CACHE_CHECK(huge_live_bytes <= huge_live_peak && sum <= huge_cache_budget_locked(),
+              "%zu bytes cached with %zu live and a peak of %zu", sum, huge_live_bytes, huge_live_peak);
+  _qm_unlock(&huge_cache_lock);
+#undef CACHE_CHECK
+  return errors == 0;
 }
 
 void _qm_huge_fork_prepare(void) { _qm_lock(&huge_cache_lock); }
@@ -228,9 +518,12 @@ void *_qm_huge_alloc(size_t size, size_t alignment, bool zero) {
   /* Cached mappings hold old contents: only for requests that need no zeroing (fresh mappings
    * are zero). */
   if (!zero && offset == QM_HUGE_HEADER_SIZE) {
-    qm_segment_t *cached = huge_cache_take(offset + usable);
+    qm_vma_list_t vmas;
+    qm_segment_t *cached = huge_cache_take(offset + usable, &vmas);
     if (cached != NULL) {
+      huge_live_add(offset + usable);
       huge_header_init(cached, offset, usable);
+      cached->huge_vmas = vmas;
       qm_counter_add(&_qm_counters.huge_blocks, 1);
       qm_stats_huge_alloc(size, usable);
       qm_track_huge_malloc((uint8_t *)cached + offset, usable);
@@ -249,6 +542,7 @@ void *_qm_huge_alloc(size_t size, size_t alignment, bool zero) {
     errno = ENOMEM;
     return NULL;
   }
+  huge_live_add(offset + usable);
   huge_header_init(segment, offset, usable);
   qm_counter_add(&_qm_counters.huge_blocks, 1);
   qm_counter_add(&_qm_counters.huge_bytes, offset + usable);
@@ -273,6 +567,7 @@ static void huge_unmap(qm_segment_t *segment) {
   qm_counter_sub(&_qm_counters.huge_bytes, segment->mapping_size);
   qm_stats_huge_free(segment->block_size);
   segment->magic = 0;
+  huge_live_sub(segment->mapping_size);
   _qm_os_unmap(segment->mapping_base, segment->mapping_size);
 }
 
@@ -298,16 +593,24 @@ void _qm_huge_free(qm_segment_t *segment, void *p) {
     huge_list_unlink(owner, segment);
     _qm_unlock(&owner->huge_lock);
   }
-  if (owner == NULL) {
-    /* Read before the put: once cached, another thread may take the mapping at any moment. */
-    size_t usable = segment->block_size;
-    if (huge_cache_put(segment)) {
-      qm_counter_sub(&_qm_counters.huge_blocks, 1);
-      qm_stats_huge_free(usable);
-      return;
-    }
-  }
-  huge_unmap(segment);
+  huge_map_set(segment, QM_MAP_FREED);
+  qm_counter_sub(&_qm_counters.huge_blocks, 1);
+  qm_stats_huge_free(segment->block_size);
+  segment->magic = 0;
+  huge_cache_put(segment, 0, segment->mapping_size >> page_shift());
+}
+
+/* Growing a block that mremap cannot move as a whole: a new block, the contents copied. NULL with
+ * errno ENOMEM, the block untouched, when there is no memory for it. */
+static void *huge_realloc_copy(qm_segment_t *segment, void *p, size_t new_size) {
+  qm_heap_t *owner = segment->huge_owner;
+  void *q = owner != NULL ? _qm_huge_alloc_listed(owner, new_size, QM_ALIGNMENT, false)
+                          : _qm_huge_alloc(new_size, QM_ALIGNMENT, false);
+  if (q == NULL)
+    return NULL;
+  memcpy(q, p, segment->block_size);
+  _qm_huge_free(segment, p);
+  return q;
 }
 
 void *_qm_huge_realloc(qm_segment_t *segment, void *p, size_t new_size) {
@@ -323,8 +626,18 @@ void *_qm_huge_realloc(qm_segment_t *segment, void *p, size_t new_size) {
   if (new_map == old_map)
     return p;
   if (new_map < old_map) {
-    _qm_os_shrink(segment, old_map, new_map);
-  } else if (_qm_os_remap(segment, old_map, new_map, NULL) == NULL) {
+    size_t shift = page_shift();
+    huge_cache_put(segment, new_map >> shift, old_map >> shift);
+    segment->huge_vmas = vmas_slice(&segment->huge_vmas, 0, new_map >> shift);
+    segment->mapping_size = new_map;
+    qm_stats_huge_resize(segment->block_size, usable);
+    segment->block_size = usable;
+    return p;
+  }
+  bool single = vmas_single(&segment->huge_vmas);
+  if (!vmas_movable(&segment->huge_vmas, !single && _qm_os_moves_across_mappings()))
+    return huge_realloc_copy(segment, p, new_size);
+  if (!single || _qm_os_remap(segment, old_map, new_map, NULL) == NULL) {
     /* No room to grow in place: move the pages (not their contents) to a new segment-aligned
      * range. realloc promises only the default alignment, so a bigger one need not be kept. */
     void *target = _qm_os_map_aligned(new_map, QM_SEGMENT_SIZE, 0);
@@ -340,16 +653,20 @@ void *_qm_huge_realloc(qm_segment_t *segment, void *p, size_t new_size) {
     if (owner != NULL)
       _qm_lock(&owner->huge_lock);
     huge_map_set(segment, QM_MAP_FREED);
-    qm_segment_t *moved = _qm_os_remap(segment, old_map, new_map, target);
+    /* A block that spans VMAs can be moved (see vmas_movable) but not resized: it moves onto the
+     * front of the new range, whose fresh pages are the growth. */
+    qm_segment_t *moved = _qm_os_remap(segment, old_map, single ? new_map : old_map, target);
     if (moved == NULL) {
       huge_map_set(segment, QM_MAP_HUGE);
       if (owner != NULL)
         _qm_unlock(&owner->huge_lock);
-      _qm_os_unmap(target, new_map);
-      errno = ENOMEM;
-      return NULL;
+      _qm_os_release_failed_target(target, new_map);
+      /* A block the program split into several VMAs (mprotect, madvise) cannot be moved. */
+      return huge_realloc_copy(segment, p, new_size);
     }
     segment = moved;
+    if (!single)
+      vmas_add(&segment->huge_vmas, old_map >> page_shift());
     huge_map_set(segment, QM_MAP_HUGE);
     if (owner != NULL) {
       if (segment->prev)
@@ -363,6 +680,7 @@ void *_qm_huge_realloc(qm_segment_t *segment, void *p, size_t new_size) {
   }
   qm_counter_sub(&_qm_counters.huge_bytes, old_map);
   qm_counter_add(&_qm_counters.huge_bytes, new_map);
+  huge_live_add(new_map - old_map);
   segment->mapping_base = segment;
   segment->mapping_size = new_map;
   qm_stats_huge_resize(segment->block_size, usable);

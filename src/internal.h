@@ -318,6 +318,14 @@ qm_memory_t _qm_os_purge(void *p, size_t size);
 /* Moves/resizes a mapping: in place when possible (may_move false), else to `target` if non-NULL.
  * Returns the new address or NULL (the old mapping is then unchanged). */
 void *_qm_os_remap(void *p, size_t old_size, size_t new_size, void *target);
+/* After an mremap onto `target` (size bytes, mapped by us) failed: the kernel may or may not have
+ * unmapped the target range already, and another thread may have mapped something into a hole
+ * since. Unmaps the range only where it is a hole it can take back, never another mapping; a
+ * range still mapped is left in place (address space only: none of its pages was touched). */
+void _qm_os_release_failed_target(void *target, size_t size);
+/* Whether mremap can move a range that spans several kernel mappings (VMAs) as a whole (Linux
+ * 6.17 and later); it never resizes one. Probed once, with a few system calls. */
+bool _qm_os_moves_across_mappings(void);
 /* Shrinks a mapping in place. */
 void _qm_os_shrink(void *p, size_t old_size, size_t new_size);
 /* A fresh zeroed segment (QM_SEGMENT_SIZE bytes, aligned to it): carved from the arena reserved
@@ -500,6 +508,8 @@ void *_qm_huge_realloc(qm_segment_t *segment, void *p, size_t new_size);
 /* The cache of freed huge mappings: unmaps those cached for longer than the purge delay (decay
  * passes), or all of them (malloc_trim; returns whether there were any). */
 void _qm_huge_cache_decay(uint64_t now);
+/* The validator's part for the cache of freed huge mappings (its invariants, huge.c). */
+bool _qm_huge_cache_is_valid(void);
 bool _qm_huge_cache_trim(void);
 void _qm_huge_fork_prepare(void);
 void _qm_huge_fork_parent(void);

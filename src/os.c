@@ -128,6 +128,67 @@ void *_qm_os_remap(void *p, size_t old_size, size_t new_size, void *target) {
   return q == MAP_FAILED ? NULL : q;
 }
 
+/* Maps [target, target + size) again where it is a hole; returns what was mapped (to be
+ * unmapped: it is ours), or MAP_FAILED where something is mapped there. */
+static void *map_hole(void *target, size_t size) {
+#ifdef MAP_FIXED_NOREPLACE
+  int saved_errno = errno;
+  void *p =
+      mmap(target, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
+  errno = saved_errno;
+  return p; /* a kernel without the flag takes it as a hint and may map elsewhere: ours too */
+#else
+  (void)target, (void)size;
+  return MAP_FAILED;
+#endif
+}
+
+void _qm_os_release_failed_target(void *target, size_t size) {
+  void *p = map_hole(target, size);
+  if (p != MAP_FAILED) {
+    qm_counter_add(&_qm_counters.os_map_calls, 1);
+    _qm_os_unmap(p, size);
+  }
+}
+
+/* Tried once: three pages in three VMAs (the middle one inaccessible, so the kernel cannot merge
+ * them) moved as one range. Kernels before 6.17 refuse with EFAULT. Plain system calls: these
+ * pages are no memory of the program's, so no counter sees them. */
+static bool probe_moves_across_mappings(void) {
+  int saved_errno = errno;
+  size_t page = _qm_os_page_size();
+  int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
+  void *range = mmap(NULL, 3 * page, PROT_READ | PROT_WRITE, flags, -1, 0);
+  void *target = mmap(NULL, 3 * page, PROT_READ | PROT_WRITE, flags, -1, 0);
+  bool moved = false;
+  if (range != MAP_FAILED && target != MAP_FAILED &&
+      mprotect((uint8_t *)range + page, page, PROT_NONE) == 0) {
+    void *q = mremap(range, 3 * page, 3 * page, MREMAP_MAYMOVE | MREMAP_FIXED, target);
+    moved = q == target;
+    if (moved)
+      range = MAP_FAILED; /* its pages are at target now */
+  }
+  if (range != MAP_FAILED)
+    (void)munmap(range, 3 * page);
+  if (target != MAP_FAILED) {
+    void *ours = moved ? target : map_hole(target, 3 * page);
+    if (ours != MAP_FAILED)
+      (void)munmap(ours, 3 * page);
+  }
+  errno = saved_errno;
+  return moved;
+}
+
+bool _qm_os_moves_across_mappings(void) {
+  static _Atomic int known; /* 0: not tried; 1: no; 2: yes */
+  int state = atomic_load_explicit(&known, memory_order_relaxed);
+  if (state == 0) {
+    state = probe_moves_across_mappings() ? 2 : 1;
+    atomic_store_explicit(&known, state, memory_order_relaxed);
+  }
+  return state == 2;
+}
+
 void _qm_os_shrink(void *p, size_t old_size, size_t new_size) {
   if (new_size < old_size)
     _qm_os_unmap((uint8_t *)p + new_size, old_size - new_size);

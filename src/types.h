@@ -260,6 +260,17 @@ struct qm_heap_s;
  * slices point at their own descriptors, which are marked not in use; so do the inner slices of a
  * freed span when it is freed (later merges may leave older values there, never read).
  */
+/* Where a range of huge-block pages may be split into separate kernel mappings (VMAs): page
+ * offsets from the range's start, ascending, each strictly inside the range; a superset of the
+ * real boundaries (the kernel may merge neighbours). count == QM_VMA_LIST_UNKNOWN: too many to
+ * list, so the range is never moved or resized, only used where it lies. See huge.c. */
+#define QM_VMA_LIST_MAX 31
+#define QM_VMA_LIST_UNKNOWN UINT32_MAX
+typedef struct qm_vma_list_s {
+  uint32_t count;
+  uint32_t start[QM_VMA_LIST_MAX];
+} qm_vma_list_t;
+
 typedef struct qm_segment_s {
   /* The first cache line: what a free by another thread reads (owner, kind, magic), and what never
    * changes while the segment is mapped. Fields the owner writes as it works lie further on, so
@@ -294,7 +305,10 @@ typedef struct qm_segment_s {
    * QM_CLASS_LARGE in a large block, QM_SLICE_NO_BLOCK anywhere else (metadata, free spans).
    * Written by the owner when a span is carved into a page or block and when it is freed; a
    * slice under a live block does not change until that block is freed. Own cache lines. */
-  uint8_t slice_class[QM_SLICES_PER_SEGMENT];
+  union {
+    uint8_t slice_class[QM_SLICES_PER_SEGMENT];
+    qm_vma_list_t huge_vmas; /* huge segments: where the mapping may be split into VMAs */
+  };
   /* Where the head descriptor of each slice's span is (see the head invariant above). Kept here, 2
    * bytes a slice, rather than in the 64-byte descriptors, so that the free of a block reads one
    * small, mostly cached array instead of a descriptor line inside its page: 1 KiB for the whole
@@ -309,6 +323,8 @@ _Static_assert(offsetof(qm_segment_t, slice_class) % 64 == 0 &&
                    offsetof(qm_segment_t, slice_head) % 64 == 0 && offsetof(qm_segment_t, slices) % 64 == 0,
                "the slice maps and descriptors begin on cache lines");
 _Static_assert(sizeof(qm_segment_t) <= 65536, "slice_head values (descriptor offsets) fit 16 bits");
+_Static_assert(offsetof(qm_segment_t, huge_vmas) + sizeof(qm_vma_list_t) <= QM_HUGE_HEADER_SIZE,
+               "a huge block's header fits the page before the block");
 _Static_assert(QM_CLASS_LARGE < QM_SLICE_NO_BLOCK, "slice_class values fit a byte");
 #define QM_SEGMENT_META_SLICES ((sizeof(qm_segment_t) + QM_SLICE_SIZE - 1) / QM_SLICE_SIZE)
 #define QM_SEGMENT_FIRST_SLICE QM_SEGMENT_META_SLICES

@@ -1,6 +1,7 @@
 /* validate.c - the heap validator: walks every structure of the calling thread's heap and checks
- * the invariants written down in types.h. Tests call it through qm_heap_validate(); debug builds
- * may call it from anywhere. It reports each broken invariant on one line and never allocates.
+ * the invariants written down in types.h, and has huge.c check those of its cache of freed
+ * mappings. Tests call it through qm_heap_validate(); debug builds may call it from anywhere. It
+ * reports each broken invariant on one line and never allocates.
  */
 #include "block-inl.h"
 #include "qmalloc.h"
@@ -144,7 +145,8 @@ bool qm_heap_validate(void) {
   if (qm_debug_active())
     _qm_debug_validate();
 #endif
-  return _qm_heap_is_valid(_qm_tls_heap);
+  bool huge_valid = _qm_huge_cache_is_valid();
+  return _qm_heap_is_valid(_qm_tls_heap) && huge_valid;
 }
 
 bool _qm_heap_is_valid(qm_heap_t *heap) {

@@ -1,11 +1,15 @@
 /* Freed huge blocks are kept, resident, for the next huge allocation (huge.c): a block of the same
- * size right after a free needs no new mapping, up to 64 MiB; smaller and larger ones reuse it too
- * (cut or grown by mremap); calloc never sees old contents; malloc_trim gives the cached mappings
- * back; a free of a block whose mapping waits in the cache is still a double free
- * (death_double_free_huge). */
+ * size right after a free needs no new mapping; a smaller one is placed inside a cached mapping,
+ * and so is one that fits in the end a realloc cut off; a larger one gathers the pages of several
+ * cached mappings; the mapped bytes never exceed the most the live huge blocks ever mapped;
+ * blocks made of several mappings keep their contents through realloc; calloc never sees old
+ * contents; malloc_trim gives the cached mappings back; a free of a block whose mapping waits in
+ * the cache is still a double free (death_double_free_huge). */
 #include "qmt.h"
 
 #include <malloc.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #define HUGE_A (8 * MiB)
 
@@ -33,6 +37,34 @@ static bool filled(const unsigned char *p, size_t n, unsigned char value) {
   return p[n - 1] == value;
 }
 
+/* The bytes fill() wrote at multiples of 512 inside the first n bytes (after a shrink, the last
+ * byte fill() wrote lies beyond the block). */
+static bool filled_front(const unsigned char *p, size_t n, unsigned char value) {
+  for (size_t i = 0; i < n; i += 512)
+    if (p[i] != value)
+      return false;
+  return true;
+}
+
+/* Pages of [p, p + n) that are resident: cached pages are, fresh ones are not until written. */
+static size_t resident_bytes(void *p, size_t n) {
+  size_t page = (size_t)sysconf(_SC_PAGESIZE);
+  uintptr_t start = (uintptr_t)p & ~(page - 1);
+  size_t pages = ((uintptr_t)p + n - start + page - 1) / page;
+  static unsigned char vec[(256 * MiB) / 4096];
+  if (pages > sizeof vec || mincore((void *)start, pages * page, vec) != 0)
+    return 0;
+  size_t resident = 0;
+  for (size_t i = 0; i < pages; i++)
+    resident += vec[i] & 1;
+  return resident * page;
+}
+
+static size_t huge_bytes(void) {
+  qm_process_info_t info;
+  return qmt_process_info(&info) ? info.huge_bytes : 0;
+}
+
 static void test_reuse(void) {
   unsigned char *a = T_MALLOC(HUGE_A);
   CHECK(a != NULL);
@@ -48,7 +80,7 @@ static void test_reuse(void) {
   fill(b, HUGE_A, 0x11);
   CHECK(T_USABLE_SIZE(b) >= HUGE_A);
   T_FREE(b);
-  /* Smaller: the cached mapping, cut. */
+  /* Smaller: placed inside the cached mapping. */
   before = map_calls();
   unsigned char *c = T_MALLOC(5 * MiB);
   CHECK(c != NULL);
@@ -115,10 +147,84 @@ static void test_trim(void) {
   CHECK(info.huge_blocks == 0);
 }
 
+/* Two cached mappings of 8 MiB and a request for 14 MiB: both give their pages (found resident
+ * before the block is first written), not just the larger one. */
+static void test_gather(void) {
+  T_TRIM(0);
+  unsigned char *a = T_MALLOC(8 * MiB), *gap = T_MALLOC(3 * MiB), *b = T_MALLOC(8 * MiB);
+  CHECK(a != NULL && gap != NULL && b != NULL);
+  fill(a, 8 * MiB, 1);
+  fill(b, 8 * MiB, 2);
+  T_FREE(a);
+  T_FREE(b);
+  unsigned char *c = T_MALLOC(14 * MiB);
+  CHECK(c != NULL);
+  if (qmt_strict)
+    CHECKF(resident_bytes(c, 14 * MiB) >= 11 * MiB,
+           "only %zu KiB of a 14 MiB block made of 16 MiB of freed pages are resident",
+           resident_bytes(c, 14 * MiB) / KiB);
+  fill(c, 14 * MiB, 3);
+  CHECK(filled(c, 14 * MiB, 3));
+  /* Grown by realloc, it keeps its contents however many mappings it is made of. */
+  unsigned char *d = T_REALLOC(c, 40 * MiB);
+  CHECK(d != NULL);
+  CHECK(filled(d, 14 * MiB, 3));
+  fill(d, 40 * MiB, 4);
+  CHECK(filled(d, 40 * MiB, 4));
+  unsigned char *e = T_REALLOC(d, 20 * MiB);
+  CHECK(e != NULL && filled_front(e, 20 * MiB, 4));
+  T_FREE(e);
+  T_FREE(gap);
+}
+
+/* The end a shrinking realloc cuts off is cached: a block that fits in it needs no new mapping. */
+static void test_shrunk_end_reused(void) {
+  T_TRIM(0);
+  unsigned char *a = T_MALLOC(40 * MiB);
+  CHECK(a != NULL);
+  fill(a, 40 * MiB, 5);
+  unsigned char *b = T_REALLOC(a, 10 * MiB);
+  CHECK(b != NULL && filled_front(b, 10 * MiB, 5));
+  size_t before = map_calls();
+  unsigned char *c = T_MALLOC(24 * MiB);
+  CHECK(c != NULL);
+  if (qmt_strict)
+    CHECKF(map_calls() == before,
+           "a 24 MiB block after a realloc cut 30 MiB off another needed %zu new mappings",
+           map_calls() - before);
+  fill(c, 24 * MiB, 6);
+  CHECK(filled_front(b, 10 * MiB, 5));
+  T_FREE(c);
+  T_FREE(b);
+}
+
+/* Keeping freed pages never maps more than the live blocks once needed: 2 x 30 MiB live, both
+ * freed, then 70 MiB takes the pages of both and maps only 10 MiB more. */
+static void test_budget(void) {
+  T_TRIM(0);
+  unsigned char *a = T_MALLOC(30 * MiB), *b = T_MALLOC(30 * MiB);
+  CHECK(a != NULL && b != NULL);
+  fill(a, 30 * MiB, 7);
+  fill(b, 30 * MiB, 8);
+  T_FREE(a);
+  T_FREE(b);
+  unsigned char *c = T_MALLOC(70 * MiB);
+  CHECK(c != NULL);
+  if (qmt_strict)
+    CHECKF(huge_bytes() <= 70 * MiB + 64 * KiB,
+           "%zu KiB mapped for huge blocks with 70 MiB live and a peak of 70 MiB", huge_bytes() / KiB);
+  fill(c, 70 * MiB, 9);
+  T_FREE(c);
+  T_TRIM(0);
+}
+
 int main(void) {
   qmt_start("huge_cache");
   test_reuse();
   test_reuse_big();
+  test_gather();
+  test_shrunk_end_reused();
+  test_budget();
   test_calloc_is_zero();
   test_trim();
   CHECK(qmt_heap_validate());
