@@ -329,6 +329,15 @@ static void huge_cache_put(const qm_segment_t *segment, size_t first, size_t end
   huge_victims_unmap(&victims);
 }
 
+/* A new mapping for huge blocks: with QMALLOC_HUGE_THP, the kernel may back it with 2 MiB pages,
+ * one fault for 512 small ones (a moved range keeps its own advice, which travels with its VMA). */
+static void *huge_map(size_t size, size_t alignment, size_t offset) {
+  void *p = _qm_os_map_aligned(size, alignment, offset);
+  if (p != NULL && _qm_options.huge_thp)
+    _qm_os_advise_huge_pages(p, size);
+  return p;
+}
+
 static bool segment_aligned(const void *p) { return ((uintptr_t)p & (QM_SEGMENT_SIZE - 1)) == 0; }
 
 /* Where a block of `map` bytes fits inside an entry from a segment-aligned address on, or NULL. */
@@ -437,7 +446,7 @@ static qm_segment_t *huge_cache_take(size_t map, qm_vma_list_t *vmas) {
     if (plan.count == 1)
       vmas->count = 0; /* grown by mremap: one VMA */
   } else {
-    dest = _qm_os_map_aligned(map, QM_SEGMENT_SIZE, 0);
+    dest = huge_map(map, QM_SEGMENT_SIZE, 0);
     if (dest == NULL) {
       victims.count = 0;
       for (size_t i = 0; i < plan.count; i++)
@@ -534,10 +543,10 @@ void *_qm_huge_alloc(size_t size, size_t alignment, bool zero) {
   /* For alignments above a segment, H + offset (= H + 4 MiB) must be aligned; otherwise H is
    * segment aligned, which aligns H + offset too. */
   size_t map_offset = alignment > QM_SEGMENT_SIZE ? map_alignment - offset : 0;
-  qm_segment_t *segment = _qm_os_map_aligned(offset + usable, map_alignment, map_offset);
+  qm_segment_t *segment = huge_map(offset + usable, map_alignment, map_offset);
   /* Out of address space or memory: give back what the calling thread's heap holds empty. */
   if (segment == NULL && _qm_heap_trim(_qm_tls_heap))
-    segment = _qm_os_map_aligned(offset + usable, map_alignment, map_offset);
+    segment = huge_map(offset + usable, map_alignment, map_offset);
   if (segment == NULL) {
     errno = ENOMEM;
     return NULL;
@@ -640,9 +649,9 @@ void *_qm_huge_realloc(qm_segment_t *segment, void *p, size_t new_size) {
   if (!single || _qm_os_remap(segment, old_map, new_map, NULL) == NULL) {
     /* No room to grow in place: move the pages (not their contents) to a new segment-aligned
      * range. realloc promises only the default alignment, so a bigger one need not be kept. */
-    void *target = _qm_os_map_aligned(new_map, QM_SEGMENT_SIZE, 0);
+    void *target = huge_map(new_map, QM_SEGMENT_SIZE, 0);
     if (target == NULL && _qm_heap_trim(_qm_tls_heap))
-      target = _qm_os_map_aligned(new_map, QM_SEGMENT_SIZE, 0);
+      target = huge_map(new_map, QM_SEGMENT_SIZE, 0);
     if (target == NULL) {
       errno = ENOMEM;
       return NULL;

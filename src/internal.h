@@ -323,6 +323,9 @@ void *_qm_os_remap(void *p, size_t old_size, size_t new_size, void *target);
  * since. Unmaps the range only where it is a hole it can take back, never another mapping; a
  * range still mapped is left in place (address space only: none of its pages was touched). */
 void _qm_os_release_failed_target(void *target, size_t size);
+/* Advises transparent huge pages for [p, p + size) (MADV_HUGEPAGE); no effect where the system
+ * has none. */
+void _qm_os_advise_huge_pages(void *p, size_t size);
 /* Whether mremap can move a range that spans several kernel mappings (VMAs) as a whole (Linux
  * 6.17 and later); it never resizes one. Probed once, with a few system calls. */
 bool _qm_os_moves_across_mappings(void);
@@ -607,6 +610,7 @@ typedef struct qm_options_s {
   int purge_method;          /* QMALLOC_PURGE_METHOD: QM_PURGE_DONTNEED or QM_PURGE_FREE */
   uint64_t segment_decay_ms; /* QMALLOC_SEGMENT_DECAY: how long a wholly free segment stays mapped */
   bool use_thp;              /* QMALLOC_THP: advise transparent huge pages for segments */
+  bool huge_thp;             /* QMALLOC_HUGE_THP: advise transparent huge pages for huge blocks */
   size_t arena_reserve;      /* QMALLOC_ARENA_RESERVE: address space reserved for segments */
   bool debug;                /* QMALLOC_DEBUG: only in the debug variant of the library */
   bool leak_report;          /* QMALLOC_LEAK_REPORT: the debug variant's leak report at exit */

@@ -294,7 +294,7 @@ static uint32_t arena_free[QM_ARENA_MAX_SEGMENTS]; /* segments given back (under
 static size_t arena_free_count;                    /* resident only as far as it is used */
 static _Atomic size_t arena_used;
 
-static void advise_huge_pages(void *p, size_t size) {
+void _qm_os_advise_huge_pages(void *p, size_t size) {
 #ifdef MADV_HUGEPAGE
   int saved_errno = errno;
   (void)madvise(p, size, MADV_HUGEPAGE);
@@ -318,7 +318,7 @@ static void arena_reserve(void) {
     return;
   }
   if (_qm_options.use_thp)
-    advise_huge_pages(base, size);
+    _qm_os_advise_huge_pages(base, size);
   arena_next = base;
   atomic_store_explicit(&arena_end, base + size, memory_order_relaxed);
   atomic_store_explicit(&arena_start, base, memory_order_release);
@@ -370,7 +370,7 @@ void *_qm_os_map_segment(void) {
   if (segment == NULL) {
     segment = _qm_os_map_aligned(QM_SEGMENT_SIZE, QM_SEGMENT_SIZE, 0);
     if (segment != NULL && _qm_options.use_thp)
-      advise_huge_pages(segment, QM_SEGMENT_SIZE);
+      _qm_os_advise_huge_pages(segment, QM_SEGMENT_SIZE);
   }
   return segment;
 }

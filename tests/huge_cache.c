@@ -2,10 +2,11 @@
  * size right after a free needs no new mapping; a smaller one is placed inside a cached mapping,
  * and so is one that fits in the end a realloc cut off; a larger one gathers the pages of several
  * cached mappings; the mapped bytes never exceed the most the live huge blocks ever mapped;
- * blocks made of several mappings keep their contents through realloc; calloc never sees old
- * contents; malloc_trim gives the cached mappings back; a free of a block whose mapping waits in
- * the cache is still a double free (death_double_free_huge). */
-#include "qmt.h"
+ * blocks made of several mappings keep their contents through realloc; new mappings are advised
+ * for transparent huge pages unless QMALLOC_HUGE_THP is off; calloc never sees old contents; malloc_trim
+ * gives the cached mappings back; a free of a block whose mapping waits in the cache is still a double free
+ * (death_double_free_huge). */
+#include "stats_api.h"
 
 #include <malloc.h>
 #include <sys/mman.h>
@@ -218,6 +219,46 @@ static void test_budget(void) {
   T_TRIM(0);
 }
 
+/* Whether the kernel mapping holding p carries MADV_HUGEPAGE ("hg" in its VmFlags); -1: unknown. */
+static int advised_huge(const void *p) {
+  FILE *f = fopen("/proc/self/smaps", "r");
+  if (f == NULL)
+    return -1;
+  char line[512];
+  bool inside = false;
+  int found = -1;
+  while (found < 0 && fgets(line, sizeof line, f) != NULL) {
+    unsigned long start, end;
+    if (sscanf(line, "%lx-%lx ", &start, &end) == 2 && strchr(line, ':') != NULL && line[0] != 'V')
+      inside = (uintptr_t)p >= start && (uintptr_t)p < end;
+    else if (inside && strncmp(line, "VmFlags:", 8) == 0)
+      found = strstr(line, " hg") != NULL;
+  }
+  fclose(f);
+  return found;
+}
+
+/* A fresh huge mapping is advised for 2 MiB pages by default, and not once the option is off. */
+static void test_thp_advice(void) {
+  T_TRIM(0);
+  unsigned char *a = T_MALLOC(12 * MiB);
+  CHECK(a != NULL);
+  int result = -2;
+  if (!qmt_strict || advised_huge(a) < 0 || !qmt_option_set("huge_thp", "0", &result)) {
+    T_FREE(a);
+    return;
+  }
+  CHECKF(advised_huge(a) == 1, "a fresh 12 MiB block is not advised for transparent huge pages");
+  CHECK(result == 0);
+  unsigned char *b = T_MALLOC(12 * MiB);
+  CHECK(b != NULL);
+  CHECKF(advised_huge(b) == 0, "with QMALLOC_HUGE_THP off, a fresh 12 MiB block is advised");
+  CHECK(qmt_option_set("huge_thp", "1", &result) && result == 0);
+  T_FREE(a);
+  T_FREE(b);
+  T_TRIM(0);
+}
+
 int main(void) {
   qmt_start("huge_cache");
   test_reuse();
@@ -225,6 +266,7 @@ int main(void) {
   test_gather();
   test_shrunk_end_reused();
   test_budget();
+  test_thp_advice();
   test_calloc_is_zero();
   test_trim();
   CHECK(qmt_heap_validate());
