@@ -346,9 +346,9 @@ static uint8_t *huge_entry_place(const huge_cache_entry_t *entry, size_t map) {
   return start + map <= (uintptr_t)entry->base + entry->size ? (uint8_t *)start : NULL;
 }
 
-/* Where entry `i` would land in a block planned up to `cursor`: at an offset congruent to its
- * address (see above) if that leaves room, else at the cursor; SIZE_MAX if neither does or the
- * block's list of VMAs would overflow. */
+/* Where entry `i` would land in a block planned up to `cursor`: the first offset congruent to its
+ * address (see above); SIZE_MAX if that leaves less than QM_HUGE_MOVE_MIN of room, or the block's
+ * list of VMAs would overflow. */
 static size_t huge_gather_offset(const huge_plan_t *plan, size_t i, size_t cursor, size_t map) {
   const huge_cache_entry_t *entry = &huge_cache[i];
   size_t offset = cursor + (((uintptr_t)entry->base - cursor) & (QM_HUGE_PHASE - 1));
