@@ -361,8 +361,11 @@ static size_t huge_gather_offset(const huge_plan_t *plan, size_t i, size_t curso
 }
 
 /* Plans a request of `map` bytes under the lock (see the order of preference above), taking what
- * it uses out of the cache; rests stay cached. `across`: ranges that span VMAs may be moved. */
-static void huge_cache_choose_locked(size_t map, bool across, huge_plan_t *plan, huge_victims_t *victims) {
+ * it uses out of the cache; rests stay cached. `across`: ranges that span VMAs may be moved.
+ * `whole_tables`: move only the whole 2 MiB page tables of a range (the new mapping gets huge
+ * pages where nothing lands). */
+static void huge_cache_choose_locked(size_t map, bool across, bool whole_tables, huge_plan_t *plan,
+                                     huge_victims_t *victims) {
   size_t shift = page_shift();
   size_t best = SIZE_MAX;
   uint8_t *place = NULL;
@@ -395,6 +398,20 @@ static void huge_cache_choose_locked(size_t map, bool across, huge_plan_t *plan,
       break;
     huge_cache_entry_t entry = huge_cache_remove_locked(pick);
     size_t size = entry.size < map - offset ? entry.size : map - offset;
+    if (whole_tables) {
+      /* Only the whole page tables of the range move; the partial ends stay cached. */
+      size_t head = (size_t)(-(uintptr_t)entry.base & (QM_HUGE_PHASE - 1));
+      if (head + QM_HUGE_PHASE > size) {
+        huge_cache_keep_locked(&entry, 0, entry.size >> shift, victims);
+        break;
+      }
+      huge_cache_keep_locked(&entry, 0, head >> shift, victims);
+      entry.vmas = vmas_slice(&entry.vmas, head >> shift, entry.size >> shift);
+      entry.base += head;
+      entry.size -= head;
+      offset += head;
+      size = (size - head) & ~(QM_HUGE_PHASE - 1);
+    }
     plan->range[plan->count].base = entry.base;
     plan->range[plan->count].size = size;
     plan->range[plan->count].offset = offset;
@@ -422,10 +439,11 @@ static qm_segment_t *huge_cache_take(size_t map, qm_vma_list_t *vmas) {
   if (cache_count() == 0)
     return NULL;
   bool across = _qm_os_moves_across_mappings();
+  bool whole_tables = _qm_options.huge_thp && _qm_os_huge_pages_available();
   huge_plan_t plan = {.in_place = NULL, .count = 0, .vmas = {.count = 0}};
   huge_victims_t victims = {.count = 0};
   _qm_lock(&huge_cache_lock);
-  huge_cache_choose_locked(map, across, &plan, &victims);
+  huge_cache_choose_locked(map, across, whole_tables, &plan, &victims);
   _qm_unlock(&huge_cache_lock);
   huge_victims_unmap(&victims);
   *vmas = plan.vmas;

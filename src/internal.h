@@ -326,6 +326,9 @@ void _qm_os_release_failed_target(void *target, size_t size);
 /* Advises transparent huge pages for [p, p + size) (MADV_HUGEPAGE); no effect where the system
  * has none. */
 void _qm_os_advise_huge_pages(void *p, size_t size);
+/* Whether the kernel gives transparent huge pages to mappings advised for them (its setting is
+ * "always" or "madvise"). Read once. */
+bool _qm_os_huge_pages_available(void);
 /* Whether mremap can move a range that spans several kernel mappings (VMAs) as a whole (Linux
  * 6.17 and later); it never resizes one. Probed once, with a few system calls. */
 bool _qm_os_moves_across_mappings(void);

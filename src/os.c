@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
 #include <time.h>
@@ -228,6 +229,33 @@ const char *_qm_os_getenv(const char *name) { return secure_getenv(name); }
 
 extern char **environ;
 char *const *_qm_os_environ(void) { return getauxval(AT_SECURE) ? NULL : environ; }
+
+/* The kernel's setting reads "always [madvise] never", the choice in brackets. */
+static bool read_huge_pages_available(void) {
+  char text[96];
+  int fd = open("/sys/kernel/mm/transparent_hugepage/enabled", O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return false;
+  ssize_t n = read(fd, text, sizeof text - 1);
+  close(fd);
+  if (n <= 0)
+    return false;
+  text[n] = '\0';
+  const char *choice = strchr(text, '[');
+  return choice != NULL && strncmp(choice, "[never]", 7) != 0;
+}
+
+bool _qm_os_huge_pages_available(void) {
+  static _Atomic int known; /* 0: not read; 1: no; 2: yes */
+  int state = atomic_load_explicit(&known, memory_order_relaxed);
+  if (state == 0) {
+    int saved_errno = errno;
+    state = read_huge_pages_available() ? 2 : 1;
+    errno = saved_errno;
+    atomic_store_explicit(&known, state, memory_order_relaxed);
+  }
+  return state == 2;
+}
 
 size_t _qm_os_resident_bytes(void) {
   char text[128];
