@@ -129,7 +129,9 @@ static qm_vma_list_t vmas_slice(const qm_vma_list_t *from, size_t first, size_t 
  *    of the mapping, grown in place. Each range lands at an offset congruent to its old address
  *    modulo QM_HUGE_PHASE (the span of one page table): mremap then moves whole page tables,
  *    where a move to another offset rewrites every page's entry, which made the first write to
- *    each page cost about half a page fault.
+ *    each page cost about half a page fault. Where the new mapping can have huge pages, only
+ *    whole page tables move: the partial ends stay cached, and the untouched 2 MiB stretches of
+ *    the mapping take one fault each.
  *
  * Budget: the cache never holds more than the live huge blocks have fallen below their peak
  * (huge_live_peak - huge_live_bytes), so keeping freed pages never raises the process's peak
