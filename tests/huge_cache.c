@@ -47,6 +47,22 @@ static bool filled_front(const unsigned char *p, size_t n, unsigned char value) 
   return true;
 }
 
+/* Writes the n bytes of p, grows it to m by realloc, checks that the n bytes came along, writes all
+ * m; returns the block (p itself if realloc failed). */
+static unsigned char *grow_written(unsigned char *p, size_t n, size_t m, unsigned char before,
+                                   unsigned char after) {
+  fill(p, n, before);
+  CHECK(filled(p, n, before));
+  unsigned char *q = T_REALLOC(p, m);
+  CHECK(q != NULL);
+  if (q == NULL)
+    return p;
+  CHECK(filled(q, n, before));
+  fill(q, m, after);
+  CHECK(filled(q, m, after));
+  return q;
+}
+
 /* Pages of [p, p + n) that are resident: cached pages are, fresh ones are not until written. */
 static size_t resident_bytes(void *p, size_t n) {
   size_t page = (size_t)sysconf(_SC_PAGESIZE);
@@ -94,13 +110,8 @@ static void test_reuse(void) {
   /* Larger: grown from the cached one (in place or moved by mremap), contents writable. */
   unsigned char *d = T_MALLOC(20 * MiB);
   CHECK(d != NULL);
-  fill(d, 20 * MiB, 0x33);
-  CHECK(filled(d, 20 * MiB, 0x33));
-  unsigned char *e = T_REALLOC(d, 30 * MiB);
-  CHECK(e != NULL);
-  CHECK(filled(e, 20 * MiB, 0x33));
-  fill(e, 30 * MiB, 0x44);
-  T_FREE(e);
+  if (d != NULL)
+    T_FREE(grow_written(d, 20 * MiB, 30 * MiB, 0x33, 0x44));
 }
 
 /* The biggest blocks the cache keeps: one of 60 MiB, freed and allocated again, needs no mapping. */
@@ -148,30 +159,39 @@ static void test_trim(void) {
   CHECK(info.huge_blocks == 0);
 }
 
+/* Puts two blocks of n bytes, written through, into an empty cache; with `gap`, a live block
+ * allocated between them keeps their mappings apart (returned there, for the caller to free). */
+static void cache_two_blocks(size_t n, unsigned char **gap) {
+  T_TRIM(0);
+  unsigned char *a = T_MALLOC(n);
+  unsigned char *between = gap != NULL ? T_MALLOC(3 * MiB) : NULL;
+  unsigned char *b = T_MALLOC(n);
+  CHECK(a != NULL && b != NULL && (gap == NULL || between != NULL));
+  fill(a, n, 1);
+  fill(b, n, 2);
+  T_FREE(a);
+  T_FREE(b);
+  if (gap != NULL)
+    *gap = between;
+}
+
 /* Two cached mappings of 8 MiB and a request for 14 MiB: both give their pages (found resident
  * before the block is first written), not just the larger one. */
 static void test_gather(void) {
-  T_TRIM(0);
-  unsigned char *a = T_MALLOC(8 * MiB), *gap = T_MALLOC(3 * MiB), *b = T_MALLOC(8 * MiB);
-  CHECK(a != NULL && gap != NULL && b != NULL);
-  fill(a, 8 * MiB, 1);
-  fill(b, 8 * MiB, 2);
-  T_FREE(a);
-  T_FREE(b);
+  unsigned char *gap = NULL;
+  cache_two_blocks(8 * MiB, &gap);
   unsigned char *c = T_MALLOC(14 * MiB);
   CHECK(c != NULL);
+  if (c == NULL) {
+    T_FREE(gap);
+    return;
+  }
   if (qmt_strict)
     CHECKF(resident_bytes(c, 14 * MiB) >= 11 * MiB,
            "only %zu KiB of a 14 MiB block made of 16 MiB of freed pages are resident",
            resident_bytes(c, 14 * MiB) / KiB);
-  fill(c, 14 * MiB, 3);
-  CHECK(filled(c, 14 * MiB, 3));
   /* Grown by realloc, it keeps its contents however many mappings it is made of. */
-  unsigned char *d = T_REALLOC(c, 40 * MiB);
-  CHECK(d != NULL);
-  CHECK(filled(d, 14 * MiB, 3));
-  fill(d, 40 * MiB, 4);
-  CHECK(filled(d, 40 * MiB, 4));
+  unsigned char *d = grow_written(c, 14 * MiB, 40 * MiB, 3, 4);
   unsigned char *e = T_REALLOC(d, 20 * MiB);
   CHECK(e != NULL && filled_front(e, 20 * MiB, 4));
   T_FREE(e);
@@ -202,13 +222,7 @@ static void test_shrunk_end_reused(void) {
 /* Keeping freed pages never maps more than the live blocks once needed: 2 x 30 MiB live, both
  * freed, then 70 MiB takes the pages of both and maps only 10 MiB more. */
 static void test_budget(void) {
-  T_TRIM(0);
-  unsigned char *a = T_MALLOC(30 * MiB), *b = T_MALLOC(30 * MiB);
-  CHECK(a != NULL && b != NULL);
-  fill(a, 30 * MiB, 7);
-  fill(b, 30 * MiB, 8);
-  T_FREE(a);
-  T_FREE(b);
+  cache_two_blocks(30 * MiB, NULL);
   unsigned char *c = T_MALLOC(70 * MiB);
   CHECK(c != NULL);
   if (qmt_strict)
