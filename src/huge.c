@@ -638,6 +638,7 @@ static void *huge_realloc_copy(qm_segment_t *segment, void *p, size_t new_size) 
   if (q == NULL)
     return NULL;
   memcpy(q, p, segment->block_size);
+  qm_track_free(q, 0); /* for memory tools, the caller reports the move from p to q */
   _qm_huge_free(segment, p);
   return q;
 }

@@ -332,8 +332,6 @@ bool _qm_os_huge_pages_available(void);
 /* Whether mremap can move a range that spans several kernel mappings (VMAs) as a whole (Linux
  * 6.17 and later); it never resizes one. Probed once, with a few system calls. */
 bool _qm_os_moves_across_mappings(void);
-/* Shrinks a mapping in place. */
-void _qm_os_shrink(void *p, size_t old_size, size_t new_size);
 /* A fresh zeroed segment (QM_SEGMENT_SIZE bytes, aligned to it): carved from the arena reserved
  * with QMALLOC_ARENA_RESERVE while it lasts, else mapped; advised for transparent huge pages
  * with QMALLOC_THP. NULL when out of memory. _qm_os_unmap takes arena segments back. */

@@ -190,11 +190,6 @@ bool _qm_os_moves_across_mappings(void) {
   return state == 2;
 }
 
-void _qm_os_shrink(void *p, size_t old_size, size_t new_size) {
-  if (new_size < old_size)
-    _qm_os_unmap((uint8_t *)p + new_size, old_size - new_size);
-}
-
 void _qm_os_write_stderr(const char *s, size_t n) {
   while (n > 0) {
     ssize_t w = write(STDERR_FILENO, s, n);

@@ -232,6 +232,17 @@ typedef enum qm_segment_kind_e {
   QM_SEGMENT_HUGE = 2,   /* one huge block */
 } qm_segment_kind_t;
 
+/* Where a range of huge-block pages may be split into separate kernel mappings (VMAs): page
+ * offsets from the range's start, ascending, each strictly inside the range; a superset of the
+ * real boundaries (the kernel may merge neighbours). count == QM_VMA_LIST_UNKNOWN: too many to
+ * list, so the range is never moved or resized, only used where it lies. See huge.c. */
+#define QM_VMA_LIST_MAX 31
+#define QM_VMA_LIST_UNKNOWN UINT32_MAX
+typedef struct qm_vma_list_s {
+  uint32_t count;
+  uint32_t start[QM_VMA_LIST_MAX];
+} qm_vma_list_t;
+
 struct qm_heap_s;
 
 /* qm_segment_t: the header at the start of every segment and huge mapping.
@@ -260,17 +271,6 @@ struct qm_heap_s;
  * slices point at their own descriptors, which are marked not in use; so do the inner slices of a
  * freed span when it is freed (later merges may leave older values there, never read).
  */
-/* Where a range of huge-block pages may be split into separate kernel mappings (VMAs): page
- * offsets from the range's start, ascending, each strictly inside the range; a superset of the
- * real boundaries (the kernel may merge neighbours). count == QM_VMA_LIST_UNKNOWN: too many to
- * list, so the range is never moved or resized, only used where it lies. See huge.c. */
-#define QM_VMA_LIST_MAX 31
-#define QM_VMA_LIST_UNKNOWN UINT32_MAX
-typedef struct qm_vma_list_s {
-  uint32_t count;
-  uint32_t start[QM_VMA_LIST_MAX];
-} qm_vma_list_t;
-
 typedef struct qm_segment_s {
   /* The first cache line: what a free by another thread reads (owner, kind, magic), and what never
    * changes while the segment is mapped. Fields the owner writes as it works lie further on, so
