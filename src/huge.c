@@ -1,8 +1,9 @@
 /* huge.c - blocks above QM_LARGE_MAX (2 MiB): each is a mapping of its own, resized with mremap,
- * so its pages are never copied. The pages of freed mappings wait in a small cache, resident, for
- * the next huge blocks, which are placed inside them or gather them with mremap and fault in only
- * what they lack; the cache never holds more than keeps the mapped total under its past peak, and
- * is unmapped after the purge delay.
+ * so its pages are not copied (except a gathered block's, by realloc, on kernels before 6.17).
+ * The pages of freed mappings wait in a small cache, resident, for the next huge blocks, which are
+ * placed inside them or gather them with mremap and fault in only what they lack; the cache never
+ * holds more than keeps the mapped total under its past peak, and is unmapped after the purge
+ * delay.
  *
  *   H (4 MiB aligned)        H + offset                                H + offset + size
  *   | header | (untouched) | block ........................................ |
