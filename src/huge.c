@@ -436,6 +436,14 @@ static void huge_cache_choose_locked(size_t map, bool across, bool whole_tables,
   }
 }
 
+/* Unmaps the planned ranges [from, count), which have not moved: a block that cannot be made. */
+static void huge_plan_give_up(const huge_plan_t *plan, size_t from) {
+  huge_victims_t victims = {.count = 0};
+  for (size_t i = from; i < plan->count; i++)
+    huge_victim_add(&victims, plan->range[i].base, plan->range[i].size);
+  huge_victims_unmap(&victims);
+}
+
 /* Cached pages made into a segment-aligned mapping of `map` bytes (contents undefined), or NULL.
  * Counts the mapping in huge_bytes, not yet in huge_live_bytes; sets *vmas to its splits. */
 static qm_segment_t *huge_cache_take(size_t map, qm_vma_list_t *vmas) {
@@ -469,10 +477,7 @@ static qm_segment_t *huge_cache_take(size_t map, qm_vma_list_t *vmas) {
   } else {
     dest = huge_map(map, QM_SEGMENT_SIZE, 0);
     if (dest == NULL) {
-      victims.count = 0;
-      for (size_t i = 0; i < plan.count; i++)
-        huge_victim_add(&victims, plan.range[i].base, plan.range[i].size);
-      huge_victims_unmap(&victims);
+      huge_plan_give_up(&plan, 0);
       return NULL;
     }
     qm_counter_add(&_qm_counters.huge_bytes, map);
@@ -488,10 +493,7 @@ static qm_segment_t *huge_cache_take(size_t map, qm_vma_list_t *vmas) {
       qm_counter_sub(&_qm_counters.huge_bytes, map);
       _qm_os_unmap(dest, plan.range[i].offset);
       _qm_os_unmap(slot + size, map - plan.range[i].offset - size);
-      victims.count = 0;
-      for (size_t j = i; j < plan.count; j++)
-        huge_victim_add(&victims, plan.range[j].base, plan.range[j].size);
-      huge_victims_unmap(&victims);
+      huge_plan_give_up(&plan, i);
       return NULL;
     }
     /* The fresh pages the range replaced were counted with the mapping. */

@@ -156,7 +156,6 @@ void _qm_os_release_failed_target(void *target, size_t size) {
  * them) moved as one range. Kernels before 6.17 refuse with EFAULT. Plain system calls: these
  * pages are no memory of the program's, so no counter sees them. */
 static bool probe_moves_across_mappings(void) {
-  int saved_errno = errno;
   size_t page = _qm_os_page_size();
   int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
   void *range = mmap(NULL, 3 * page, PROT_READ | PROT_WRITE, flags, -1, 0);
@@ -176,18 +175,25 @@ static bool probe_moves_across_mappings(void) {
     if (ours != MAP_FAILED)
       (void)munmap(ours, 3 * page);
   }
-  errno = saved_errno;
   return moved;
 }
 
-bool _qm_os_moves_across_mappings(void) {
-  static _Atomic int known; /* 0: not tried; 1: no; 2: yes */
-  int state = atomic_load_explicit(&known, memory_order_relaxed);
+/* A fact about the kernel, found out once: `known` is 0 until `find_out` has run (threads that
+ * race there both run it, and agree), then 1 for no and 2 for yes. errno is kept. */
+static bool kernel_fact(_Atomic int *known, bool (*find_out)(void)) {
+  int state = atomic_load_explicit(known, memory_order_relaxed);
   if (state == 0) {
-    state = probe_moves_across_mappings() ? 2 : 1;
-    atomic_store_explicit(&known, state, memory_order_relaxed);
+    int saved_errno = errno;
+    state = find_out() ? 2 : 1;
+    errno = saved_errno;
+    atomic_store_explicit(known, state, memory_order_relaxed);
   }
   return state == 2;
+}
+
+bool _qm_os_moves_across_mappings(void) {
+  static _Atomic int known;
+  return kernel_fact(&known, probe_moves_across_mappings);
 }
 
 void _qm_os_write_stderr(const char *s, size_t n) {
@@ -241,15 +247,8 @@ static bool read_huge_pages_available(void) {
 }
 
 bool _qm_os_huge_pages_available(void) {
-  static _Atomic int known; /* 0: not read; 1: no; 2: yes */
-  int state = atomic_load_explicit(&known, memory_order_relaxed);
-  if (state == 0) {
-    int saved_errno = errno;
-    state = read_huge_pages_available() ? 2 : 1;
-    errno = saved_errno;
-    atomic_store_explicit(&known, state, memory_order_relaxed);
-  }
-  return state == 2;
+  static _Atomic int known;
+  return kernel_fact(&known, read_huge_pages_available);
 }
 
 size_t _qm_os_resident_bytes(void) {
