@@ -1,4 +1,4 @@
-/* block-inl.h - the link word of a free block (and the prefetch hint in the word behind it, at the
+/* block-inl.h - the link word of a free block, and the words of a parcel of remote frees (at the
  * end): the only code that reads or writes them.
  *
  * A free small block's first word links it into a list: its page's free list (qm_block_next /
@@ -131,35 +131,92 @@ static inline void qm_link_set(qm_block_t *block, qm_block_t *next) {
 #endif
 }
 
-/* The ahead hint: the second word of a block that another thread freed into a remote batch holds
- * the block pushed QM_AHEAD pushes before it (QM_AHEAD places further down the chain), or NULL.
- * The owner draining its inbox prefetches that block for writing before it handles this one, so
- * that QM_AHEAD cross-core cache misses are in flight at once instead of one after another.
- * A hint is never read through, only prefetched (which cannot fault), so a stale one (the word of
- * a block pushed on the inbox without a hint holds user bytes) costs nothing but a wasted fetch.
- * The secure build skips it: it keeps no raw pointer in a free block beyond its encoded link. */
-static inline void qm_ahead_set(qm_block_t *block, qm_block_t *ahead) {
+/* A parcel: a free block that carries other free blocks of the same owner from the thread that
+ * freed them to the owner's inbox (free.c, heap.c). Its words:
+ *
+ *     [0] link to the next parcel (qm_link_set)    [1 ..] entries, then NULL unless it is full
+ *
+ * How many entries a parcel holds at most follows from the parcel's address alone
+ * (qm_parcel_capacity_of), so the freeing thread and the owner agree on it without a word that a
+ * write after free could change, and the owner never reads past the parcel's block. While the
+ * freeing thread still adds entries, the link word holds the parcel's own address, so that the word
+ * before the next free slot is always the block added last (qm_parcel_is_latest). Entries are
+ * block addresses, stored as links are (encoded in the secure build, and checked against the
+ * segment map when read), so the owner trusts no more than the segment map already says. A block
+ * pushed alone is a parcel with no entries. */
+static inline qm_block_t **qm_parcel_slot(qm_block_t *parcel, size_t index) {
+  return (qm_block_t **)parcel + 1 + index;
+}
+
+/* Entries the parcel `block` can hold: none unless it is the first byte of a small block, else as
+ * many as its block has words after the link, at most QM_REMOTE_BATCH - 1. A 16-byte block (class
+ * 0) holds none either: a parcel of one entry would send every other free of such blocks to the
+ * slow path that opens parcels, while a parcel of none is one store (free.c, _qm_free_foreign). Only the segment's maps
+ * are read (never the page descriptor, which the owner keeps writing); the test against the block
+ * boundary keeps a stray interior pointer from spilling entries into the next block. Memory tools
+ * open a free block's words one at a time: parcels stay empty there. */
+static inline size_t qm_parcel_capacity_of(const qm_block_t *block) {
+  if (QM_VALGRIND || QM_ASAN_POISON)
+    return 0;
+  qm_segment_t *segment = qm_segment_of_normal(block);
+  unsigned cls = qm_slice_class_of(segment, block);
+  if (cls - 1u >= QM_CLASS_COUNT - 1u) /* class 0: see below */
+    return 0;
+  size_t block_size = qm_class_size(cls);
+  size_t words = block_size / sizeof(void *) - 1;
+  size_t capacity = words < QM_REMOTE_BATCH - 1 ? words : QM_REMOTE_BATCH - 1;
+  size_t offset = (size_t)((const uint8_t *)block - qm_page_start(qm_page_of(segment, block)));
+  return offset % block_size == 0 ? capacity : 0;
+}
+
+static inline void qm_parcel_put(qm_block_t **slot, qm_block_t *block) {
+  qm_link_set((qm_block_t *)slot, block);
+}
+
+static inline qm_block_t *qm_parcel_get(qm_block_t **slot) { return qm_link_get((qm_block_t *)slot); }
+
+/* The entries of a closed parcel that holds at most capacity. */
+static inline size_t qm_parcel_length(qm_block_t *parcel, size_t capacity) {
+  size_t length = 0;
+  while (length < capacity && qm_parcel_get(qm_parcel_slot(parcel, length)) != NULL)
+    length++;
+  return length;
+}
+
+/* Whether the entry at slot names a block (false: the NULL that ends a parcel's entries), and if so
+ * prefetches that block for writing, from the raw word (the secure build decodes and checks it,
+ * and skips the prefetch). */
+static inline bool qm_parcel_prefetch(qm_block_t **slot) {
 #if QM_SECURE
-  (void)block, (void)ahead;
+  return qm_parcel_get(slot) != NULL;
 #else
-  qm_block_t **word = &block->next + 1;
-  qm_track_link_open(word, true);
-  *word = ahead;
-  qm_track_link_close(word);
+  const void *block = (const void *)qm_link_load((qm_block_t *)slot);
+  if (block == NULL)
+    return false;
+  qm_prefetch_for_write(block);
+  return true;
 #endif
 }
 
-static inline void qm_ahead_prefetch(const qm_block_t *block) {
+/* Whether block is the one written into the word before `slot`: the previous entry, or the parcel
+ * itself, whose link word holds its own address while it is open (qm_parcel_open). */
+static inline bool qm_parcel_is_latest(qm_block_t **slot, const qm_block_t *block) {
+  qm_block_t *latest = (qm_block_t *)(slot - 1);
 #if QM_SECURE
-  (void)block;
+  return (qm_link_load(latest) ^ _qm_secure_secret ^ ((uintptr_t)latest >> 4)) == (uintptr_t)block;
 #else
-  const qm_block_t *const *word = (const qm_block_t *const *)&block->next + 1;
-  qm_track_link_open(word, false);
-  const qm_block_t *ahead = *word;
-  qm_track_link_close(word);
-  if (ahead != NULL)
-    __builtin_prefetch(ahead, 1);
+  return qm_link_load(latest) == (uintptr_t)block;
 #endif
+}
+
+/* Makes block a parcel open for entries. */
+static inline void qm_parcel_open(qm_block_t *block) { qm_link_set(block, block); }
+
+/* Closes a parcel that holds `length` of its `room + length` entries, linking it to next. */
+static inline void qm_parcel_close(qm_block_t *parcel, size_t length, size_t room, qm_block_t *next) {
+  qm_link_set(parcel, next);
+  if (room != 0)
+    qm_parcel_put(qm_parcel_slot(parcel, length), NULL);
 }
 
 #endif /* QM_BLOCK_INL_H */

@@ -5,11 +5,12 @@
  *   - segment map says "not ours" or "already released"     -> report and abort;
  *   - a huge block                                           -> unmapped, by any thread;
  *   - its segment is owned by the calling thread's heap      -> pushed on its page (free list);
- *   - owned by another thread's heap                         -> held in a remote batch of this
- *                                                               thread, pushed on the owner's inbox
- *                                                               with the rest of the batch (one
- *                                                               compare-and-swap per batch); the
- *                                                               owner drains the whole inbox later;
+ *   - owned by another thread's heap                         -> listed in a parcel of a remote
+ *                                                               batch of this thread, pushed on the
+ *                                                               owner's inbox with the rest of the
+ *                                                               batch (one compare-and-swap per
+ *                                                               batch); the owner drains the whole
+ *                                                               inbox later;
  *   - owned by a first-class heap of another thread          -> pushed on its inbox at once;
  *   - abandoned (its thread exited)                          -> kept on the segment's list until a
  *                                                               thread adopts the segment.
@@ -82,7 +83,7 @@ void _qm_free_local(qm_heap_t *heap, qm_segment_t *segment, void *p) {
   _qm_page_free_flagged(heap, page, block);
 }
 
-/* Pushes the chain first .. last (linked with qm_link_set) onto owner's inbox. */
+/* Pushes the parcels first .. last (linked with qm_link_set) onto owner's inbox. */
 static void inbox_push_chain(qm_heap_t *owner, qm_block_t *first, qm_block_t *last) {
   qm_block_t *head = atomic_load_explicit(&owner->inbox, memory_order_relaxed);
   do {
@@ -131,46 +132,48 @@ static void track_free(qm_segment_t *segment, void *p) {
 
 static void free_route(qm_segment_t *segment, void *p, bool may_batch);
 
+/* Closes the open parcel: the fast path adds no more entries to it. */
+static void parcel_close(qm_remote_batch_t *batch) {
+  size_t length = (size_t)(batch->cursor - qm_parcel_slot(batch->first, 0));
+  qm_parcel_close(batch->first, length, batch->room, batch->below);
+  batch->count += (uint32_t)length;
+  batch->room = 0;
+}
+
 /* Hands a batch to its owner. The owner may have exited since the blocks were freed: its segments
  * then have other owners (or none), and its struct may serve another thread. A heap gives up all
- * of its segments at once when its thread exits, so the first block's segment tells whether
+ * of its segments at once when its thread exits, so the first parcel's segment tells whether
  * `owner` is still the heap the blocks were freed to (or a later incarnation that adopted it,
  * which is as good: its inbox sends each block to its segment's current owner). Otherwise each
  * block is routed again, unbatched. */
 static void remote_flush(qm_remote_batch_t *batch) {
-  qm_block_t *first = batch->first;
+  parcel_close(batch);
+  qm_block_t *parcel = batch->first;
   qm_block_t *last = batch->last;
   qm_heap_t *owner = batch->owner;
-  batch->first = batch->last = NULL;
+  batch->first = batch->below = batch->last = NULL;
   batch->count = 0;
-  qm_segment_t *segment = qm_segment_of_normal(first);
+  qm_segment_t *segment = qm_segment_of_normal(parcel);
   if (qm_likely(atomic_load_explicit(&segment->owner_heap, memory_order_acquire) == owner)) {
-    inbox_push_chain(owner, first, last);
+    inbox_push_chain(owner, parcel, last);
     return;
   }
-  while (first != NULL) {
-    qm_block_t *next = first == last ? NULL : qm_link_get(first);
-    free_route(checked_segment(first), first, false);
-    first = next;
+  while (parcel != NULL) {
+    qm_block_t *next = parcel == last ? NULL : qm_link_get(parcel);
+    size_t length = qm_parcel_length(parcel, qm_parcel_capacity_of(parcel));
+    for (size_t i = 0; i < length; i++) {
+      qm_block_t *block = qm_parcel_get(qm_parcel_slot(parcel, i));
+      free_route(checked_segment(block), block, false);
+    }
+    free_route(checked_segment(parcel), parcel, false);
+    parcel = next;
   }
 }
 
 void _qm_heap_flush_remote(qm_heap_t *heap) {
   for (size_t i = 0; i < QM_REMOTE_SLOTS; i++)
-    if (heap->remote[i].count != 0)
+    if (heap->remote[i].first != NULL)
       remote_flush(&heap->remote[i]);
-}
-
-/* Links block in front of batch's chain, its ahead hint pointing QM_AHEAD blocks down the chain. */
-static inline void remote_push(qm_remote_batch_t *batch, qm_block_t *block) {
-  qm_link_set(block, batch->first);
-  if (!QM_SECURE) {
-    qm_block_t **recent = &batch->recent[batch->count & (QM_AHEAD - 1)];
-    qm_ahead_set(block, *recent);
-    *recent = block;
-  }
-  batch->first = block;
-  batch->count++;
 }
 
 /* Heap structs lie at regular strides: a multiplicative hash spreads them over the slots. Its top
@@ -183,8 +186,36 @@ static inline qm_remote_batch_t *remote_batch_of(qm_heap_t *heap, const qm_heap_
   return (qm_remote_batch_t *)((uint8_t *)heap->remote + offset);
 }
 
-/* Adds block, owned by the thread heap `owner`, to one of heap's remote batches: the cases
- * _qm_free_foreign leaves out (a batch to start, to flush, or that belongs to another owner; a
+/* Makes block the batch's open parcel. */
+static void parcel_open(qm_remote_batch_t *batch, qm_block_t *block) {
+  qm_parcel_open(block);
+  if (batch->first == NULL)
+    batch->last = block;
+  batch->below = batch->first;
+  batch->first = block;
+  batch->cursor = qm_parcel_slot(block, 0);
+  batch->room = (uint32_t)qm_parcel_capacity_of(block);
+  batch->count++;
+}
+
+/* The next block for a batch that already belongs to its owner, when the newest parcel has no room
+ * left (or there is none): the parcel is closed, the batch pushed once it holds QM_REMOTE_BATCH
+ * blocks, and block starts the next parcel. */
+static __attribute__((noinline)) void parcel_next(qm_remote_batch_t *batch, qm_block_t *block) {
+  if (batch->first != NULL) {
+    /* Linking the newest parcel again would make the chain a cycle, and the owner's drain would
+     * never end; an entry listed twice would be caught only when the owner drains it. */
+    if (qm_unlikely(qm_parcel_is_latest(batch->cursor, block)))
+      _qm_fatal("double free: block %p was freed twice in a row by this thread", (void *)block);
+    parcel_close(batch);
+    if (batch->count >= QM_REMOTE_BATCH)
+      remote_flush(batch);
+  }
+  parcel_open(batch, block);
+}
+
+/* Adds block, owned by the thread heap `owner`, to one of heap's remote batches: the cases the
+ * fast path of _qm_free_foreign and parcel_next leave out (a batch that belongs to another owner; a
  * calling thread with no heap of its own, or the owner itself, which route the block unbatched). */
 static __attribute__((noinline)) void remote_free(qm_heap_t *heap, qm_heap_t *owner, qm_block_t *block) {
   if (qm_unlikely(heap == &_qm_empty_heap || owner == heap)) {
@@ -192,20 +223,14 @@ static __attribute__((noinline)) void remote_free(qm_heap_t *heap, qm_heap_t *ow
     return;
   }
   qm_remote_batch_t *batch = remote_batch_of(heap, owner);
-  if (batch->owner != owner) {
-    if (batch->count != 0)
-      remote_flush(batch);
-    batch->owner = owner;
-    memset(batch->recent, 0, sizeof batch->recent);
-  } else if (qm_unlikely(block == batch->first)) {
-    /* Linking it again would make the chain a cycle, and the owner's drain would never end. */
-    _qm_fatal("double free: block %p was freed twice in a row by this thread", (void *)block);
+  if (batch->owner == owner) {
+    parcel_next(batch, block);
+    return;
   }
-  if (batch->first == NULL)
-    batch->last = block;
-  remote_push(batch, block);
-  if (batch->count == QM_REMOTE_BATCH)
+  if (batch->first != NULL)
     remote_flush(batch);
+  batch->owner = owner;
+  parcel_open(batch, block);
 }
 
 void _qm_free_generic(void *p) {
@@ -224,22 +249,41 @@ void _qm_free_foreign(qm_segment_t *segment, void *p) {
     return;
   }
   /* The common case only: a block inside a small page or large block of another thread's heap,
-   * added to a batch of that owner that is started and not about to be pushed. Every call below is
-   * a tail call, so this path saves no registers.
-   * It reads the segment's first cache line, its slice map and this thread's heap, never the
-   * block's page descriptor: the owner writes that with every malloc and free of the page, so
-   * reading it here would be a cache miss on most cross-thread frees. A thread with no heap yet
-   * (the shared empty heap, whose batches have no owner) and an owner that is the calling thread's
-   * own heap (which the fast path's owner_thread test already rules out) are left to remote_free. */
+   * written as an entry into the newest parcel of a batch of that owner that has room. Every call
+   * below is a tail call, so this path saves no registers.
+   * It reads the segment's first cache line, its slice map and this thread's heap, and writes the
+   * parcel, which this thread wrote last; it never touches the block itself or its page descriptor:
+   * the owner writes that with every malloc and free of the page, so reading it here would be a
+   * cache miss on most cross-thread frees. A thread with no heap yet (the shared empty heap, whose
+   * batches have no owner) and an owner that is the calling thread's own heap (which the fast
+   * path's owner_thread test already rules out) are left to remote_free. */
   unsigned holds = qm_slice_class_of(segment, p);
   qm_heap_t *owner = atomic_load_explicit(&segment->owner_heap, memory_order_acquire);
   qm_heap_t *heap = _qm_tls_heap;
   if (qm_likely(holds != QM_SLICE_NO_BLOCK && owner != NULL && !segment->owner_is_user_heap)) {
     qm_block_t *block = (qm_block_t *)p;
     qm_remote_batch_t *batch = remote_batch_of(heap, owner);
-    if (qm_likely(batch->owner == owner && batch->count - 1u < QM_REMOTE_BATCH - 2u &&
-                  block != batch->first)) {
-      remote_push(batch, block);
+    if (qm_likely(batch->owner == owner)) {
+      qm_block_t **slot = batch->cursor;
+      if (qm_likely(batch->room != 0 && !qm_parcel_is_latest(slot, block))) {
+        qm_parcel_put(slot, block);
+        batch->cursor = slot + 1;
+        batch->room--;
+        return;
+      }
+      /* A 16-byte block carries no entries (block-inl.h): it goes below the open parcel as a parcel
+       * of its own, closed at once, unless that would take the batch past its size. */
+      qm_block_t *below = batch->below;
+      if (holds == 0 && batch->first != NULL && batch->count < QM_REMOTE_BATCH && block != below &&
+          !qm_parcel_is_latest(slot, block)) {
+        qm_link_set(block, below);
+        if (below == NULL)
+          batch->last = block;
+        batch->below = block;
+        batch->count++;
+        return;
+      }
+      parcel_next(batch, block);
       return;
     }
     remote_free(heap, owner, block);
@@ -275,7 +319,7 @@ static void free_route(qm_segment_t *segment, void *p, bool may_batch) {
       if (may_batch && !segment->owner_is_user_heap && heap != &_qm_empty_heap)
         remote_free(heap, owner, (qm_block_t *)p);
       else {
-        qm_ahead_set((qm_block_t *)p, NULL);
+        qm_parcel_close((qm_block_t *)p, 0, qm_parcel_capacity_of((qm_block_t *)p), NULL);
         inbox_push_chain(owner, (qm_block_t *)p, (qm_block_t *)p);
       }
       return;

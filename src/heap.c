@@ -168,19 +168,43 @@ void _qm_heap_segment_unlink(qm_heap_t *heap, qm_segment_t *segment) {
   heap->segment_count--;
 }
 
+/* One block from the inbox back onto its page, or on to its segment's new owner. */
+static inline void collect_block(qm_heap_t *heap, qm_block_t *block) {
+  qm_segment_t *segment = qm_segment_of(block);
+  if (atomic_load_explicit(&segment->owner_heap, memory_order_relaxed) == heap)
+    _qm_free_local(heap, segment, block);
+  else
+    _qm_free_collected(block); /* arrived after its segment changed hands */
+}
+
 void _qm_heap_collect_inbox(qm_heap_t *heap) {
-  qm_block_t *block = atomic_exchange_explicit(&heap->inbox, NULL, memory_order_acquire);
-  while (block != NULL) {
-    /* Each block is a cache miss (the freeing core wrote it last): the hint starts the miss of a
-     * block further down now, so that several are in flight (block-inl.h, qm_ahead_prefetch). */
-    qm_ahead_prefetch(block);
-    qm_block_t *next = qm_link_get(block);
-    qm_segment_t *segment = qm_segment_of(block);
-    if (atomic_load_explicit(&segment->owner_heap, memory_order_relaxed) == heap)
-      _qm_free_local(heap, segment, block);
-    else
-      _qm_free_collected(block); /* arrived after its segment changed hands */
-    block = next;
+  qm_block_t *parcel = atomic_exchange_explicit(&heap->inbox, NULL, memory_order_acquire);
+  while (parcel != NULL) {
+    qm_block_t *next = qm_link_get(parcel);
+    __builtin_prefetch(next); /* a prefetch of NULL is harmless */
+    /* Each listed block is a cache line this thread must take back from the core that last held
+     * it: `ahead` runs QM_AHEAD entries in front, prefetching, so that that many of those misses
+     * are in flight at once; it is also what finds the NULL after the last entry (end). */
+    qm_block_t **slot = qm_parcel_slot(parcel, 0);
+    qm_block_t **end = slot + qm_parcel_capacity_of(parcel);
+    qm_block_t **ahead = slot;
+    while (ahead < end && ahead < slot + QM_AHEAD) {
+      if (qm_parcel_prefetch(ahead))
+        ahead++;
+      else
+        end = ahead;
+    }
+    for (; slot < end; slot++) {
+      if (ahead < end) {
+        if (qm_parcel_prefetch(ahead))
+          ahead++;
+        else
+          end = ahead;
+      }
+      collect_block(heap, qm_parcel_get(slot));
+    }
+    collect_block(heap, parcel);
+    parcel = next;
   }
 }
 

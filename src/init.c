@@ -14,8 +14,12 @@
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
+#if defined(__x86_64__)
+#include <cpuid.h>
+#endif
 
 _Atomic int _qm_process_state;
+bool _qm_cpu_prefetchw;
 
 static pthread_key_t thread_key;
 static _Atomic bool thread_key_ready;
@@ -119,6 +123,14 @@ static void fork_child(void) {
  * Process start and end
  * ------------------------------------------------------------------------------------------- */
 
+static void detect_cpu(void) {
+#if defined(__x86_64__)
+  unsigned eax, ebx, ecx, edx;
+  if (__get_cpuid(0x80000001u, &eax, &ebx, &ecx, &edx))
+    _qm_cpu_prefetchw = (ecx & bit_PRFCHW) != 0;
+#endif
+}
+
 void _qm_process_init(void) {
   int expected = 0;
   if (!atomic_compare_exchange_strong_explicit(&_qm_process_state, &expected, 1, memory_order_acq_rel,
@@ -130,6 +142,7 @@ void _qm_process_init(void) {
     return;
   }
   (void)_qm_os_page_size();
+  detect_cpu();
   _qm_options_init();
 #if QM_SECURE
   _qm_secure_init();

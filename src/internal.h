@@ -34,6 +34,23 @@ extern __thread qm_heap_t *_qm_tls_heap __attribute__((tls_model("initial-exec")
 extern qm_heap_t _qm_empty_heap; /* the heap of a thread that has not allocated yet */
 extern qm_page_t _qm_empty_page; /* has no free block: makes the fast path fall through */
 
+/* Whether the CPU has x86's PREFETCHW (init.c reads it once at start-up; false elsewhere). */
+extern bool _qm_cpu_prefetchw;
+
+/* Asks for the cache line at p in the state a write needs, so that the write that follows does
+ * not wait for other cores to give it up. Compilers emit a read prefetch for a write hint on x86
+ * unless told the CPU has PREFETCHW, which not every x86-64 CPU has: hence the test. A prefetch
+ * never faults, whatever p is. */
+static inline void qm_prefetch_for_write(const void *p) {
+#if defined(__x86_64__)
+  if (qm_likely(_qm_cpu_prefetchw)) {
+    __asm__ volatile("prefetchw (%0)" ::"r"(p));
+    return;
+  }
+#endif
+  __builtin_prefetch(p, 1);
+}
+
 /* ---------------------------------------------------------------------------------------------
  * Fatal errors and assertions (reported without allocating)
  * ------------------------------------------------------------------------------------------- */
@@ -233,13 +250,14 @@ static inline size_t qm_size_class(size_t size) {
   return 8 + (k - 7) * 8 + (((size - 1) >> step_shift) & 7);
 }
 
-static inline size_t qm_class_size(size_t cls) {
-  if (cls < 8)
-    return (cls + 1) * 16;
-  size_t k = 7 + (cls - 8) / 8;
-  size_t i = (cls - 8) % 8;
-  return ((size_t)1 << k) + ((i + 1) << (k - 3));
-}
+/* The block size of class c, as a constant expression: it fills _qm_class_sizes (page.c). The
+ * inner conditional keeps the shift counts of the unused branch non-negative. */
+#define QM_CLASS_SIZE_ABOVE_128(c) (((size_t)1 << (7 + ((c)-8) / 8)) + ((((c)-8) % 8 + 1) << (4 + ((c)-8) / 8)))
+#define QM_CLASS_SIZE(c) ((c) < 8 ? ((size_t)(c) + 1) * 16 : QM_CLASS_SIZE_ABOVE_128((c) < 8 ? 8 : (c)))
+
+extern const uint32_t _qm_class_sizes[QM_CLASS_COUNT];
+
+static inline size_t qm_class_size(size_t cls) { return _qm_class_sizes[cls]; }
 
 /* Slices in a page of the class: 64 KiB for blocks up to 8 KiB, else room for 8 blocks. */
 static inline size_t qm_class_page_slices(size_t cls) {

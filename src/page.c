@@ -17,6 +17,20 @@
 
 #include <errno.h>
 
+/* A table rather than the arithmetic: the cross-thread free and the inbox drain look a size up
+ * for each parcel (block-inl.h), and a load is shorter than the shifts. */
+#define CLASS_SIZES_8(c)                                                                                     \
+  QM_CLASS_SIZE(c), QM_CLASS_SIZE(c + 1), QM_CLASS_SIZE(c + 2), QM_CLASS_SIZE(c + 3), QM_CLASS_SIZE(c + 4),   \
+      QM_CLASS_SIZE(c + 5), QM_CLASS_SIZE(c + 6), QM_CLASS_SIZE(c + 7)
+const uint32_t _qm_class_sizes[QM_CLASS_COUNT] = {
+    CLASS_SIZES_8(0),  CLASS_SIZES_8(8),  CLASS_SIZES_8(16), CLASS_SIZES_8(24), CLASS_SIZES_8(32),
+    CLASS_SIZES_8(40), CLASS_SIZES_8(48), CLASS_SIZES_8(56), CLASS_SIZES_8(64), CLASS_SIZES_8(72),
+};
+_Static_assert(QM_CLASS_COUNT == 80, "the table above lists 80 classes");
+_Static_assert(QM_CLASS_SIZE(0) == 16 && QM_CLASS_SIZE(7) == 128 && QM_CLASS_SIZE(8) == 144 &&
+                   QM_CLASS_SIZE(15) == 256 && QM_CLASS_SIZE(16) == 288 && QM_CLASS_SIZE(79) == QM_SMALL_MAX,
+               "class sizes as the table in internal.h draws them");
+
 void _qm_heap_update_class_page(qm_heap_t *heap, size_t cls) {
   qm_page_t *page = heap->class_queue[cls].first;
   if (page == NULL)

@@ -128,9 +128,9 @@ _Static_assert(QM_SLICES_PER_SEGMENT <= 65536, "slice counts are 16-bit");
  * Blocks
  * ------------------------------------------------------------------------------------------- */
 
-/* A free block: its first word links it into a free list. While the block waits in a remote batch
- * or an inbox, its second word may hold a prefetch hint (block-inl.h, qm_ahead_set): every block is
- * at least QM_ALIGNMENT (16) bytes, so the word is always there. */
+/* A free block: its first word links it into a free list. A block that serves as a parcel of
+ * remote frees (block-inl.h) also holds an entry count in its second word (every block is at least
+ * QM_ALIGNMENT, 16, bytes, so the word is always there) and block addresses after it. */
 typedef struct qm_block_s {
   struct qm_block_s *next;
 } qm_block_t;
@@ -384,34 +384,36 @@ typedef struct qm_heap_stats_s {
  *   goes back; pool_next is meaningful only while it is in the pool.
  */
 #define QM_REMOTE_SLOTS 8  /* batches per heap, one owner each, chosen by a hash of the owner */
-#define QM_REMOTE_BATCH 32 /* blocks per batch before it is pushed */
-#define QM_AHEAD 8         /* how far down its chain a batched block's prefetch hint points */
+#define QM_REMOTE_BATCH 32 /* blocks in a batch before it is pushed (parcels and their entries) */
+#define QM_AHEAD 8         /* how many entries ahead the owner's drain prefetches (heap.c) */
 
 /* Blocks one thread freed that belong to another thread heap, held back so that they reach the
- * owner's inbox as one chain: one compare-and-swap per QM_REMOTE_BATCH blocks instead of one per
+ * owner's inbox together: one compare-and-swap per QM_REMOTE_BATCH blocks instead of one per
  * block, and the inbox's cache line moves between cores that much less often.
- * Invariants: count == 0 <=> first == NULL; first .. last are count blocks linked through next,
- * every one owned (when it was freed) by `owner`, a thread heap, never a first-class heap.
- * `owner` may be stale while count == 0.
- * recent[] holds the last QM_AHEAD blocks pushed for `owner`, recent[n % QM_AHEAD] the one pushed
- * when count was n, NULL where fewer were pushed since `owner` last changed. A block pushed when
- * count == n takes recent[n % QM_AHEAD] as its ahead hint (block-inl.h): the block QM_AHEAD places
- * further down the chain. The ring is kept across flushes (QM_REMOTE_BATCH is a multiple of
- * QM_AHEAD), so the oldest blocks of a batch point into the batch pushed before it, which usually
- * lies right below it in the inbox; when it does not, the hint is merely stale.
- * Aligned (so padded) to 128 bytes: the cross-thread free turns hash bits straight into a batch's
+ * The batch is a chain of parcels (block-inl.h): freed blocks that carry, after their link, the
+ * addresses of other freed blocks of the same owner. The freeing thread writes only into its
+ * newest parcel, never into the blocks it lists, and the owner reads the addresses eight to a
+ * cache line instead of taking one block's cache line after another.
+ * Invariants: first == NULL <=> the batch is empty, and then room == 0. Otherwise first is the open
+ * parcel: its entries run from qm_parcel_slot(first, 0) to cursor, room more may follow (never more
+ * than it has words for), and `below` is the parcel it will link to when it is closed (NULL if
+ * none). below .. last are closed parcels, newest first, last the oldest (last == first when there
+ * is one parcel). Every block in them was owned, when it was freed, by `owner`, a thread heap,
+ * never a first-class heap. count is the number of blocks in the batch except first's entries.
+ * `owner` may be stale while the batch is empty.
+ * Aligned (so padded) to 64 bytes: the cross-thread free turns hash bits straight into a batch's
  * offset (free.c, remote_batch_of). */
-typedef struct __attribute__((aligned(128))) qm_remote_batch_s {
+typedef struct __attribute__((aligned(64))) qm_remote_batch_s {
   struct qm_heap_s *owner;
-  qm_block_t *first;
-  qm_block_t *last;
+  qm_block_t **cursor; /* where first's next entry goes */
+  uint32_t room;       /* entries first may still take */
   uint32_t count;
-  qm_block_t *recent[QM_AHEAD];
+  qm_block_t *first; /* the open parcel */
+  qm_block_t *below; /* the closed parcels, newest first */
+  qm_block_t *last;  /* the oldest parcel */
 } qm_remote_batch_t;
 
-_Static_assert((QM_AHEAD & (QM_AHEAD - 1)) == 0 && QM_REMOTE_BATCH % QM_AHEAD == 0,
-               "the ring of recent blocks is indexed by a mask, and lines up from batch to batch");
-_Static_assert(sizeof(qm_remote_batch_t) == 128, "remote batches are indexed by a shift");
+_Static_assert(sizeof(qm_remote_batch_t) == 64, "remote batches are indexed by a shift");
 _Static_assert((QM_REMOTE_SLOTS & (QM_REMOTE_SLOTS - 1)) == 0, "remote slots are chosen by hash bits");
 
 typedef struct qm_heap_s {

@@ -149,6 +149,30 @@ bool qm_heap_validate(void) {
   return _qm_heap_is_valid(_qm_tls_heap) && huge_valid;
 }
 
+/* A remote batch (types.h): parcels first .. last, and blocks counted as its invariants say. */
+static void validate_remote_batch(validation_t *v, size_t index, qm_remote_batch_t *batch) {
+  if (batch->first == NULL) {
+    CHECK(v, batch->count == 0 && batch->room == 0, "remote batch %zu: empty, but counts %u blocks", index,
+          batch->count);
+    return;
+  }
+  size_t length = (size_t)(batch->cursor - qm_parcel_slot(batch->first, 0));
+  CHECK(v, batch->cursor >= qm_parcel_slot(batch->first, 0) &&
+               length + batch->room <= qm_parcel_capacity_of(batch->first) && batch->count < 2 * QM_REMOTE_BATCH,
+        "remote batch %zu: cursor, room (%u) or count (%u) out of place", index, batch->room, batch->count);
+  CHECK(v, qm_parcel_is_latest(qm_parcel_slot(batch->first, 0), batch->first),
+        "remote batch %zu: the open parcel %p does not name itself", index, (void *)batch->first);
+  uint32_t blocks = 1; /* the open parcel; its entries are not in count */
+  qm_block_t *parcel = batch->first;
+  for (qm_block_t *closed = batch->below; v->errors == 0 && closed != NULL && blocks <= batch->count;) {
+    parcel = closed;
+    blocks += 1 + (uint32_t)qm_parcel_length(parcel, qm_parcel_capacity_of(parcel));
+    closed = parcel == batch->last ? NULL : qm_link_get(parcel);
+  }
+  CHECK(v, v->errors || (parcel == batch->last && blocks == batch->count),
+        "remote batch %zu: %u blocks counted, the chain holds another number", index, batch->count);
+}
+
 bool _qm_heap_is_valid(qm_heap_t *heap) {
   validation_t v = {0};
   if (heap == &_qm_empty_heap)
@@ -187,16 +211,7 @@ bool _qm_heap_is_valid(qm_heap_t *heap) {
         segments, heap->segment_count);
   CHECK(&v, v.errors || empty == heap->empty_segment_count, "heap: %zu empty segments, count says %zu", empty,
         heap->empty_segment_count);
-  for (size_t i = 0; i < QM_REMOTE_SLOTS && v.errors == 0; i++) {
-    const qm_remote_batch_t *batch = &heap->remote[i];
-    CHECK(&v, (batch->count == 0) == (batch->first == NULL) && batch->count < QM_REMOTE_BATCH,
-          "remote batch %zu: count %u disagrees with its chain", i, batch->count);
-    uint32_t length = 0;
-    const qm_block_t *block = batch->first;
-    for (; block != NULL && length < batch->count && block != batch->last; block = qm_link_get(block))
-      length++;
-    CHECK(&v, v.errors || batch->count == 0 || (block == batch->last && length + 1 == batch->count),
-          "remote batch %zu: %u blocks counted, the chain holds another number", i, batch->count);
-  }
+  for (size_t i = 0; i < QM_REMOTE_SLOTS && v.errors == 0; i++)
+    validate_remote_batch(&v, i, &heap->remote[i]);
   return v.errors == 0;
 }
