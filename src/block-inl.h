@@ -151,10 +151,10 @@ static inline qm_block_t **qm_parcel_slot(qm_block_t *parcel, size_t index) {
 /* Entries the parcel `block` can hold: none unless it is the first byte of a small block, else as
  * many as its block has words after the link, at most QM_REMOTE_BATCH - 1. A 16-byte block (class
  * 0) holds none either: a parcel of one entry would send every other free of such blocks to the
- * slow path that opens parcels, while a parcel of none is one store (free.c, _qm_free_foreign). Only the segment's maps
- * are read (never the page descriptor, which the owner keeps writing); the test against the block
- * boundary keeps a stray interior pointer from spilling entries into the next block. Memory tools
- * open a free block's words one at a time: parcels stay empty there. */
+ * slow path that opens parcels, while a parcel of none is one store (free.c, _qm_free_foreign).
+ * Only the segment's maps are read (never the page descriptor, which the owner keeps writing); the
+ * test against the block boundary keeps a stray interior pointer from spilling entries into the
+ * next block. Memory tools open a free block's words one at a time: parcels stay empty there. */
 static inline size_t qm_parcel_capacity_of(const qm_block_t *block) {
   if (QM_VALGRIND || QM_ASAN_POISON)
     return 0;

@@ -252,7 +252,8 @@ static inline size_t qm_size_class(size_t size) {
 
 /* The block size of class c, as a constant expression: it fills _qm_class_sizes (page.c). The
  * inner conditional keeps the shift counts of the unused branch non-negative. */
-#define QM_CLASS_SIZE_ABOVE_128(c) (((size_t)1 << (7 + ((c)-8) / 8)) + ((((c)-8) % 8 + 1) << (4 + ((c)-8) / 8)))
+#define QM_CLASS_SIZE_ABOVE_128(c)                                                                           \
+  (((size_t)1 << (7 + ((c)-8) / 8)) + ((((c)-8) % 8 + 1) << (4 + ((c)-8) / 8)))
 #define QM_CLASS_SIZE(c) ((c) < 8 ? ((size_t)(c) + 1) * 16 : QM_CLASS_SIZE_ABOVE_128((c) < 8 ? 8 : (c)))
 
 extern const uint32_t _qm_class_sizes[QM_CLASS_COUNT];

@@ -20,7 +20,7 @@
 /* A table rather than the arithmetic: the cross-thread free and the inbox drain look a size up
  * for each parcel (block-inl.h), and a load is shorter than the shifts. */
 #define CLASS_SIZES_8(c)                                                                                     \
-  QM_CLASS_SIZE(c), QM_CLASS_SIZE(c + 1), QM_CLASS_SIZE(c + 2), QM_CLASS_SIZE(c + 3), QM_CLASS_SIZE(c + 4),   \
+  QM_CLASS_SIZE(c), QM_CLASS_SIZE(c + 1), QM_CLASS_SIZE(c + 2), QM_CLASS_SIZE(c + 3), QM_CLASS_SIZE(c + 4),  \
       QM_CLASS_SIZE(c + 5), QM_CLASS_SIZE(c + 6), QM_CLASS_SIZE(c + 7)
 const uint32_t _qm_class_sizes[QM_CLASS_COUNT] = {
     CLASS_SIZES_8(0),  CLASS_SIZES_8(8),  CLASS_SIZES_8(16), CLASS_SIZES_8(24), CLASS_SIZES_8(32),

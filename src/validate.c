@@ -157,8 +157,9 @@ static void validate_remote_batch(validation_t *v, size_t index, qm_remote_batch
     return;
   }
   size_t length = (size_t)(batch->cursor - qm_parcel_slot(batch->first, 0));
-  CHECK(v, batch->cursor >= qm_parcel_slot(batch->first, 0) &&
-               length + batch->room <= qm_parcel_capacity_of(batch->first) && batch->count < 2 * QM_REMOTE_BATCH,
+  CHECK(v,
+        batch->cursor >= qm_parcel_slot(batch->first, 0) &&
+            length + batch->room <= qm_parcel_capacity_of(batch->first) && batch->count < 2 * QM_REMOTE_BATCH,
         "remote batch %zu: cursor, room (%u) or count (%u) out of place", index, batch->room, batch->count);
   CHECK(v, qm_parcel_is_latest(qm_parcel_slot(batch->first, 0), batch->first),
         "remote batch %zu: the open parcel %p does not name itself", index, (void *)batch->first);
