@@ -184,16 +184,17 @@ static inline size_t qm_parcel_length(qm_block_t *parcel, size_t capacity) {
 }
 
 /* Whether the entry at slot names a block (false: the NULL that ends a parcel's entries), and if so
- * prefetches that block for writing, from the raw word (the secure build decodes and checks it,
- * and skips the prefetch). */
-static inline bool qm_parcel_prefetch(qm_block_t **slot) {
+ * prefetches that block for writing (qm_prefetch_for_write), from the raw word (the secure build
+ * decodes and checks it, and skips the prefetch). */
+static inline bool qm_parcel_prefetch(qm_block_t **slot, bool cpu_prefetchw) {
 #if QM_SECURE
+  (void)cpu_prefetchw;
   return qm_parcel_get(slot) != NULL;
 #else
   const void *block = (const void *)qm_link_load((qm_block_t *)slot);
   if (block == NULL)
     return false;
-  qm_prefetch_for_write(block);
+  qm_prefetch_for_write(block, cpu_prefetchw);
   return true;
 #endif
 }

@@ -178,6 +178,7 @@ static inline void collect_block(qm_heap_t *heap, qm_block_t *block) {
 }
 
 void _qm_heap_collect_inbox(qm_heap_t *heap) {
+  const bool cpu_prefetchw = _qm_cpu_prefetchw;
   qm_block_t *parcel = atomic_exchange_explicit(&heap->inbox, NULL, memory_order_acquire);
   while (parcel != NULL) {
     qm_block_t *next = qm_link_get(parcel);
@@ -189,14 +190,14 @@ void _qm_heap_collect_inbox(qm_heap_t *heap) {
     qm_block_t **end = slot + qm_parcel_capacity_of(parcel);
     qm_block_t **ahead = slot;
     while (ahead < end && ahead < slot + QM_AHEAD) {
-      if (qm_parcel_prefetch(ahead))
+      if (qm_parcel_prefetch(ahead, cpu_prefetchw))
         ahead++;
       else
         end = ahead;
     }
     for (; slot < end; slot++) {
       if (ahead < end) {
-        if (qm_parcel_prefetch(ahead))
+        if (qm_parcel_prefetch(ahead, cpu_prefetchw))
           ahead++;
         else
           end = ahead;

@@ -39,14 +39,17 @@ extern bool _qm_cpu_prefetchw;
 
 /* Asks for the cache line at p in the state a write needs, so that the write that follows does
  * not wait for other cores to give it up. Compilers emit a read prefetch for a write hint on x86
- * unless told the CPU has PREFETCHW, which not every x86-64 CPU has: hence the test. A prefetch
- * never faults, whatever p is. */
-static inline void qm_prefetch_for_write(const void *p) {
+ * unless told the CPU has PREFETCHW, which not every x86-64 CPU has: the caller passes
+ * _qm_cpu_prefetchw, read once before its loop (a loop that calls out would load it again each
+ * time). A prefetch never faults, whatever p is. */
+static inline void qm_prefetch_for_write(const void *p, bool cpu_prefetchw) {
 #if defined(__x86_64__)
-  if (qm_likely(_qm_cpu_prefetchw)) {
+  if (qm_likely(cpu_prefetchw)) {
     __asm__ volatile("prefetchw (%0)" ::"r"(p));
     return;
   }
+#else
+  (void)cpu_prefetchw;
 #endif
   __builtin_prefetch(p, 1);
 }
