@@ -177,33 +177,40 @@ static inline void collect_block(qm_heap_t *heap, qm_block_t *block) {
     _qm_free_collected(block); /* arrived after its segment changed hands */
 }
 
+/* The blocks a parcel lists (it has room for capacity, at least one). Each is a cache line this
+ * thread must take back from the core that last held it: `ahead` runs QM_AHEAD entries in front,
+ * prefetching, so that that many of those misses are in flight at once; it is also what finds the
+ * NULL after the last entry (end). */
+static inline void collect_entries(qm_heap_t *heap, qm_block_t *parcel, size_t capacity, bool cpu_prefetchw) {
+  qm_block_t **slot = qm_parcel_slot(parcel, 0);
+  qm_block_t **end = slot + capacity;
+  qm_block_t **ahead = slot;
+  while (ahead < end && ahead < slot + QM_AHEAD) {
+    if (qm_parcel_prefetch(ahead, cpu_prefetchw))
+      ahead++;
+    else
+      end = ahead;
+  }
+  for (; slot < end; slot++) {
+    if (ahead < end) {
+      if (qm_parcel_prefetch(ahead, cpu_prefetchw))
+        ahead++;
+      else
+        end = ahead;
+    }
+    collect_block(heap, qm_parcel_get(slot));
+  }
+}
+
 void _qm_heap_collect_inbox(qm_heap_t *heap) {
   const bool cpu_prefetchw = _qm_cpu_prefetchw;
   qm_block_t *parcel = atomic_exchange_explicit(&heap->inbox, NULL, memory_order_acquire);
   while (parcel != NULL) {
     qm_block_t *next = qm_link_get(parcel);
     __builtin_prefetch(next); /* a prefetch of NULL is harmless */
-    /* Each listed block is a cache line this thread must take back from the core that last held
-     * it: `ahead` runs QM_AHEAD entries in front, prefetching, so that that many of those misses
-     * are in flight at once; it is also what finds the NULL after the last entry (end). */
-    qm_block_t **slot = qm_parcel_slot(parcel, 0);
-    qm_block_t **end = slot + qm_parcel_capacity_of(parcel);
-    qm_block_t **ahead = slot;
-    while (ahead < end && ahead < slot + QM_AHEAD) {
-      if (qm_parcel_prefetch(ahead, cpu_prefetchw))
-        ahead++;
-      else
-        end = ahead;
-    }
-    for (; slot < end; slot++) {
-      if (ahead < end) {
-        if (qm_parcel_prefetch(ahead, cpu_prefetchw))
-          ahead++;
-        else
-          end = ahead;
-      }
-      collect_block(heap, qm_parcel_get(slot));
-    }
+    size_t capacity = qm_parcel_capacity_of(parcel);
+    if (capacity != 0) /* 16-byte and large blocks have none */
+      collect_entries(heap, parcel, capacity, cpu_prefetchw);
     collect_block(heap, parcel);
     parcel = next;
   }
