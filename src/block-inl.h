@@ -109,6 +109,24 @@ static inline bool qm_block_is_free(const qm_page_t *page, const qm_block_t *blo
   return false;
 }
 
+/* A free by the heap that owns p's segment, outside the fast path: the owner's slow paths, and
+ * the inbox drain, which inlines it (free.c has it out of line as _qm_free_local). */
+static inline void qm_free_local(qm_heap_t *heap, qm_segment_t *segment, void *p) {
+  qm_page_t *page = qm_page_of(segment, p);
+  qm_block_t *block = (qm_block_t *)p;
+  if (qm_likely(page->flags == 0)) {
+    if (qm_unlikely(qm_block_is_free(page, block)))
+      _qm_fatal("double free: block %p (size %u) is already free", p, page->block_size);
+    qm_block_set_next(page, block, page->free);
+    page->free = block;
+    qm_stats_small_free(heap, page);
+    if (--page->used == 0)
+      _qm_page_release_if_idle(heap, page);
+    return;
+  }
+  _qm_page_free_flagged(heap, page, block);
+}
+
 /* Links of lists that mix pages (inboxes, parked frees of abandoned segments). */
 static inline qm_block_t *qm_link_get(const qm_block_t *block) {
   uintptr_t stored = qm_link_load(block);

@@ -67,21 +67,7 @@ void qm_free_aligned_sized(void *p, size_t alignment, size_t size) {
   qm_free_inline(p);
 }
 
-void _qm_free_local(qm_heap_t *heap, qm_segment_t *segment, void *p) {
-  qm_page_t *page = qm_page_of(segment, p);
-  qm_block_t *block = (qm_block_t *)p;
-  if (qm_likely(page->flags == 0)) {
-    if (qm_unlikely(qm_block_is_free(page, block)))
-      _qm_fatal("double free: block %p (size %u) is already free", p, page->block_size);
-    qm_block_set_next(page, block, page->free);
-    page->free = block;
-    qm_stats_small_free(heap, page);
-    if (--page->used == 0)
-      _qm_page_release_if_idle(heap, page);
-    return;
-  }
-  _qm_page_free_flagged(heap, page, block);
-}
+void _qm_free_local(qm_heap_t *heap, qm_segment_t *segment, void *p) { qm_free_local(heap, segment, p); }
 
 /* Pushes the parcels first .. last (linked with qm_link_set) onto owner's inbox. */
 static void inbox_push_chain(qm_heap_t *owner, qm_block_t *first, qm_block_t *last) {

@@ -172,7 +172,7 @@ void _qm_heap_segment_unlink(qm_heap_t *heap, qm_segment_t *segment) {
 static inline void collect_block(qm_heap_t *heap, qm_block_t *block) {
   qm_segment_t *segment = qm_segment_of(block);
   if (atomic_load_explicit(&segment->owner_heap, memory_order_relaxed) == heap)
-    _qm_free_local(heap, segment, block);
+    qm_free_local(heap, segment, block);
   else
     _qm_free_collected(block); /* arrived after its segment changed hands */
 }
