@@ -220,12 +220,7 @@ static inline bool qm_parcel_prefetch(qm_block_t **slot, bool cpu_prefetchw) {
 /* Whether block is the one written into the word before `slot`: the previous entry, or the parcel
  * itself, whose link word holds its own address while it is open (qm_parcel_open). */
 static inline bool qm_parcel_is_latest(qm_block_t **slot, const qm_block_t *block) {
-  qm_block_t *latest = (qm_block_t *)(slot - 1);
-#if QM_SECURE
-  return (qm_link_load(latest) ^ _qm_secure_secret ^ ((uintptr_t)latest >> 4)) == (uintptr_t)block;
-#else
-  return qm_link_load(latest) == (uintptr_t)block;
-#endif
+  return qm_parcel_get(slot - 1) == block;
 }
 
 /* Makes block a parcel open for entries. */

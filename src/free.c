@@ -126,14 +126,13 @@ static void parcel_close(qm_remote_batch_t *batch) {
   batch->room = 0;
 }
 
-/* Hands a batch to its owner. The owner may have exited since the blocks were freed: its segments
- * then have other owners (or none), and its struct may serve another thread. A heap gives up all
- * of its segments at once when its thread exits, so the first parcel's segment tells whether
- * `owner` is still the heap the blocks were freed to (or a later incarnation that adopted it,
- * which is as good: its inbox sends each block to its segment's current owner). Otherwise each
- * block is routed again, unbatched. */
-static void remote_flush(qm_remote_batch_t *batch) {
-  parcel_close(batch);
+/* Hands a batch whose parcels are all closed to its owner. The owner may have exited since the
+ * blocks were freed: its segments then have other owners (or none), and its struct may serve
+ * another thread. A heap gives up all of its segments at once when its thread exits, so the first
+ * parcel's segment tells whether `owner` is still the heap the blocks were freed to (or a later
+ * incarnation that adopted it, which is as good: its inbox sends each block to its segment's
+ * current owner). Otherwise each block is routed again, unbatched. */
+static void batch_push(qm_remote_batch_t *batch) {
   qm_block_t *parcel = batch->first;
   qm_block_t *last = batch->last;
   qm_heap_t *owner = batch->owner;
@@ -154,6 +153,12 @@ static void remote_flush(qm_remote_batch_t *batch) {
     free_route(checked_segment(parcel), parcel, false);
     parcel = next;
   }
+}
+
+/* Closes the open parcel and hands the batch to its owner. */
+static void remote_flush(qm_remote_batch_t *batch) {
+  parcel_close(batch);
+  batch_push(batch);
 }
 
 void _qm_heap_flush_remote(qm_heap_t *heap) {
@@ -195,7 +200,7 @@ static __attribute__((noinline)) void parcel_next(qm_remote_batch_t *batch, qm_b
       _qm_fatal("double free: block %p was freed twice in a row by this thread", (void *)block);
     parcel_close(batch);
     if (batch->count >= QM_REMOTE_BATCH)
-      remote_flush(batch);
+      batch_push(batch);
   }
   parcel_open(batch, block);
 }

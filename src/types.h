@@ -129,8 +129,7 @@ _Static_assert(QM_SLICES_PER_SEGMENT <= 65536, "slice counts are 16-bit");
  * ------------------------------------------------------------------------------------------- */
 
 /* A free block: its first word links it into a free list. A block that serves as a parcel of
- * remote frees (block-inl.h) also holds an entry count in its second word (every block is at least
- * QM_ALIGNMENT, 16, bytes, so the word is always there) and block addresses after it. */
+ * remote frees (block-inl.h) also holds block addresses in the words after it. */
 typedef struct qm_block_s {
   struct qm_block_s *next;
 } qm_block_t;
