@@ -208,15 +208,26 @@ static void track_huge_realloc(void *p, size_t old_usable, void *q, size_t new_u
   }
 }
 
-/* realloc by moving: the old block stays intact if the new one cannot be had. A block that grows
- * past QM_REALLOC_SPAN_MIN moves into a span of its own (a large block, whole slices) rather
- * than a class page, whatever its new size: the next growth can then take slices from a free
- * neighbour in place, and when it must move after all, the span it leaves merges with its
- * neighbours and is reused. Through class pages, a buffer that grows step by step would leave a
- * page of 8 blocks behind in every class it passes through. */
+/* Whether a block that realloc must move to grow goes to a span of its own (a large block, whole
+ * slices) rather than a class page, whatever its new size: the next growth can then take slices
+ * from a free neighbour in place, and when it must move after all, the span it leaves merges with
+ * its neighbours and is reused. Through class pages, a buffer that grows step by step moves at
+ * every class boundary (8 per doubling) and leaves a block behind in every class it passes.
+ * Above QM_REALLOC_SPAN_MIN every growth qualifies; from QM_REALLOC_STEP_MIN, a growth by at most
+ * half the block (an append, a vector's 1.125x or 1.5x), which is what comes back for more. A
+ * block that doubles reaches its size in a few moves through the classes and keeps their tighter
+ * rounding. The bound of QM_REALLOC_STEP_MIN: a span's rounding costs at most one OS page of
+ * resident memory beyond the block's own pages, which below 4 KiB would be more than the block. */
+static bool realloc_grows_into_span(size_t old_usable, size_t size) {
+  if (size <= old_usable || size > QM_LARGE_MAX)
+    return false;
+  return size > QM_REALLOC_SPAN_MIN || (size > QM_REALLOC_STEP_MIN && size - old_usable <= old_usable / 2);
+}
+
+/* realloc by moving: the old block stays intact if the new one cannot be had. */
 static void *realloc_move(void *p, size_t old_usable, size_t size) {
   void *q;
-  if (size > QM_REALLOC_SPAN_MIN && size > old_usable && size <= QM_LARGE_MAX) {
+  if (realloc_grows_into_span(old_usable, size)) {
     qm_profile_alloc(size);
     qm_heap_t *heap = _qm_heap_get_or_init();
     if (heap == NULL) {

@@ -219,6 +219,42 @@ static void test_growth_stays_in_place(void) {
   T_FREE(p);
 }
 
+/* Past 4 KiB, a buffer that grows by small steps (at most half its size at a time) becomes a span
+ * too, at its first move; a buffer that doubles stays in the classes, whose rounding is tighter. */
+static void test_step_growth_into_span(void) {
+  unsigned char *p = T_MALLOC(4200);
+  CHECK(p != NULL);
+  if (!p)
+    return;
+  uint64_t seed = qmt_seed(p, 11);
+  size_t n = 4200;
+  qmt_fill(p, n, seed);
+  int moves = 0;
+  for (size_t m = n + 256; m <= 16 * KiB; m += 256) {
+    unsigned char *q = T_REALLOC(p, m);
+    CHECKF(q != NULL, "realloc to %zu", m);
+    if (!q)
+      break;
+    moves += q != p;
+    p = q;
+    CHECKF(qmt_verify(p, n, seed) == SIZE_MAX, "contents lost growing to %zu", m);
+    n = m;
+    qmt_fill(p, n, seed);
+  }
+  if (qmt_strict)
+    CHECKF(moves <= 2, "a buffer growing from 4200 B to 16 KiB by 256-byte steps moved %d times", moves);
+  T_FREE(p);
+
+  p = T_MALLOC(3000);
+  CHECK(p != NULL);
+  unsigned char *q = p ? T_REALLOC(p, 6000) : NULL;
+  CHECK(q != NULL);
+  if (qmt_strict && q)
+    CHECKF(T_USABLE_SIZE(q) < 8 * KiB, "a block doubled to 6000 B got %zu usable bytes, a span's rounding",
+           T_USABLE_SIZE(q));
+  T_FREE(q ? q : p);
+}
+
 /* Contents survive a chain through every kind of block and back. */
 static void test_chain(void) {
   size_t chain[] = {24,      100,       1000,     60 * KiB,    200 * KiB, 1536 * KiB, 5 * MiB, 33 * MiB,
@@ -342,6 +378,7 @@ int main(void) {
   test_in_place();
   test_grow_into_neighbour();
   test_growth_stays_in_place();
+  test_step_growth_into_span();
   test_chain();
   test_random_walk();
   test_failure();
