@@ -140,6 +140,31 @@ size_t _qm_page_thin(qm_page_t *page) {
   return purged;
 }
 
+/* An empty page goes back to never carved: its carved part is purged with one system call, and the
+ * page carves again from its start as it is used. Cheaper than thinning it (no walk of the free
+ * list, no hole map to build, no hole blocks to thread back), and the blocks it hands out next are
+ * in address order again. Falls back to thinning where the OS page is bigger than a slice (the
+ * page need not start on an OS page then). */
+static size_t page_uncarve(qm_page_t *page) {
+  qm_assert_internal(page->kind == QM_SPAN_SMALL && page->used == 0);
+  size_t os_page = _qm_os_page_size();
+  uint8_t *start = qm_page_start(page);
+  size_t span_bytes = (size_t)page->slice_count << QM_SLICE_SHIFT;
+  if (((uintptr_t)start | span_bytes) & (os_page - 1))
+    return _qm_page_thin(page);
+  size_t bytes = ((size_t)page->capacity * page->block_size + os_page - 1) & ~(os_page - 1);
+  if (bytes > span_bytes)
+    bytes = span_bytes;
+  (void)_qm_os_purge(start, bytes);
+  page->capacity = 0;
+  page->free = NULL;
+  page->hole_map = 0;
+  page->hole_blocks = 0;
+  /* What lies past the carved part is whatever the span held before this page: not known zero. */
+  page->flags &= (uint8_t)~QM_PAGE_FREE_ZERO;
+  return bytes;
+}
+
 void _qm_page_refill_holes(qm_page_t *page) {
   const size_t block_size = page->block_size;
   const unsigned shift = purge_unit_shift(page);
@@ -177,8 +202,9 @@ static bool page_is_sparse(const qm_page_t *page) {
 /* Empty and sparse pages of the heap; `force` acts at once instead of on the second sighting.
  * The first page of each class queue is the one the fast path allocates from, which does not mark
  * it in use: it stays in place (releasing it would take a busy class's page away), but when it is
- * empty its memory is purged, so that the classes a program has stopped using (a block grown with
- * realloc passes through many) do not each keep a page resident. It is not thinned while sparse. */
+ * empty it is uncarved (its memory purged, page_uncarve), so that the classes a program has stopped
+ * using (a block grown with realloc passes through many) do not each keep a page resident. It is
+ * not thinned while sparse. */
 static bool decay_pages(qm_heap_t *heap, bool force) {
   bool released = false;
   for (size_t cls = 0; cls < QM_CLASS_COUNT; cls++) {
@@ -193,7 +219,7 @@ static bool decay_pages(qm_heap_t *heap, bool force) {
         if (page->purge_mark == QM_PURGE_THINNED || page->hole_blocks == page->capacity)
           continue;
         if (act) {
-          released |= _qm_page_thin(page) > 0;
+          released |= page_uncarve(page) > 0;
           page->purge_mark = QM_PURGE_THINNED;
         } else {
           page->purge_mark = QM_PURGE_CANDIDATE;

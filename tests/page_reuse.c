@@ -2,7 +2,8 @@
  * a free block (page.c, page_find): freed blocks are reused first, so a class's resident memory
  * follows what it holds rather than the most it ever held. Carving a page makes no more of it
  * resident than the blocks it hands out (page_extend). And the page a class allocates from, once
- * it has stayed empty for the purge delay, no longer holds resident memory (purge.c, decay_pages).
+ * it has stayed empty for the purge delay, no longer holds resident memory (purge.c, decay_pages),
+ * and carves again from its start when the class is used again.
  *
  * Each check runs in a thread of its own, so that it starts from an empty heap. */
 #include <pthread.h>
@@ -152,6 +153,22 @@ static void *idle_class_page_purged(void *arg) {
   }
   CHECKF(resident == 0, "%zu OS pages of a freed block of an idle class are still resident after 5 s",
          resident);
+  /* The page was given back its memory as a whole (purge.c, page_uncarve): it carves again from its
+   * start, and what it hands out is sound. */
+  for (size_t i = 0; i < IDLE_COUNT; i++) {
+    blocks[i] = T_CALLOC(1, IDLE_BLOCK);
+    CHECK(blocks[i] != NULL);
+    if (!blocks[i])
+      return NULL;
+    CHECKF(blocks[i][0] == 0 && blocks[i][IDLE_BLOCK / 2] == 0 && blocks[i][IDLE_BLOCK - 1] == 0,
+           "calloc block %zu of the idle class again is not zeroed", i);
+    memset(blocks[i], 0x33, IDLE_BLOCK);
+  }
+  CHECKF(blocks[0] == watched, "the idle class's page hands out %p first again, not its first block %p",
+         (void *)blocks[0], (void *)watched);
+  CHECK(qmt_heap_validate());
+  for (size_t i = 0; i < IDLE_COUNT; i++)
+    T_FREE(blocks[i]);
   return NULL;
 }
 
