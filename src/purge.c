@@ -12,7 +12,8 @@
  *     empty twice in a row (so a page that empties and fills again between passes stays a page);
  *   - sparse small pages (at most a quarter of their blocks live): the OS pages that hold no live
  *     block are purged, again only when two passes in a row saw the page unused by allocation;
- *   - free spans: purged once dirty for longer than the delay (span.c stamps when they got dirty);
+ *   - free spans: purged once dirty for longer than a quarter of the delay (span.c stamps when they
+ *     got dirty; QM_SPAN_DELAY_DIVISOR below says why a quarter);
  * and then ages the empty-segment cache (segment.c). Once per purge delay, some pass also purges the
  * aged free spans of every other heap (under that heap's span lock, skipped when its owner holds
  * it): so a thread that stops calling the allocator does not pin its free spans.
@@ -282,6 +283,16 @@ bool _qm_purge_other_heaps(qm_heap_t *self, uint64_t older_than) {
   return job.released;
 }
 
+/* A heap's own free spans are purged once free for a quarter of the purge delay, its pages after
+ * the whole delay. A page that empties belongs to a class the program uses and is what its next
+ * malloc of that class takes; a free span comes back only for a request that needs whole slices
+ * (a large block, a new page), and a program that is growing, in phases, skips over the spans it
+ * freed for bigger ones. Measured with the delay at 100 ms (full size, against the whole delay):
+ * `churn` peak RSS 29.2 -> 26.9 MiB for 7.3k -> 7.9k page faults, `realloc` 11.1 -> 10.9 MiB for
+ * 5.2k -> 5.8k, time within the spread. Purging pages at a quarter of the delay as well doubled
+ * `realloc`'s page faults (9.7k) and cost it 6% in time. */
+#define QM_SPAN_DELAY_DIVISOR 4
+
 static _Atomic uint64_t others_due_ns; /* when some pass should next purge the other heaps */
 
 void _qm_heap_decay(qm_heap_t *heap, uint64_t now) {
@@ -292,7 +303,8 @@ void _qm_heap_decay(qm_heap_t *heap, uint64_t now) {
   _qm_heap_flush_remote(heap);
   qm_span_lock_enter(heap);
   decay_pages(heap, delay == 0);
-  _qm_heap_purge_spans(heap, now > delay ? now - delay + 1 : 0);
+  uint64_t span_delay = delay / QM_SPAN_DELAY_DIVISOR;
+  _qm_heap_purge_spans(heap, now > span_delay ? now - span_delay + 1 : 0);
   release_purged_segments(heap);
   qm_span_lock_leave(heap);
   _qm_segment_cache_decay(now);
