@@ -190,62 +190,51 @@ static void test_grow_into_neighbour(void) {
   T_FREE(h);
 }
 
-/* A buffer that grows by realloc, one small step at a time, leaves the class pages once it passes
- * 16 KiB: from then on it is a span of its own that grows into the free slices after it, instead
- * of moving at every one of the 16 class boundaries between 16 and 64 KiB. */
-static void test_growth_stays_in_place(void) {
-  unsigned char *p = T_MALLOC(100);
+/* Grows a buffer of `size` bytes by realloc from `first` to `last` bytes, `step` at a time, checking
+ * that its contents survive each step; returns how often it moved after the first step (the block
+ * is freed at the end). */
+static int grow_in_steps(size_t size, size_t first, size_t last, size_t step, uint64_t salt) {
+  unsigned char *p = T_MALLOC(size);
   CHECK(p != NULL);
   if (!p)
-    return;
-  uint64_t seed = qmt_seed(p, 7);
-  size_t n = 100;
+    return 0;
+  uint64_t seed = qmt_seed(p, salt);
+  size_t n = size;
   qmt_fill(p, n, seed);
   int moves = 0;
-  for (size_t m = 17 * KiB; m <= 256 * KiB; m += KiB) {
+  for (size_t m = first; m <= last; m += step) {
     unsigned char *q = T_REALLOC(p, m);
     CHECKF(q != NULL, "realloc to %zu", m);
     if (!q)
       break;
-    if (q != p && m > 17 * KiB)
+    if (q != p && m > first)
       moves++;
     p = q;
     CHECKF(qmt_verify(p, n, seed) == SIZE_MAX, "contents lost growing to %zu", m);
     n = m;
     qmt_fill(p, n, seed);
   }
+  T_FREE(p);
+  return moves;
+}
+
+/* A buffer that grows by realloc, one small step at a time, leaves the class pages once it passes
+ * 16 KiB: from then on it is a span of its own that grows into the free slices after it, instead
+ * of moving at every one of the 16 class boundaries between 16 and 64 KiB. */
+static void test_growth_stays_in_place(void) {
+  int moves = grow_in_steps(100, 17 * KiB, 256 * KiB, KiB, 7);
   if (qmt_strict)
     CHECKF(moves <= 1, "a buffer growing from 17 to 256 KiB by 1 KiB steps moved %d times", moves);
-  T_FREE(p);
 }
 
 /* Past 4 KiB, a buffer that grows by small steps (at most half its size at a time) becomes a span
  * too, at its first move; a buffer that doubles stays in the classes, whose rounding is tighter. */
 static void test_step_growth_into_span(void) {
-  unsigned char *p = T_MALLOC(4200);
-  CHECK(p != NULL);
-  if (!p)
-    return;
-  uint64_t seed = qmt_seed(p, 11);
-  size_t n = 4200;
-  qmt_fill(p, n, seed);
-  int moves = 0;
-  for (size_t m = n + 256; m <= 16 * KiB; m += 256) {
-    unsigned char *q = T_REALLOC(p, m);
-    CHECKF(q != NULL, "realloc to %zu", m);
-    if (!q)
-      break;
-    moves += q != p;
-    p = q;
-    CHECKF(qmt_verify(p, n, seed) == SIZE_MAX, "contents lost growing to %zu", m);
-    n = m;
-    qmt_fill(p, n, seed);
-  }
+  int moves = grow_in_steps(4200, 4200 + 256, 16 * KiB, 256, 11);
   if (qmt_strict)
     CHECKF(moves <= 2, "a buffer growing from 4200 B to 16 KiB by 256-byte steps moved %d times", moves);
-  T_FREE(p);
 
-  p = T_MALLOC(3000);
+  unsigned char *p = T_MALLOC(3000);
   CHECK(p != NULL);
   unsigned char *q = p ? T_REALLOC(p, 6000) : NULL;
   CHECK(q != NULL);
