@@ -30,6 +30,20 @@ static void *large_alloc(qm_heap_t *heap, size_t size, bool zero) {
   return _qm_large_alloc(heap, size, 0, zero);
 }
 
+/* A block of class cls: the pop of the fast path, else the slow path. */
+static inline void *small_alloc(qm_heap_t *heap, size_t cls, bool zero, bool may_borrow) {
+  qm_page_t *page = heap->class_page[cls];
+  qm_block_t *block = page->free;
+  if (block != NULL && !zero) {
+    page->free = qm_block_next(page, block);
+    page->used++;
+    qm_stats_small_alloc(heap, page);
+    qm_track_malloc(block, page->block_size, false);
+    return block;
+  }
+  return _qm_small_alloc_slow(heap, cls, zero, may_borrow);
+}
+
 void *_qm_malloc_generic(size_t size, qm_heap_t *heap, bool zero) {
   if (qm_unlikely(heap == &_qm_empty_heap)) {
     heap = _qm_heap_get_or_init();
@@ -41,20 +55,16 @@ void *_qm_malloc_generic(size_t size, qm_heap_t *heap, bool zero) {
   if (size <= QM_SMALL_MAX) {
     size_t cls = qm_size_class(size);
     qm_stats_small_request(heap, cls, size);
-    qm_page_t *page = heap->class_page[cls];
-    qm_block_t *block = page->free;
-    if (block != NULL && !zero) {
-      page->free = qm_block_next(page, block);
-      page->used++;
-      qm_stats_small_alloc(heap, page);
-      qm_track_malloc(block, page->block_size, false);
-      return block;
-    }
-    return _qm_small_alloc_slow(heap, cls, zero);
+    return small_alloc(heap, cls, zero, true);
   }
   if (size <= QM_LARGE_MAX)
     return large_alloc(heap, size, zero);
   return _qm_huge_alloc(size, 0, zero);
+}
+
+void *_qm_malloc_class(qm_heap_t *heap, size_t cls, bool zero) {
+  qm_stats_small_request(heap, cls, qm_class_size(cls));
+  return small_alloc(heap, cls, zero, false);
 }
 
 static size_t next_power_of_two(size_t n) { return n <= 1 ? 1 : (size_t)1 << (64 - __builtin_clzll(n - 1)); }
@@ -80,7 +90,7 @@ void *_qm_malloc_aligned(size_t alignment, size_t size, bool zero) {
     size_t n = size < alignment ? alignment : size;
     if (qm_class_size(qm_size_class(n)) % alignment != 0)
       n = next_power_of_two(n);
-    void *p = _qm_malloc_generic(qm_class_size(qm_size_class(n)), heap, zero);
+    void *p = _qm_malloc_class(heap, qm_size_class(n), zero);
     qm_assert_internal(p == NULL || ((uintptr_t)p & (alignment - 1)) == 0);
     return p;
   }

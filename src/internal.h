@@ -456,7 +456,8 @@ bool _qm_large_resize_in_place(qm_heap_t *heap, qm_page_t *page, size_t new_size
  * page.c: small blocks
  * ------------------------------------------------------------------------------------------- */
 
-void *_qm_small_alloc_slow(qm_heap_t *heap, size_t cls, bool zero);
+/* may_borrow: the block may come from one of the next classes (page.c, "Borrowing"). */
+void *_qm_small_alloc_slow(qm_heap_t *heap, size_t cls, bool zero, bool may_borrow);
 /* A free by the owner into a page with flags set. */
 void _qm_page_free_flagged(qm_heap_t *heap, qm_page_t *page, qm_block_t *block);
 /* Frees the spans of pages with no used block (all but each queue's current page if keep_current). */
@@ -595,6 +596,9 @@ void _qm_user_heaps_orphan(qm_heap_t *thread_heap);
  * ------------------------------------------------------------------------------------------- */
 
 void *_qm_malloc_generic(size_t size, qm_heap_t *heap, bool zero);
+/* A block of class cls itself, never a bigger class's: for aligned requests (the class was chosen
+ * for its block size). heap is initialised. */
+void *_qm_malloc_class(qm_heap_t *heap, size_t cls, bool zero);
 void *_qm_malloc_aligned(size_t alignment, size_t size, bool zero);
 /* Frees p owned by any heap, from any thread; the route every non-fast free takes. */
 void _qm_free_generic(void *p);

@@ -113,7 +113,7 @@ static void *heap_alloc_aligned(qm_heap_t *h, size_t alignment, size_t size, boo
     size_t n = size < alignment ? alignment : size;
     if (qm_class_size(qm_size_class(n)) % alignment != 0)
       n = next_power_of_two(n);
-    return _qm_malloc_generic(qm_class_size(qm_size_class(n)), h, zero);
+    return _qm_malloc_class(h, qm_size_class(n), zero);
   }
   /* What _qm_large_alloc needs; where that cannot fit a segment it would map an unlisted huge block. */
   size_t slices = (size + QM_SLICE_SIZE - 1) / QM_SLICE_SIZE;

@@ -1,9 +1,10 @@
-/* A page whose free list runs dry does not carve fresh memory while another page of its class has
- * a free block (page.c, page_find): freed blocks are reused first, so a class's resident memory
- * follows what it holds rather than the most it ever held. Carving a page makes no more of it
- * resident than the blocks it hands out (page_extend). And the page a class allocates from, once
- * it has stayed empty for the purge delay, no longer holds resident memory (purge.c, decay_pages),
- * and carves again from its start when the class is used again.
+/* A page whose free list runs dry does not carve fresh memory while another page of its class, or
+ * of the next two classes, has a block the program freed (page.c, page_find): freed blocks are
+ * reused first, so a class's resident memory follows what it holds rather than the most it ever
+ * held. Carving a page makes no more of it resident than the blocks it hands out (page_extend).
+ * And the page a class allocates from, once it has stayed empty for the purge delay, no longer
+ * holds resident memory (purge.c, decay_pages), and carves again from its start when the class is
+ * used again.
  *
  * Each check runs in a thread of its own, so that it starts from an empty heap. */
 #include <pthread.h>
@@ -172,6 +173,96 @@ static void *idle_class_page_purged(void *arg) {
   return NULL;
 }
 
+/* Borrowing (page.c): a class with no free block takes a block that the program freed in one of
+ * the next two classes, rather than carving memory of its own. Requests of 1100 B are of the class
+ * of 1152 B; the next classes are 1280 and 1408 B. */
+static void *take_blocks(unsigned char **blocks, size_t count, size_t size) {
+  for (size_t i = 0; i < count; i++) {
+    blocks[i] = T_MALLOC(size);
+    CHECK(blocks[i] != NULL);
+    if (!blocks[i])
+      return NULL;
+    memset(blocks[i], 0x11, size);
+  }
+  return blocks[0];
+}
+
+static bool is_one_of(const unsigned char *p, unsigned char **blocks, size_t count) {
+  for (size_t i = 0; i < count; i++)
+    if (p == blocks[i])
+      return true;
+  return false;
+}
+
+#define LENT_COUNT 12 /* 15 KiB of 1280 B blocks: more than one carving (4 KiB) */
+static void *borrows_freed_neighbour(void *arg) {
+  (void)arg;
+  unsigned char *lent[LENT_COUNT];
+  if (!take_blocks(lent, LENT_COUNT, 1408))
+    return NULL;
+  for (size_t i = 0; i < LENT_COUNT; i++)
+    T_FREE(lent[i]);
+  /* Two classes up: the 1280 B class has no page at all. */
+  unsigned char *p = T_MALLOC(1100);
+  CHECK(p != NULL);
+  if (qmt_strict) {
+    CHECKF(is_one_of(p, lent, LENT_COUNT) && T_USABLE_SIZE(p) == 1408,
+           "malloc(1100) made a block of its own (%p, %zu usable) while 1408 B blocks were free", (void *)p,
+           T_USABLE_SIZE(p));
+  }
+  memset(p, 0x22, 1100);
+  CHECK(qmt_heap_validate());
+  T_FREE(p);
+  CHECK(qmt_heap_validate());
+  return NULL;
+}
+
+/* A program that only grows never borrows: a neighbour's page that is still carving holds blocks it
+ * carved for itself, not blocks the program freed. */
+static void *growing_does_not_borrow(void *arg) {
+  (void)arg;
+  unsigned char *own[2];
+  if (!take_blocks(own, 2, 1280)) /* one carving of 3 blocks: one left */
+    return NULL;
+  unsigned char *p = T_MALLOC(1100);
+  CHECK(p != NULL);
+  if (qmt_strict)
+    CHECKF(T_USABLE_SIZE(p) == 1152, "malloc(1100) took a %zu-byte block from a growing neighbour",
+           T_USABLE_SIZE(p));
+  T_FREE(p);
+  T_FREE(own[0]);
+  T_FREE(own[1]);
+  return NULL;
+}
+
+/* An aligned request keeps its class, whose block size is what makes it aligned: 1536 B blocks are
+ * 512-byte aligned from the page's start, the next class's (1664 B) are not. And classes of 512 B
+ * or less never borrow. */
+static void *exact_classes_do_not_borrow(void *arg) {
+  (void)arg;
+  unsigned char *lent[LENT_COUNT];
+  if (!take_blocks(lent, LENT_COUNT, 1664))
+    return NULL;
+  for (size_t i = 0; i < LENT_COUNT; i++)
+    T_FREE(lent[i]);
+  unsigned char *p = T_ALIGNED_ALLOC(512, 1536);
+  CHECK(p != NULL && ((uintptr_t)p & 511) == 0);
+  if (qmt_strict)
+    CHECKF(T_USABLE_SIZE(p) == 1536, "aligned_alloc(512, 1536) got a %zu-byte block", T_USABLE_SIZE(p));
+  T_FREE(p);
+  if (!take_blocks(lent, LENT_COUNT, 576))
+    return NULL;
+  for (size_t i = 0; i < LENT_COUNT; i++)
+    T_FREE(lent[i]);
+  p = T_MALLOC(500);
+  CHECK(p != NULL);
+  if (qmt_strict)
+    CHECKF(T_USABLE_SIZE(p) == 512, "malloc(500) got a %zu-byte block", T_USABLE_SIZE(p));
+  T_FREE(p);
+  CHECK(qmt_heap_validate());
+  return NULL;
+}
+
 static void in_thread(void *(*fn)(void *)) {
   pthread_t t;
   CHECK(pthread_create(&t, NULL, fn, NULL) == 0);
@@ -184,5 +275,8 @@ int main(void) {
   in_thread(freed_block_first);
   in_thread(rise_and_fall);
   in_thread(idle_class_page_purged);
+  in_thread(borrows_freed_neighbour);
+  in_thread(growing_does_not_borrow);
+  in_thread(exact_classes_do_not_borrow);
   return check_result("page_reuse");
 }
