@@ -152,7 +152,7 @@ static qm_page_t *queue_find_free(qm_heap_t *heap, size_t cls, qm_page_t **growa
     }
     page->purge_mark = QM_PURGE_NONE; /* in use again: the decay passes start over with it */
   }
-  if (queue->first != first)
+  if (page != NULL || queue->first != first)
     _qm_heap_update_class_page(heap, cls);
   return page;
 }
