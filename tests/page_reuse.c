@@ -194,14 +194,22 @@ static bool is_one_of(const unsigned char *p, unsigned char **blocks, size_t cou
   return false;
 }
 
-#define LENT_COUNT 12 /* 15 KiB of 1280 B blocks: more than one carving (4 KiB) */
+#define LENT_COUNT 12 /* blocks of 576 B or more: more than one carving (4 KiB) */
+
+/* Blocks that a class has to lend: allocated, then all freed again. */
+static bool leave_freed(unsigned char **blocks, size_t size) {
+  if (!take_blocks(blocks, LENT_COUNT, size))
+    return false;
+  for (size_t i = 0; i < LENT_COUNT; i++)
+    T_FREE(blocks[i]);
+  return true;
+}
+
 static void *borrows_freed_neighbour(void *arg) {
   (void)arg;
   unsigned char *lent[LENT_COUNT];
-  if (!take_blocks(lent, LENT_COUNT, 1408))
+  if (!leave_freed(lent, 1408))
     return NULL;
-  for (size_t i = 0; i < LENT_COUNT; i++)
-    T_FREE(lent[i]);
   /* Two classes up: the 1280 B class has no page at all. */
   unsigned char *p = T_MALLOC(1100);
   CHECK(p != NULL);
@@ -241,19 +249,15 @@ static void *growing_does_not_borrow(void *arg) {
 static void *exact_classes_do_not_borrow(void *arg) {
   (void)arg;
   unsigned char *lent[LENT_COUNT];
-  if (!take_blocks(lent, LENT_COUNT, 1664))
+  if (!leave_freed(lent, 1664))
     return NULL;
-  for (size_t i = 0; i < LENT_COUNT; i++)
-    T_FREE(lent[i]);
   unsigned char *p = T_ALIGNED_ALLOC(512, 1536);
   CHECK(p != NULL && ((uintptr_t)p & 511) == 0);
   if (qmt_strict)
     CHECKF(T_USABLE_SIZE(p) == 1536, "aligned_alloc(512, 1536) got a %zu-byte block", T_USABLE_SIZE(p));
   T_FREE(p);
-  if (!take_blocks(lent, LENT_COUNT, 576))
+  if (!leave_freed(lent, 576))
     return NULL;
-  for (size_t i = 0; i < LENT_COUNT; i++)
-    T_FREE(lent[i]);
   p = T_MALLOC(500);
   CHECK(p != NULL);
   if (qmt_strict)
