@@ -62,12 +62,20 @@ void *_qm_malloc_generic(size_t size, qm_heap_t *heap, bool zero) {
   return _qm_huge_alloc(size, 0, zero);
 }
 
-void *_qm_malloc_class(qm_heap_t *heap, size_t cls, bool zero) {
+/* Pages start on slice boundaries, so a block whose size is a multiple of the alignment is aligned:
+ * the class of the size if its block size is such a multiple, else the power of two above (at most
+ * doubles the size). Never a block borrowed from a bigger class, whose size need not be a multiple. */
+void *_qm_malloc_small_aligned(qm_heap_t *heap, size_t alignment, size_t size, bool zero) {
+  qm_assert(qm_is_power_of_two(alignment) && alignment <= QM_SLICE_SIZE && size <= QM_SMALL_MAX);
+  size_t n = size < alignment ? alignment : size;
+  if (qm_class_size(qm_size_class(n)) % alignment != 0)
+    n = qm_next_power_of_two(n);
+  size_t cls = qm_size_class(n);
   qm_stats_small_request(heap, cls, qm_class_size(cls));
-  return small_alloc(heap, cls, zero, false);
+  void *p = small_alloc(heap, cls, zero, false);
+  qm_assert_internal(p == NULL || ((uintptr_t)p & (alignment - 1)) == 0);
+  return p;
 }
-
-static size_t next_power_of_two(size_t n) { return n <= 1 ? 1 : (size_t)1 << (64 - __builtin_clzll(n - 1)); }
 
 void *_qm_malloc_aligned(size_t alignment, size_t size, bool zero) {
   qm_assert(qm_is_power_of_two(alignment));
@@ -83,17 +91,8 @@ void *_qm_malloc_aligned(size_t alignment, size_t size, bool zero) {
     errno = ENOMEM;
     return NULL;
   }
-  if (alignment <= QM_SLICE_SIZE && size <= QM_SMALL_MAX) {
-    /* Pages start on slice boundaries, so a block whose size is a multiple of the alignment is
-     * aligned. Use the class of the size if its block size is such a multiple, else the power
-     * of two above (at most doubles the size). */
-    size_t n = size < alignment ? alignment : size;
-    if (qm_class_size(qm_size_class(n)) % alignment != 0)
-      n = next_power_of_two(n);
-    void *p = _qm_malloc_class(heap, qm_size_class(n), zero);
-    qm_assert_internal(p == NULL || ((uintptr_t)p & (alignment - 1)) == 0);
-    return p;
-  }
+  if (alignment <= QM_SLICE_SIZE && size <= QM_SMALL_MAX)
+    return _qm_malloc_small_aligned(heap, alignment, size, zero);
   if (size <= QM_LARGE_MAX)
     return _qm_large_alloc(heap, size == 0 ? 1 : size, alignment, zero);
   return _qm_huge_alloc(size, alignment, zero);
@@ -157,7 +156,7 @@ void *qm_memalign(size_t alignment, size_t size) {
     return NULL;
   }
   if (!qm_is_power_of_two(alignment))
-    alignment = next_power_of_two(alignment);
+    alignment = qm_next_power_of_two(alignment);
   return aligned_entry(alignment, size);
 }
 

@@ -101,6 +101,9 @@ static inline uintptr_t qm_align_up_ptr(uintptr_t p, size_t alignment) {
 }
 static inline bool qm_is_power_of_two(size_t n) { return n != 0 && (n & (n - 1)) == 0; }
 static inline size_t qm_log2_floor(size_t n) { return (size_t)(63 - __builtin_clzll(n)); }
+static inline size_t qm_next_power_of_two(size_t n) {
+  return n <= 1 ? 1 : (size_t)1 << (64 - __builtin_clzll(n - 1));
+}
 
 /* A number that differs between live threads: the thread pointer where one is cheap to read. */
 static inline uintptr_t _qm_thread_id(void) {
@@ -596,9 +599,9 @@ void _qm_user_heaps_orphan(qm_heap_t *thread_heap);
  * ------------------------------------------------------------------------------------------- */
 
 void *_qm_malloc_generic(size_t size, qm_heap_t *heap, bool zero);
-/* A block of class cls itself, never a bigger class's: for aligned requests (the class was chosen
- * for its block size). heap is initialised. */
-void *_qm_malloc_class(qm_heap_t *heap, size_t cls, bool zero);
+/* A small block aligned to `alignment`: at most QM_SLICE_SIZE, size at most QM_SMALL_MAX. heap is
+ * initialised. */
+void *_qm_malloc_small_aligned(qm_heap_t *heap, size_t alignment, size_t size, bool zero);
 void *_qm_malloc_aligned(size_t alignment, size_t size, bool zero);
 /* Frees p owned by any heap, from any thread; the route every non-fast free takes. */
 void _qm_free_generic(void *p);

@@ -112,7 +112,7 @@ static void page_extend(qm_heap_t *heap, qm_page_t *page) {
  * is left). For that cost, classes of 512 B and less do not borrow: lending there cost `frag` (16-512
  * B blocks) 5% more instructions, and the memory at stake is a fraction of a page per class.
  * Aligned requests do not borrow either: their class was chosen for its block size
- * (_qm_malloc_class). */
+ * (_qm_malloc_small_aligned). */
 #define QM_BORROW_CLASSES 2
 #define QM_BORROW_MIN_CLASS 24 /* the first class above 512 B (576 B) */
 

@@ -70,8 +70,6 @@ struct qm_pool_s {
   qm_lock_t lock;
 };
 
-static size_t next_power_of_two(size_t n) { return n <= 1 ? 1 : (size_t)1 << (64 - __builtin_clzll(n - 1)); }
-
 static inline uintptr_t pool_owner_tag(const qm_pool_t *p) {
   return (uintptr_t)p | (p->thread_safe ? 1u : 0u);
 }
@@ -100,7 +98,7 @@ qm_pool_t *qm_pool_new_ex(size_t object_size, size_t alignment, unsigned flags) 
   p->object_size = qm_align_up(object_size < sizeof(void *) ? sizeof(void *) : object_size, alignment);
   p->header_size = qm_align_up(sizeof(pool_chunk_t), alignment);
   size_t want = p->header_size + POOL_CHUNK_MIN_OBJECTS * p->object_size;
-  p->chunk_size = want < POOL_CHUNK_MIN ? POOL_CHUNK_MIN : next_power_of_two(want);
+  p->chunk_size = want < POOL_CHUNK_MIN ? POOL_CHUNK_MIN : qm_next_power_of_two(want);
   p->chunk_objects = (p->chunk_size - p->header_size) / p->object_size;
   /* The stack starts as the sentinel slot alone. */
   void **stack = qm_malloc(sizeof(void *));

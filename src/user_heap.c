@@ -97,8 +97,6 @@ void *qm_heap_calloc(qm_heap_t *h, size_t count, size_t size) {
   return heap_alloc_generic(h, total, true);
 }
 
-static size_t next_power_of_two(size_t n) { return n <= 1 ? 1 : (size_t)1 << (64 - __builtin_clzll(n - 1)); }
-
 /* _qm_malloc_aligned with the heap passed in: the same three cases. */
 static void *heap_alloc_aligned(qm_heap_t *h, size_t alignment, size_t size, bool zero) {
   if (alignment <= QM_ALIGNMENT)
@@ -108,13 +106,8 @@ static void *heap_alloc_aligned(qm_heap_t *h, size_t alignment, size_t size, boo
     errno = ENOMEM;
     return NULL;
   }
-  if (alignment <= QM_SLICE_SIZE && size <= QM_SMALL_MAX) {
-    /* Pages start on slice boundaries: a class whose size is a multiple of the alignment is aligned. */
-    size_t n = size < alignment ? alignment : size;
-    if (qm_class_size(qm_size_class(n)) % alignment != 0)
-      n = next_power_of_two(n);
-    return _qm_malloc_class(h, qm_size_class(n), zero);
-  }
+  if (alignment <= QM_SLICE_SIZE && size <= QM_SMALL_MAX)
+    return _qm_malloc_small_aligned(h, alignment, size, zero);
   /* What _qm_large_alloc needs; where that cannot fit a segment it would map an unlisted huge block. */
   size_t slices = (size + QM_SLICE_SIZE - 1) / QM_SLICE_SIZE;
   if (alignment > QM_SLICE_SIZE)
