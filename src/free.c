@@ -69,8 +69,7 @@ void qm_free_aligned_sized(void *p, size_t alignment, size_t size) {
 
 void _qm_free_local(qm_heap_t *heap, qm_segment_t *segment, void *p) { qm_free_local(heap, segment, p); }
 
-/* Pushes the parcels first .. last (linked with qm_link_set) onto owner's inbox. */
-static void inbox_push_chain(qm_heap_t *owner, qm_block_t *first, qm_block_t *last) {
+void _qm_inbox_push_chain(qm_heap_t *owner, qm_block_t *first, qm_block_t *last) {
   qm_block_t *head = atomic_load_explicit(&owner->inbox, memory_order_relaxed);
   do {
     qm_link_set(last, head);
@@ -140,7 +139,7 @@ static void batch_push(qm_remote_batch_t *batch) {
   batch->count = 0;
   qm_segment_t *segment = qm_segment_of_normal(parcel);
   if (qm_likely(atomic_load_explicit(&segment->owner_heap, memory_order_acquire) == owner)) {
-    inbox_push_chain(owner, parcel, last);
+    _qm_inbox_push_chain(owner, parcel, last);
     return;
   }
   while (parcel != NULL) {
@@ -311,7 +310,7 @@ static void free_route(qm_segment_t *segment, void *p, bool may_batch) {
         remote_free(heap, owner, (qm_block_t *)p);
       else {
         qm_parcel_close((qm_block_t *)p, 0, qm_parcel_capacity_of((qm_block_t *)p), NULL);
-        inbox_push_chain(owner, (qm_block_t *)p, (qm_block_t *)p);
+        _qm_inbox_push_chain(owner, (qm_block_t *)p, (qm_block_t *)p);
       }
       return;
     }

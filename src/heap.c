@@ -51,6 +51,8 @@ void _qm_heap_reset(qm_heap_t *heap) {
   heap->segment_count = 0;
   heap->empty_segment_count = 0;
   heap->slow_path_count = 0;
+  heap->inbox_drains = heap->purge_seen_drains = 0;
+  heap->inbox_purged = NULL;
   heap->decay_next_ns = 0;
   heap->span_lock_depth = 0;
   heap->user_magic = 0;
@@ -205,6 +207,7 @@ static inline void collect_entries(qm_heap_t *heap, qm_block_t *parcel, size_t c
 void _qm_heap_collect_inbox(qm_heap_t *heap) {
   const bool cpu_prefetchw = _qm_cpu_prefetchw;
   qm_block_t *parcel = atomic_exchange_explicit(&heap->inbox, NULL, memory_order_acquire);
+  __atomic_store_n(&heap->inbox_drains, heap->inbox_drains + 1, __ATOMIC_RELAXED);
   while (parcel != NULL) {
     qm_block_t *next = qm_link_get(parcel);
     __builtin_prefetch(next); /* a prefetch of NULL is harmless */

@@ -615,6 +615,8 @@ size_t _qm_usable_size(const void *p);
 void _qm_free_collected(void *p);
 /* The owner's free of a block of a normal segment. */
 void _qm_free_local(qm_heap_t *heap, qm_segment_t *segment, void *p);
+/* Pushes the parcels first .. last (linked with qm_link_set) onto owner's inbox. Any thread. */
+void _qm_inbox_push_chain(qm_heap_t *owner, qm_block_t *first, qm_block_t *last);
 
 /* ---------------------------------------------------------------------------------------------
  * init.c, options.c

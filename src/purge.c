@@ -14,9 +14,10 @@
  *     block are purged, again only when two passes in a row saw the page unused by allocation;
  *   - free spans: purged once dirty for longer than a quarter of the delay (span.c stamps when they
  *     got dirty; QM_SPAN_DELAY_DIVISOR below says why a quarter);
- * and then ages the empty-segment cache (segment.c). Once per purge delay, some pass also purges the
+ * and then ages the empty-segment cache (segment.c). Once per half delay, some pass also purges the
  * aged free spans of every other heap (under that heap's span lock, skipped when its owner holds
- * it): so a thread that stops calling the allocator does not pin its free spans.
+ * it), and what waits in the inbox of a heap whose owner has stopped draining it (below): so a
+ * thread that stops calling the allocator pins neither its free spans nor what others free to it.
  *
  * Holes. A small page is cut into purge units (an OS page, or 1/64 of the page if that is more),
  * and a unit all of whose overlapping blocks are free can be purged. Its blocks are taken off the
@@ -263,6 +264,137 @@ static bool release_purged_segments(qm_heap_t *heap) {
   return released;
 }
 
+/* ---------------------------------------------------------------------------------------------
+ * The inbox of an idle heap
+ *
+ * Blocks other threads free into a thread heap wait in its inbox, counted as used, until the
+ * owner's next slow path drains them. A thread that has stopped allocating (waiting in
+ * pthread_join, in a blocking read) drains nothing, and what it made and others freed stays
+ * resident for as long as it waits. So a pass that visits another heap whose owner has drained
+ * nothing since the previous visit (a purge delay or more before) takes its inbox, gives back the
+ * OS pages that lie wholly inside blocks the inbox lists, and puts the inbox back. The owner
+ * drains it as before when it wakes; the link it writes into each block faults in a zeroed page.
+ * Parcels are left as they are (they carry the entries), and so is the part of the chain a
+ * previous visit handled. Nothing here needs the owner's help nor stops it: the inbox is taken and
+ * put back with the operations every freeing thread uses, and the blocks stay the owner's.
+ * ------------------------------------------------------------------------------------------- */
+
+/* In place, ascending: a heap sort (no allocation, no recursion; the library may not call its own
+ * malloc from here). */
+static void sort_addresses(uintptr_t *a, size_t n) {
+  for (size_t end = n; end > 1; end--) {
+    if (end == n) /* heapify once */
+      for (size_t start = n / 2; start-- > 0;)
+        for (size_t root = start, child; (child = 2 * root + 1) < n; root = child) {
+          if (child + 1 < n && a[child + 1] > a[child])
+            child++;
+          if (a[root] >= a[child])
+            break;
+          uintptr_t t = a[root];
+          a[root] = a[child], a[child] = t;
+        }
+    uintptr_t t = a[0];
+    a[0] = a[end - 1], a[end - 1] = t;
+    for (size_t root = 0, child; (child = 2 * root + 1) < end - 1; root = child) {
+      if (child + 1 < end - 1 && a[child + 1] > a[child])
+        child++;
+      if (a[root] >= a[child])
+        break;
+      t = a[root];
+      a[root] = a[child], a[child] = t;
+    }
+  }
+}
+
+/* The size of the small block of `owner` that starts at p, or 0 if p is no such block start (a
+ * stray pointer the program freed, or a block of a segment that changed hands). */
+static size_t inbox_block_size(const qm_heap_t *owner, uintptr_t p) {
+  qm_segment_t *segment = qm_segment_of_normal((void *)p);
+  if (qm_map_state((void *)p) != QM_MAP_NORMAL ||
+      atomic_load_explicit(&segment->owner_heap, memory_order_relaxed) != owner)
+    return 0;
+  unsigned cls = qm_slice_class_of(segment, (void *)p);
+  if (cls >= QM_CLASS_COUNT)
+    return 0;
+  size_t size = qm_class_size(cls);
+  size_t offset = (size_t)((uint8_t *)p - qm_page_start(qm_page_of(segment, (void *)p)));
+  return offset % size == 0 ? size : 0;
+}
+
+/* Gives back the OS pages inside [start, end), a run of adjacent listed blocks. */
+static bool purge_run(uintptr_t start, uintptr_t end) {
+  uintptr_t os_page = _qm_os_page_size();
+  uintptr_t first = (start + os_page - 1) & ~(os_page - 1), last = end & ~(os_page - 1);
+  if (last <= first)
+    return false;
+  (void)_qm_os_purge((void *)first, last - first);
+  return true;
+}
+
+/* Purges what the entries of the parcels from `first` up to `stop` (excluded) list, which hold
+ * `count` entries. */
+static bool inbox_purge_entries(const qm_heap_t *owner, qm_block_t *first, qm_block_t *stop, size_t count) {
+  size_t os_page = _qm_os_page_size();
+  size_t bytes = (count * sizeof(uintptr_t) + os_page - 1) & ~(os_page - 1);
+  uintptr_t *starts = _qm_os_map(bytes);
+  if (starts == NULL)
+    return false;
+  size_t n = 0;
+  for (qm_block_t *parcel = first; parcel != stop && n < count; parcel = qm_link_get(parcel)) {
+    size_t length = qm_parcel_length(parcel, qm_parcel_capacity_of(parcel));
+    for (size_t i = 0; i < length && n < count; i++)
+      starts[n++] = (uintptr_t)qm_parcel_get(qm_parcel_slot(parcel, i));
+  }
+  sort_addresses(starts, n);
+  bool released = false;
+  uintptr_t run_start = 0, run_end = 0;
+  for (size_t i = 0; i < n; i++) {
+    size_t size = inbox_block_size(owner, starts[i]);
+    if (size == 0)
+      continue;
+    if (starts[i] >= run_start && starts[i] <= run_end) { /* adjacent (or listed twice) */
+      if (starts[i] + size > run_end)
+        run_end = starts[i] + size;
+      continue;
+    }
+    released |= purge_run(run_start, run_end);
+    run_start = starts[i];
+    run_end = starts[i] + size;
+  }
+  released |= purge_run(run_start, run_end);
+  _qm_os_unmap(starts, bytes);
+  return released;
+}
+
+/* Purges what the inbox of `owner`, a thread heap that is not the caller's, lists, if its owner has
+ * drained nothing since the last visit (or always, when force). The caller holds owner's span lock,
+ * and the heap list lock, so the owner cannot leave the list (nor exit) meanwhile. */
+static bool inbox_purge(qm_heap_t *owner, bool force) {
+  uint64_t drains = __atomic_load_n(&owner->inbox_drains, __ATOMIC_RELAXED);
+  bool idle = drains == owner->purge_seen_drains;
+  qm_block_t *handled = idle ? owner->inbox_purged : NULL; /* a drain made it meaningless */
+  owner->purge_seen_drains = drains;
+  owner->inbox_purged = handled;
+  if ((!idle && !force) || atomic_load_explicit(&owner->inbox, memory_order_relaxed) == NULL)
+    return false;
+  qm_block_t *first = atomic_exchange_explicit(&owner->inbox, NULL, memory_order_acquire);
+  if (first == NULL)
+    return false;
+  size_t count = 0;
+  qm_block_t *last = first, *stop = NULL;
+  for (qm_block_t *parcel = first; parcel != NULL; parcel = qm_link_get(parcel)) {
+    if (parcel == handled)
+      stop = handled;
+    if (stop == NULL)
+      count += qm_parcel_length(parcel, qm_parcel_capacity_of(parcel));
+    last = parcel;
+  }
+  bool released = count != 0 && inbox_purge_entries(owner, first, stop, count);
+  _qm_inbox_push_chain(owner, first, last);
+  owner->inbox_purged = first;
+  return released;
+}
+
 typedef struct purge_job_s {
   qm_heap_t *self;
   uint64_t older_than;
@@ -274,6 +406,8 @@ static void purge_other(qm_heap_t *heap, void *arg) {
   if (heap == job->self || !_qm_trylock(&heap->span_lock))
     return; /* its owner is in the span layer: it runs passes of its own */
   job->released |= _qm_heap_purge_spans(heap, job->older_than);
+  if (!qm_heap_is_user(heap))
+    job->released |= inbox_purge(heap, job->older_than == UINT64_MAX);
   _qm_unlock(&heap->span_lock);
 }
 
@@ -311,7 +445,7 @@ void _qm_heap_decay(qm_heap_t *heap, uint64_t now) {
   _qm_segment_cache_decay(now);
   _qm_huge_cache_decay(now);
   uint64_t due = atomic_load_explicit(&others_due_ns, memory_order_relaxed);
-  if (now >= due && atomic_compare_exchange_strong_explicit(&others_due_ns, &due, now + interval * 2,
+  if (now >= due && atomic_compare_exchange_strong_explicit(&others_due_ns, &due, now + interval,
                                                             memory_order_relaxed, memory_order_relaxed))
     _qm_purge_other_heaps(heap, spans_dirty_before);
 }

@@ -373,7 +373,8 @@ typedef struct qm_heap_stats_s {
  *   never tests for a missing page.
  *   Every page in class_queue[c] has size_class == c and is not IN_FULL.
  *   Every free span of every segment in `segments` is in span_bins[span_bin(count)].
- *   inbox is the only field other threads write (atomic push); the owner drains it with exchange.
+ *   inbox is the only field other threads write freely (atomic push); the owner drains it with
+ *   exchange. purge_seen_drains and inbox_purged are written by other threads under span_lock.
  *   remote[] is empty while the heap is in the pool (flushed when its thread exits).
  *   thread_id identifies the owning thread; 0 when the heap is not in use, or orphaned.
  *   user_magic == QM_USER_HEAP_MAGIC exactly while the heap is a live first-class heap; then every
@@ -430,8 +431,15 @@ typedef struct qm_heap_s {
   size_t empty_segment_count; /* segments with no used slice (kept one for reuse) */
   uint64_t slow_path_count;   /* drives periodic sweeps of empty pages */
   uint64_t decay_next_ns;     /* when the next decay pass is due (purge.c) */
+  /* The purge of an idle heap's inbox (purge.c): inbox_drains counts the owner's drains (only the
+   * owner writes it, others read it); purge_seen_drains (its value at the last visit) and
+   * inbox_purged (the newest parcel of the chain that visit handled, or NULL) are written by other
+   * threads' decay passes, under this heap's span lock. */
+  uint64_t inbox_drains;
+  uint64_t purge_seen_drains;
+  qm_block_t *inbox_purged;
   /* Guards the span layer of this heap (bins, free spans, segment list) against the one foreign
-   * visitor it has: a thread purging an idle heap's free spans or running malloc_trim. The owner
+   * visitor it has: a thread purging an idle heap's free spans and inbox, or running malloc_trim. The owner
    * holds it during span-layer work, re-entrantly (span_lock_depth is the owner's alone); the fast
    * paths never take it. */
   qm_lock_t span_lock;
