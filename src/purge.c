@@ -279,6 +279,10 @@ static bool release_purged_segments(qm_heap_t *heap) {
  * put back with the operations every freeing thread uses, and the blocks stay the owner's.
  * ------------------------------------------------------------------------------------------- */
 
+/* The most entries one visit sorts (a 512 KiB scratch mapping): the visit holds the heap list's
+ * lock. Entries past them (the oldest) are not purged by later visits either. */
+#define QM_INBOX_PURGE_MAX ((size_t)64 * 1024)
+
 /* In place, ascending: a heap sort (no allocation, no recursion; the library may not call its own
  * malloc from here). */
 static void sort_addresses(uintptr_t *a, size_t n) {
@@ -389,6 +393,8 @@ static bool inbox_purge(qm_heap_t *owner, bool force) {
       count += qm_parcel_length(parcel, qm_parcel_capacity_of(parcel));
     last = parcel;
   }
+  if (count > QM_INBOX_PURGE_MAX)
+    count = QM_INBOX_PURGE_MAX;
   bool released = count != 0 && inbox_purge_entries(owner, first, stop, count);
   _qm_inbox_push_chain(owner, first, last);
   owner->inbox_purged = first;
