@@ -271,7 +271,7 @@ static bool release_purged_segments(qm_heap_t *heap) {
  * owner's next slow path drains them. A thread that has stopped allocating (waiting in
  * pthread_join, in a blocking read) drains nothing, and what it made and others freed stays
  * resident for as long as it waits. So a pass that visits another heap whose owner has drained
- * nothing since the previous visit (a purge delay or more before) takes its inbox, gives back the
+ * nothing since the previous visit (half a purge delay or more before) takes its inbox, gives back the
  * OS pages that lie wholly inside blocks the inbox lists, and puts the inbox back. The owner
  * drains it as before when it wakes; the link it writes into each block faults in a zeroed page.
  * Parcels are left as they are (they carry the entries), and so is the part of the chain a
@@ -283,30 +283,29 @@ static bool release_purged_segments(qm_heap_t *heap) {
  * lock. Entries past them (the oldest) are not purged by later visits either. */
 #define QM_INBOX_PURGE_MAX ((size_t)64 * 1024)
 
+/* Moves a[root] down the max-heap a[0 .. n) until neither child is bigger. */
+static void sift_down(uintptr_t *a, size_t root, size_t n) {
+  for (size_t child; (child = 2 * root + 1) < n; root = child) {
+    if (child + 1 < n && a[child + 1] > a[child])
+      child++;
+    if (a[root] >= a[child])
+      return;
+    uintptr_t t = a[root];
+    a[root] = a[child];
+    a[child] = t;
+  }
+}
+
 /* In place, ascending: a heap sort (no allocation, no recursion; the library may not call its own
  * malloc from here). */
 static void sort_addresses(uintptr_t *a, size_t n) {
+  for (size_t start = n / 2; start-- > 0;)
+    sift_down(a, start, n);
   for (size_t end = n; end > 1; end--) {
-    if (end == n) /* heapify once */
-      for (size_t start = n / 2; start-- > 0;)
-        for (size_t root = start, child; (child = 2 * root + 1) < n; root = child) {
-          if (child + 1 < n && a[child + 1] > a[child])
-            child++;
-          if (a[root] >= a[child])
-            break;
-          uintptr_t t = a[root];
-          a[root] = a[child], a[child] = t;
-        }
     uintptr_t t = a[0];
-    a[0] = a[end - 1], a[end - 1] = t;
-    for (size_t root = 0, child; (child = 2 * root + 1) < end - 1; root = child) {
-      if (child + 1 < end - 1 && a[child + 1] > a[child])
-        child++;
-      if (a[root] >= a[child])
-        break;
-      t = a[root];
-      a[root] = a[child], a[child] = t;
-    }
+    a[0] = a[end - 1];
+    a[end - 1] = t;
+    sift_down(a, 0, end - 1);
   }
 }
 

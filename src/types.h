@@ -439,9 +439,9 @@ typedef struct qm_heap_s {
   uint64_t purge_seen_drains;
   qm_block_t *inbox_purged;
   /* Guards the span layer of this heap (bins, free spans, segment list) against the one foreign
-   * visitor it has: a thread purging an idle heap's free spans and inbox, or running malloc_trim. The owner
-   * holds it during span-layer work, re-entrantly (span_lock_depth is the owner's alone); the fast
-   * paths never take it. */
+   * visitor it has: a thread purging an idle heap's free spans and inbox, or running malloc_trim.
+   * The owner holds it during span-layer work, re-entrantly (span_lock_depth is the owner's alone);
+   * the fast paths never take it. */
   qm_lock_t span_lock;
   uint32_t span_lock_depth;
   struct qm_heap_s *pool_next; /* in the heap pool while no thread uses it */
