@@ -166,25 +166,32 @@ static inline qm_block_t **qm_parcel_slot(qm_block_t *parcel, size_t index) {
   return (qm_block_t **)parcel + 1 + index;
 }
 
+/* The size of the blocks of the small page under p when p is the first byte of one of them, else 0
+ * (p in a large block, under no block, or inside a block). Only the segment's maps are read, never
+ * the page descriptor, which its owner keeps writing: other threads may ask. */
+static inline size_t qm_small_block_start_size(qm_segment_t *segment, const void *p) {
+  unsigned cls = qm_slice_class_of(segment, p);
+  if (cls >= QM_CLASS_COUNT)
+    return 0;
+  size_t block_size = qm_class_size(cls);
+  size_t offset = (size_t)((const uint8_t *)p - qm_page_start(qm_page_of(segment, p)));
+  return offset % block_size == 0 ? block_size : 0;
+}
+
 /* Entries the parcel `block` can hold: none unless it is the first byte of a small block, else as
  * many as its block has words after the link, at most QM_REMOTE_BATCH - 1. A 16-byte block (class
  * 0) holds none either: a parcel of one entry would send every other free of such blocks to the
  * slow path that opens parcels, while a parcel of none is one store (free.c, _qm_free_foreign).
- * Only the segment's maps are read (never the page descriptor, which the owner keeps writing); the
- * test against the block boundary keeps a stray interior pointer from spilling entries into the
- * next block. Memory tools open a free block's words one at a time: parcels stay empty there. */
+ * The test against the block boundary keeps a stray interior pointer from spilling entries into
+ * the next block. Memory tools open a free block's words one at a time: parcels stay empty there. */
 static inline size_t qm_parcel_capacity_of(const qm_block_t *block) {
   if (QM_VALGRIND || QM_ASAN_POISON)
     return 0;
-  qm_segment_t *segment = qm_segment_of_normal(block);
-  unsigned cls = qm_slice_class_of(segment, block);
-  if (cls - 1u >= QM_CLASS_COUNT - 1u) /* class 0: see below */
+  size_t block_size = qm_small_block_start_size(qm_segment_of_normal(block), block);
+  if (block_size <= QM_CLASS_SIZE(0)) /* not a block start, or class 0 (above) */
     return 0;
-  size_t block_size = qm_class_size(cls);
   size_t words = block_size / sizeof(void *) - 1;
-  size_t capacity = words < QM_REMOTE_BATCH - 1 ? words : QM_REMOTE_BATCH - 1;
-  size_t offset = (size_t)((const uint8_t *)block - qm_page_start(qm_page_of(segment, block)));
-  return offset % block_size == 0 ? capacity : 0;
+  return words < QM_REMOTE_BATCH - 1 ? words : QM_REMOTE_BATCH - 1;
 }
 
 static inline void qm_parcel_put(qm_block_t **slot, qm_block_t *block) {

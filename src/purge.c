@@ -316,12 +316,7 @@ static size_t inbox_block_size(const qm_heap_t *owner, uintptr_t p) {
   if (qm_map_state((void *)p) != QM_MAP_NORMAL ||
       atomic_load_explicit(&segment->owner_heap, memory_order_relaxed) != owner)
     return 0;
-  unsigned cls = qm_slice_class_of(segment, (void *)p);
-  if (cls >= QM_CLASS_COUNT)
-    return 0;
-  size_t size = qm_class_size(cls);
-  size_t offset = (size_t)((uint8_t *)p - qm_page_start(qm_page_of(segment, (void *)p)));
-  return offset % size == 0 ? size : 0;
+  return qm_small_block_start_size(segment, (void *)p);
 }
 
 /* Gives back the OS pages inside [start, end), a run of adjacent listed blocks. */
