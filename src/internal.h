@@ -447,6 +447,8 @@ void _qm_span_insert_free(qm_heap_t *heap, qm_page_t *span);
 void _qm_span_remove_free(qm_heap_t *heap, qm_page_t *span);
 /* Sets the descriptors of a free span of `count` slices at `span` and puts it into a bin. */
 void _qm_span_make_free(qm_heap_t *heap, qm_page_t *span, size_t count, qm_memory_t memory);
+/* Gives back the resident part of a dirty free span (not in use, owner's lock or segment unowned). */
+void _qm_span_purge(qm_page_t *span);
 /* A used span of exactly `count` slices, or NULL (errno untouched). */
 qm_page_t *_qm_span_alloc(qm_heap_t *heap, size_t count);
 /* Frees a used span; coalesces with free neighbours; may release the segment. */

@@ -194,7 +194,7 @@ static void purge_free_spans(qm_segment_t *segment) {
   while (i < QM_SLICES_PER_SEGMENT) {
     qm_page_t *span = &segment->slices[i];
     if (span->kind == QM_SPAN_FREE && span->is_zero == QM_MEMORY_DIRTY)
-      span->is_zero = (uint8_t)_qm_os_purge(qm_page_start(span), span->slice_count * QM_SLICE_SIZE);
+      _qm_span_purge(span);
     i += span->slice_count;
   }
 }

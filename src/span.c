@@ -53,8 +53,32 @@ void _qm_span_make_free(qm_heap_t *heap, qm_page_t *span, size_t count, qm_memor
   span->hole_blocks = 0;
   span->hole_map = 0;
   span->is_zero = (uint8_t)memory;
+  span->resident_slices = memory == QM_MEMORY_ZERO ? 0 : (uint32_t)count;
   span->dirty_since_ns = memory == QM_MEMORY_DIRTY ? _qm_os_now_coarse_ns() : 0;
   _qm_span_insert_free(heap, span);
+}
+
+/* Makes the slices [first, first + count) of free span `from` a free span of their own, with what
+ * `from` knew of their memory. */
+static void span_make_free_part(qm_heap_t *heap, const qm_page_t *from, size_t first, size_t count) {
+  qm_page_t *part = (qm_page_t *)from + first;
+  size_t resident = from->resident_slices > first ? from->resident_slices - first : 0;
+  qm_memory_t memory = (qm_memory_t)from->is_zero;
+  uint64_t dirty_since = from->dirty_since_ns;
+  _qm_span_make_free(heap, part, count, resident == 0 && memory == QM_MEMORY_DIRTY ? QM_MEMORY_ZERO : memory);
+  part->resident_slices = (uint32_t)(resident < count ? resident : count);
+  /* The part keeps the age of its memory, so that splitting does not postpone its purge. */
+  part->dirty_since_ns = dirty_since;
+}
+
+void _qm_span_purge(qm_page_t *span) {
+  qm_assert_internal(span->kind == QM_SPAN_FREE && span->is_zero == QM_MEMORY_DIRTY);
+  qm_memory_t memory = QM_MEMORY_ZERO;
+  if (span->resident_slices > 0)
+    memory = _qm_os_purge(qm_page_start(span), (size_t)span->resident_slices * QM_SLICE_SIZE);
+  span->is_zero = (uint8_t)memory;
+  if (memory == QM_MEMORY_ZERO)
+    span->resident_slices = 0;
 }
 
 static qm_page_t *span_find(qm_heap_t *heap, size_t count) {
@@ -70,11 +94,8 @@ static qm_page_t *span_find(qm_heap_t *heap, size_t count) {
 /* Marks span (taken out of its bin) used, giving back what is beyond `count` slices. */
 static qm_page_t *span_take(qm_heap_t *heap, qm_page_t *span, size_t count) {
   size_t total = span->slice_count;
-  if (total > count) {
-    /* The rest keeps the age of its memory, so that splitting does not postpone its purge. */
-    _qm_span_make_free(heap, span + count, total - count, span->is_zero);
-    span[count].dirty_since_ns = span->dirty_since_ns;
-  }
+  if (total > count)
+    span_make_free_part(heap, span, count, total - count);
   span_set(span, count, QM_SPAN_SMALL); /* the caller sets the real kind */
   qm_segment_t *segment = qm_segment_of_page(span);
   if (segment->used_slices == 0)
@@ -123,11 +144,15 @@ static void span_free_locked(qm_heap_t *heap, qm_page_t *span) {
     span[i].kind = QM_SPAN_META;
     span[i].flags = QM_PAGE_NOT_IN_USE;
   }
+  /* The freed span was in use: all of it may be resident, and so may whatever precedes it in the
+   * merged span; what follows keeps its own resident part. */
+  size_t resident = count;
   /* Merge with the span that follows: it begins right after our last slice. */
   if (index + count < QM_SLICES_PER_SEGMENT) {
     qm_page_t *next = span + count;
     if (next->kind == QM_SPAN_FREE) {
       _qm_span_remove_free(heap, next);
+      resident = count + next->resident_slices;
       count += next->slice_count;
       next->kind = QM_SPAN_META;
       next->flags = QM_PAGE_NOT_IN_USE;
@@ -140,6 +165,7 @@ static void span_free_locked(qm_heap_t *heap, qm_page_t *span) {
     qm_page_t *before = qm_slice_head(before_last);
     if (before->kind == QM_SPAN_FREE) {
       _qm_span_remove_free(heap, before);
+      resident += before->slice_count;
       count += before->slice_count;
       span->kind = QM_SPAN_META;
       span->flags = QM_PAGE_NOT_IN_USE;
@@ -148,6 +174,7 @@ static void span_free_locked(qm_heap_t *heap, qm_page_t *span) {
     }
   }
   _qm_span_make_free(heap, span, count, QM_MEMORY_DIRTY);
+  span->resident_slices = (uint32_t)resident;
   if (segment->used_slices == 0) {
     heap->empty_segment_count++;
     /* Keep one empty segment per heap, so a heap that allocates and frees a big block in a loop
@@ -244,15 +271,11 @@ static bool large_resize_locked(qm_heap_t *heap, qm_page_t *page, size_t new_siz
     return false;
   _qm_span_remove_free(heap, next);
   size_t next_count = next->slice_count;
-  qm_memory_t next_memory = (qm_memory_t)next->is_zero;
-  uint64_t next_dirty_since = next->dirty_since_ns;
+  if (count + next_count > want)
+    span_make_free_part(heap, next, want - count, count + next_count - want);
   next->kind = QM_SPAN_META;
   next->flags = QM_PAGE_NOT_IN_USE;
   segment->used_slices += (uint32_t)(want - count);
-  if (count + next_count > want) {
-    _qm_span_make_free(heap, page + want, count + next_count - want, next_memory);
-    page[want].dirty_since_ns = next_dirty_since;
-  }
   span_set(page, want, QM_SPAN_LARGE);
   qm_slice_head_fill(page, want);
   qm_slice_class_set(page, want, QM_CLASS_LARGE);
@@ -278,7 +301,7 @@ bool _qm_heap_purge_spans(qm_heap_t *heap, uint64_t older_than) {
     for (qm_page_t *span = heap->span_bins[bin].first; span != NULL; span = span->next) {
       if (span->is_zero != QM_MEMORY_DIRTY || span->dirty_since_ns >= older_than)
         continue;
-      span->is_zero = (uint8_t)_qm_os_purge(qm_page_start(span), span->slice_count * QM_SLICE_SIZE);
+      _qm_span_purge(span);
       purged = true;
     }
   }

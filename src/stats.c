@@ -155,12 +155,16 @@ static void walk_segment(qm_segment_t *segment, walk_t *walk) {
       }
       break;
     }
-    case QM_SPAN_FREE:
-      if (LOAD(span->is_zero))
-        out->free_clean += bytes;
-      else
-        out->free_dirty += bytes;
+    case QM_SPAN_FREE: {
+      /* Only the span's first resident_slices may be resident (the rest was never touched, or was
+       * purged); memory purged with MADV_FREE counts as clean. */
+      size_t dirty = LOAD(span->is_zero) ? 0 : (size_t)LOAD(span->resident_slices) << QM_SLICE_SHIFT;
+      if (dirty > bytes)
+        dirty = bytes;
+      out->free_dirty += dirty;
+      out->free_clean += bytes - dirty;
       break;
+    }
     default:
       break;
     }

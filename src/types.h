@@ -185,7 +185,10 @@ typedef enum qm_purge_mark_e {
  *   Large page:  reserved == capacity == 1; block_size == slice_count * QM_SLICE_SIZE;
  *                used == 1 while the block is live.
  *   Free span:   kind == FREE, in span bin span_bin(slice_count) of the owning heap;
- *                is_zero == QM_MEMORY_DIRTY => dirty_since_ns says since when (purge.c ages it).
+ *                is_zero == QM_MEMORY_DIRTY => dirty_since_ns says since when (purge.c ages it);
+ *                resident_slices <= slice_count, and the slices past the first resident_slices
+ *                are known not resident (fresh or purged with MADV_DONTNEED); is_zero ==
+ *                QM_MEMORY_ZERO => resident_slices == 0.
  *
  * Layout: 64 bytes, so indexing is a shift. The fields the fast paths touch come first.
  */
@@ -199,10 +202,10 @@ typedef struct qm_page_s {
     uint8_t is_zero;    /* free spans and large pages: qm_memory_t, what the memory holds */
     uint8_t purge_mark; /* small pages: qm_purge_mark_t, where the page is in the decay passes */
   };
-  uint32_t block_size;  /* bytes per block (small: class size; large: span bytes) */
-  uint32_t spare_;      /* unused: keeps the descriptor at 64 bytes */
-  uint32_t slice_count; /* slices in the span (first descriptor only) */
-  uint32_t hole_blocks; /* small pages: free blocks lying in purged holes (on no free list) */
+  uint32_t block_size;      /* bytes per block (small: class size; large: span bytes) */
+  uint32_t resident_slices; /* free spans: slices from its start that may be resident (span.c) */
+  uint32_t slice_count;     /* slices in the span (first descriptor only) */
+  uint32_t hole_blocks;     /* small pages: free blocks lying in purged holes (on no free list) */
   union {
     struct {
       uint32_t capacity; /* small pages: blocks carved out of the page so far */

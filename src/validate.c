@@ -112,6 +112,10 @@ static void validate_segment(validation_t *v, qm_heap_t *heap, qm_segment_t *seg
             "segment %p: free span %zu not in its bin", (void *)segment, i);
       CHECK(v, span->flags == QM_PAGE_NOT_IN_USE, "segment %p: free span %zu flags %u", (void *)segment, i,
             span->flags);
+      CHECK(v,
+            span->resident_slices <= count && (span->is_zero != QM_MEMORY_ZERO || span->resident_slices == 0),
+            "segment %p: free span %zu of %zu slices (memory %u) says %u are resident", (void *)segment, i,
+            count, span->is_zero, span->resident_slices);
       break;
     case QM_SPAN_SMALL:
       used += count;
