@@ -7,7 +7,6 @@
  * used again.
  *
  * Each check runs in a thread of its own, so that it starts from an empty heap. */
-#include <pthread.h>
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
@@ -267,20 +266,14 @@ static void *exact_classes_do_not_borrow(void *arg) {
   return NULL;
 }
 
-static void in_thread(void *(*fn)(void *)) {
-  pthread_t t;
-  CHECK(pthread_create(&t, NULL, fn, NULL) == 0);
-  CHECK(pthread_join(t, NULL) == 0);
-}
-
 int main(void) {
   qmt_start("page_reuse");
-  in_thread(carve_touches_little); /* first: its heap needs a segment never used */
-  in_thread(freed_block_first);
-  in_thread(rise_and_fall);
-  in_thread(idle_class_page_purged);
-  in_thread(borrows_freed_neighbour);
-  in_thread(growing_does_not_borrow);
-  in_thread(exact_classes_do_not_borrow);
+  qmt_in_thread(carve_touches_little); /* first: its heap needs a segment never used */
+  qmt_in_thread(freed_block_first);
+  qmt_in_thread(rise_and_fall);
+  qmt_in_thread(idle_class_page_purged);
+  qmt_in_thread(borrows_freed_neighbour);
+  qmt_in_thread(growing_does_not_borrow);
+  qmt_in_thread(exact_classes_do_not_borrow);
   return check_result("page_reuse");
 }

@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <malloc.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -102,6 +103,13 @@ static inline bool qmt_qmalloc_is_malloc(char *where, size_t where_len) {
     where[where_len - 1] = '\0';
   }
   return qmt_sym("qm_version") != NULL && strstr(file, "libqmalloc") != NULL;
+}
+
+/* Runs fn in a thread of its own and waits for it: a new thread starts with an empty heap. */
+static inline void qmt_in_thread(void *(*fn)(void *)) {
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, fn, NULL) == 0);
+  CHECK(pthread_join(t, NULL) == 0);
 }
 
 static inline void qmt_start(const char *name) {

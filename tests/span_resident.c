@@ -13,7 +13,6 @@
  *                       of the neighbour gets it zeroed.
  * Each check runs in a thread of its own, so that it starts from an empty heap; the purge delay is
  * set to a minute, so that no decay pass purges anything meanwhile. */
-#include <pthread.h>
 
 #include "stats_api.h"
 
@@ -121,18 +120,12 @@ static void *calloc_after_grow(void *arg) {
   return NULL;
 }
 
-static void in_thread(void *(*fn)(void *)) {
-  pthread_t t;
-  CHECK(pthread_create(&t, NULL, fn, NULL) == 0);
-  CHECK(pthread_join(t, NULL) == 0);
-}
-
 int main(void) {
   qmt_start("span_resident");
   int result = 0;
   qmt_option_set("QMALLOC_PURGE_DELAY", "60s", &result);
-  in_thread(counts_own_memory); /* first: its heap needs a segment never used */
-  in_thread(calloc_after_merge);
-  in_thread(calloc_after_grow);
+  qmt_in_thread(counts_own_memory); /* first: its heap needs a segment never used */
+  qmt_in_thread(calloc_after_merge);
+  qmt_in_thread(calloc_after_grow);
   return check_result("span_resident");
 }
