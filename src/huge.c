@@ -128,7 +128,7 @@ static qm_vma_list_t vmas_slice(const qm_vma_list_t *from, size_t first, size_t 
  * 2. gathered: entries, largest first, are moved with mremap (which moves page tables, never
  *    contents) onto one aligned mapping, whose other pages are fresh. The first may be the start
  *    of the mapping, grown in place. Each range lands at an offset congruent to its old address
- *    modulo QM_HUGE_PHASE (the span of one page table): mremap then moves whole page tables,
+ *    modulo QM_PMD_SIZE (the span of one page table): mremap then moves whole page tables,
  *    where a move to another offset rewrites every page's entry, which made the first write to
  *    each page cost about half a page fault. Where the new mapping can have huge pages, only
  *    whole page tables move: the partial ends stay cached, and the untouched 2 MiB stretches of
@@ -153,7 +153,6 @@ static qm_vma_list_t vmas_slice(const qm_vma_list_t *from, size_t first, size_t 
 #define QM_HUGE_CACHE_BYTES ((size_t)256 << 20)
 #define QM_HUGE_CACHE_PIECE_MIN ((size_t)1 << 20) /* smaller rests are unmapped */
 #define QM_HUGE_MOVE_MIN ((size_t)64 << 10)       /* less is not worth an mremap */
-#define QM_HUGE_PHASE ((size_t)2 << 20)
 
 typedef struct huge_cache_entry_s {
   uint8_t *base;
@@ -354,7 +353,7 @@ static uint8_t *huge_entry_place(const huge_cache_entry_t *entry, size_t map) {
  * list of VMAs would overflow. */
 static size_t huge_gather_offset(const huge_plan_t *plan, size_t i, size_t cursor, size_t map) {
   const huge_cache_entry_t *entry = &huge_cache[i];
-  size_t offset = cursor + (((uintptr_t)entry->base - cursor) & (QM_HUGE_PHASE - 1));
+  size_t offset = cursor + (((uintptr_t)entry->base - cursor) & (QM_PMD_SIZE - 1));
   if (offset + QM_HUGE_MOVE_MIN > map)
     return SIZE_MAX;
   /* Splits: those inside the range, and at most two around it. */
@@ -403,8 +402,8 @@ static void huge_cache_choose_locked(size_t map, bool across, bool whole_tables,
     size_t size = entry.size < map - offset ? entry.size : map - offset;
     if (whole_tables) {
       /* Only the whole page tables of the range move; the partial ends stay cached. */
-      size_t head = (size_t)(-(uintptr_t)entry.base & (QM_HUGE_PHASE - 1));
-      if (head + QM_HUGE_PHASE > size) {
+      size_t head = (size_t)(-(uintptr_t)entry.base & (QM_PMD_SIZE - 1));
+      if (head + QM_PMD_SIZE > size) {
         huge_cache_keep_locked(&entry, 0, entry.size >> shift, victims);
         break;
       }
@@ -413,7 +412,7 @@ static void huge_cache_choose_locked(size_t map, bool across, bool whole_tables,
       entry.base += head;
       entry.size -= head;
       offset += head;
-      size = (size - head) & ~(QM_HUGE_PHASE - 1);
+      size = (size - head) & ~(QM_PMD_SIZE - 1);
     }
     plan->range[plan->count].base = entry.base;
     plan->range[plan->count].size = size;

@@ -447,7 +447,8 @@ void _qm_span_insert_free(qm_heap_t *heap, qm_page_t *span);
 void _qm_span_remove_free(qm_heap_t *heap, qm_page_t *span);
 /* Sets the descriptors of a free span of `count` slices at `span` and puts it into a bin. */
 void _qm_span_make_free(qm_heap_t *heap, qm_page_t *span, size_t count, qm_memory_t memory);
-/* Gives back the resident part of a dirty free span (not in use, owner's lock or segment unowned). */
+/* Gives back the resident part of a dirty free span, to the end of the 2 MiB page it ends in (not in
+ * use; under its heap's span lock, or in a segment no heap owns). */
 void _qm_span_purge(qm_page_t *span);
 /* A used span of exactly `count` slices, or NULL (errno untouched). */
 qm_page_t *_qm_span_alloc(qm_heap_t *heap, size_t count);

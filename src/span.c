@@ -71,21 +71,17 @@ static void span_make_free_part(qm_heap_t *heap, const qm_page_t *from, size_t f
   part->dirty_since_ns = dirty_since;
 }
 
-/* Transparent huge pages: where the kernel backs a segment with 2 MiB pages (QMALLOC_THP, or a
- * system in THP "always" mode), a write makes its whole 2 MiB page resident, untouched slices
- * included (they stay zero). */
-#define QM_THP_SIZE ((size_t)2 << 20)
-
 void _qm_span_purge(qm_page_t *span) {
   qm_assert_internal(span->kind == QM_SPAN_FREE && span->is_zero == QM_MEMORY_DIRTY);
   qm_memory_t memory = QM_MEMORY_ZERO;
   if (span->resident_slices > 0) {
     /* The resident part, up to the end of the transparent huge page it ends in (if the span goes
-     * that far): that huge page may be resident beyond it. */
+     * that far): where the kernel backs segments with huge pages (QMALLOC_THP, or a system in THP
+     * "always" mode), a write makes the whole 2 MiB page resident, untouched slices included. */
     uint8_t *start = qm_page_start(span);
     uintptr_t end = (uintptr_t)start + (size_t)span->resident_slices * QM_SLICE_SIZE;
     uintptr_t span_end = (uintptr_t)start + (size_t)span->slice_count * QM_SLICE_SIZE;
-    end = qm_align_up_ptr(end, QM_THP_SIZE);
+    end = qm_align_up_ptr(end, QM_PMD_SIZE);
     if (end > span_end)
       end = span_end;
     memory = _qm_os_purge(start, (size_t)(end - (uintptr_t)start));
