@@ -99,8 +99,14 @@ void _qm_thread_key_set(qm_heap_t *heap) {
 }
 
 /* Lock order: heap pool, then the segment layer's, the huge-mapping cache's, then the arena and
- * unmap locks of os.c. */
+ * unmap locks of os.c.
+ * The facts about the kernel that os.c finds out on first use (reading a /sys file, probing
+ * mremap) are found out here first, so that a child never makes those calls: in the child of a
+ * threaded parent they are safe with libc, but an interposed runtime may hang in them (a
+ * ThreadSanitizer build did, in its `close`, on an internal lock another thread held at fork). */
 static void fork_prepare(void) {
+  (void)_qm_os_huge_pages_available();
+  (void)_qm_os_moves_across_mappings();
   _qm_heap_fork_prepare();
   _qm_segment_fork_prepare();
   _qm_huge_fork_prepare();
