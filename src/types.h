@@ -105,11 +105,12 @@ _Static_assert(QM_SECURE == 0 || QM_SECURE == 1, "QM_VARIANT_SECURE must be 0 or
 #define QM_SLICE_SIZE ((size_t)1 << QM_SLICE_SHIFT)
 #define QM_SLICES_PER_SEGMENT (QM_SEGMENT_SIZE / QM_SLICE_SIZE) /* 512 */
 
-#define QM_SMALL_MAX ((size_t)64 * 1024)       /* largest block served from a page */
-#define QM_LARGE_MAX ((size_t)2 * 1024 * 1024) /* largest block served from a segment span */
 /* What one last-level page table maps (x86-64, and most 64-bit systems with 4 KiB pages), which is
  * also the size of a transparent huge page. */
 #define QM_PMD_SIZE ((size_t)2 << 20)
+
+#define QM_SMALL_MAX ((size_t)64 * 1024)         /* largest block served from a page */
+#define QM_LARGE_MAX ((size_t)2 * 1024 * 1024)   /* largest block served from a segment span */
 #define QM_REALLOC_SPAN_MIN ((size_t)16 * 1024)  /* realloc growth above this goes to a span */
 #define QM_REALLOC_STEP_MIN ((size_t)4 * 1024)   /* ... and above this when it grows by at most half */
 #define QM_CARVE_BYTES ((size_t)4 * 1024)        /* a small page carves this much of itself at a time */
