@@ -236,16 +236,17 @@ void _qm_heap_abandon(qm_heap_t *heap) {
   qm_span_lock_enter(heap);
   _qm_heap_collect_inbox(heap);
   _qm_heap_sweep_pages(heap, false);
-  qm_segment_t *segment = heap->segments;
-  while (segment != NULL) {
-    qm_segment_t *next = segment->next;
+  /* Empty segments go first: releasing one unlinks its free span from this heap's bins, which
+   * writes the links of its neighbours there, and those may be spans of a segment that, once
+   * abandoned, another thread can adopt and link into its own bins at any moment. */
+  for (qm_segment_t *segment = heap->segments, *next; segment != NULL; segment = next) {
+    next = segment->next;
     if (segment->used_slices == 0)
       _qm_segment_release(heap, segment);
-    else {
-      qm_counter_add(&_qm_counters.segments_abandoned, 1);
-      _qm_segment_abandon(heap, segment);
-    }
-    segment = next;
+  }
+  while (heap->segments != NULL) {
+    qm_counter_add(&_qm_counters.segments_abandoned, 1);
+    _qm_segment_abandon(heap, heap->segments);
   }
   qm_span_lock_leave(heap);
 #if QM_STATS >= 2
