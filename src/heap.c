@@ -51,6 +51,7 @@ void _qm_heap_reset(qm_heap_t *heap) {
   heap->segment_count = 0;
   heap->empty_segment_count = 0;
   heap->slow_path_count = 0;
+  heap->pages_emptied = heap->pages_emptied_swept = 0;
   heap->inbox_drains = heap->purge_seen_drains = 0;
   heap->inbox_purged = NULL;
   heap->decay_next_ns = 0;

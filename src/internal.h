@@ -466,10 +466,14 @@ bool _qm_large_resize_in_place(qm_heap_t *heap, qm_page_t *page, size_t new_size
 void *_qm_small_alloc_slow(qm_heap_t *heap, size_t cls, bool zero, bool may_borrow);
 /* A free by the owner into a page with flags set. */
 void _qm_page_free_flagged(qm_heap_t *heap, qm_page_t *page, qm_block_t *block);
-/* Frees the spans of pages with no used block (all but each queue's current page if keep_current). */
+/* Frees the spans of pages with no used block (all but each queue's current page if keep_current,
+ * and then only if a page has emptied since the last sweep that left none). */
 bool _qm_heap_sweep_pages(qm_heap_t *heap, bool keep_current);
 /* Frees the span of a page with no used block, unless it is its queue's current page. */
 void _qm_page_release_if_idle(qm_heap_t *heap, qm_page_t *page);
+/* The free fast path emptied a page of segment (owned by the calling thread): counts it for the
+ * sweeps. */
+void _qm_page_emptied(qm_segment_t *segment);
 /* After a segment is adopted: puts a small page into heap's queues as it stands. */
 void _qm_page_adopt(qm_heap_t *heap, qm_page_t *page);
 /* Refreshes heap->direct[] and class_page[] for a class after its queue's first page changed. */

@@ -282,14 +282,29 @@ void _qm_page_release_if_idle(qm_heap_t *heap, qm_page_t *page) {
   if (page->used != 0 || (page->flags & QM_PAGE_IN_FULL))
     return;
   qm_page_list_t *queue = &heap->class_queue[page->size_class];
-  if (queue->first == page)
+  if (queue->first == page) {
+    heap->pages_emptied++; /* it stays empty in its queue: a later sweep may release it */
     return;
+  }
   qm_list_remove(queue, page);
   page->flags = 0;
   _qm_span_free(heap, page);
 }
 
+void _qm_page_emptied(qm_segment_t *segment) {
+  atomic_load_explicit(&segment->owner_heap, memory_order_relaxed)->pages_emptied++;
+}
+
+/* A sweep reads the descriptor of every queued page, one dependent load after another: with many
+ * pages that hold a few live blocks each (a program that freed most of a big structure) it costs
+ * far more than it finds, so it runs only when some page emptied since the last sweep that left
+ * none (heap->pages_emptied, counted by every path that brings a queued page's `used` to 0). A
+ * current page found empty is left to the next sweep, which must then run too. */
 bool _qm_heap_sweep_pages(qm_heap_t *heap, bool keep_current) {
+  if (keep_current && heap->pages_emptied == heap->pages_emptied_swept)
+    return false;
+  uint64_t emptied = heap->pages_emptied;
+  bool left_empty = false;
   bool freed = false;
   for (size_t cls = 0; cls < QM_CLASS_COUNT; cls++) {
     qm_page_list_t *queue = &heap->class_queue[cls];
@@ -297,8 +312,10 @@ bool _qm_heap_sweep_pages(qm_heap_t *heap, bool keep_current) {
     if (page == NULL)
       continue;
     qm_page_t *first = page;
-    if (keep_current)
+    if (keep_current) {
+      left_empty |= page->used == 0;
       page = page->next;
+    }
     while (page != NULL) {
       qm_page_t *next = page->next;
       if (page->used == 0) {
@@ -312,10 +329,14 @@ bool _qm_heap_sweep_pages(qm_heap_t *heap, bool keep_current) {
     if (queue->first != first)
       _qm_heap_update_class_page(heap, cls);
   }
+  if (!left_empty)
+    heap->pages_emptied_swept = emptied;
   return freed;
 }
 
 void _qm_page_adopt(qm_heap_t *heap, qm_page_t *page) {
+  if (page->used == 0)
+    heap->pages_emptied++; /* queued empty: the sweeps must look */
   if (page->free != NULL || page->capacity < page->reserved || page->hole_map != 0) {
     page->flags &= (uint8_t)~QM_PAGE_IN_FULL;
     queue_append(heap, page);

@@ -380,6 +380,7 @@ typedef struct qm_heap_stats_s {
  *   queue, or at the shared empty page (whose free list is NULL), never at NULL: the fast path
  *   never tests for a missing page.
  *   Every page in class_queue[c] has size_class == c and is not IN_FULL.
+ *   pages_emptied == pages_emptied_swept => every page in class_queue[c] but the first has used > 0.
  *   Every free span of every segment in `segments` is in span_bins[span_bin(count)].
  *   inbox is the only field other threads write freely (atomic push); the owner drains it with
  *   exchange. purge_seen_drains and inbox_purged are written by other threads under span_lock.
@@ -438,6 +439,12 @@ typedef struct qm_heap_s {
   size_t segment_count;
   size_t empty_segment_count; /* segments with no used slice (kept one for reuse) */
   uint64_t slow_path_count;   /* drives periodic sweeps of empty pages */
+  /* Pages of this heap whose last block was freed while they stayed in their class queue, and the
+   * count as it stood after the last sweep that left no empty page in the queues: while the two
+   * are equal, every queued page but each queue's first holds a block, and a sweep that keeps the
+   * first pages would free nothing (page.c). */
+  uint64_t pages_emptied;
+  uint64_t pages_emptied_swept;
   uint64_t decay_next_ns;     /* when the next decay pass is due (purge.c) */
   /* The purge of an idle heap's inbox (purge.c): inbox_drains counts the owner's drains (only the
    * owner writes it, others read it); purge_seen_drains (its value at the last visit) and

@@ -193,6 +193,9 @@ bool _qm_heap_is_valid(qm_heap_t *heap) {
       qm_segment_t *segment = qm_segment_of_page(p);
       CHECK(&v, atomic_load_explicit(&segment->owner_heap, memory_order_relaxed) == heap,
             "class queue %zu holds page %p of another heap", c, (void *)p);
+      CHECK(&v, p == first || p->used > 0 || heap->pages_emptied != heap->pages_emptied_swept,
+            "class queue %zu: page %p is empty, but no emptied page was counted since the last sweep", c,
+            (void *)p);
     }
   }
   for (size_t i = 0; i < QM_DIRECT_COUNT; i++) {
