@@ -467,7 +467,7 @@ void *_qm_small_alloc_slow(qm_heap_t *heap, size_t cls, bool zero, bool may_borr
 /* A free by the owner into a page with flags set. */
 void _qm_page_free_flagged(qm_heap_t *heap, qm_page_t *page, qm_block_t *block);
 /* Frees the spans of pages with no used block (all but each queue's current page if keep_current,
- * and then only if a page has emptied since the last sweep that left none). */
+ * and then only if an empty page may have been left behind a queue's front since the last sweep). */
 bool _qm_heap_sweep_pages(qm_heap_t *heap, bool keep_current);
 /* Frees the span of a page with no used block, unless it is its queue's current page. */
 void _qm_page_release_if_idle(qm_heap_t *heap, qm_page_t *page);

@@ -134,6 +134,8 @@ static qm_page_t *queue_find_free(qm_heap_t *heap, size_t cls, qm_page_t **growa
       break;
     qm_list_remove(queue, page);
     if (page->capacity < page->reserved || page->hole_map != 0) {
+      if (page->used == 0)
+        heap->pages_emptied++; /* an empty page leaves the front of its queue: the sweeps must look */
       qm_list_push_back(queue, page);
       if (growable == NULL)
         growable = page;
@@ -282,10 +284,8 @@ void _qm_page_release_if_idle(qm_heap_t *heap, qm_page_t *page) {
   if (page->used != 0 || (page->flags & QM_PAGE_IN_FULL))
     return;
   qm_page_list_t *queue = &heap->class_queue[page->size_class];
-  if (queue->first == page) {
-    heap->pages_emptied++; /* it stays empty in its queue: a later sweep may release it */
+  if (queue->first == page)
     return;
-  }
   qm_list_remove(queue, page);
   page->flags = 0;
   _qm_span_free(heap, page);
@@ -297,14 +297,13 @@ void _qm_page_emptied(qm_segment_t *segment) {
 
 /* A sweep reads the descriptor of every queued page, one dependent load after another: with many
  * pages that hold a few live blocks each (a program that freed most of a big structure) it costs
- * far more than it finds, so it runs only when some page emptied since the last sweep that left
- * none (heap->pages_emptied, counted by every path that brings a queued page's `used` to 0). A
- * current page found empty is left to the next sweep, which must then run too. */
+ * far more than it finds. So a sweep that keeps the current pages runs only when a page may have
+ * become empty behind the front of its queue since the last sweep (heap->pages_emptied): the free
+ * fast path counts every page it empties; the slow frees release such a page at once; an empty page
+ * that leaves the front (queue_find_free) or joins a queue (_qm_page_adopt) is counted. */
 bool _qm_heap_sweep_pages(qm_heap_t *heap, bool keep_current) {
   if (keep_current && heap->pages_emptied == heap->pages_emptied_swept)
     return false;
-  uint64_t emptied = heap->pages_emptied;
-  bool left_empty = false;
   bool freed = false;
   for (size_t cls = 0; cls < QM_CLASS_COUNT; cls++) {
     qm_page_list_t *queue = &heap->class_queue[cls];
@@ -312,10 +311,8 @@ bool _qm_heap_sweep_pages(qm_heap_t *heap, bool keep_current) {
     if (page == NULL)
       continue;
     qm_page_t *first = page;
-    if (keep_current) {
-      left_empty |= page->used == 0;
+    if (keep_current)
       page = page->next;
-    }
     while (page != NULL) {
       qm_page_t *next = page->next;
       if (page->used == 0) {
@@ -329,8 +326,7 @@ bool _qm_heap_sweep_pages(qm_heap_t *heap, bool keep_current) {
     if (queue->first != first)
       _qm_heap_update_class_page(heap, cls);
   }
-  if (!left_empty)
-    heap->pages_emptied_swept = emptied;
+  heap->pages_emptied_swept = heap->pages_emptied;
   return freed;
 }
 

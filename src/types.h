@@ -439,13 +439,12 @@ typedef struct qm_heap_s {
   size_t segment_count;
   size_t empty_segment_count; /* segments with no used slice (kept one for reuse) */
   uint64_t slow_path_count;   /* drives periodic sweeps of empty pages */
-  /* Pages of this heap whose last block was freed while they stayed in their class queue, and the
-   * count as it stood after the last sweep that left no empty page in the queues: while the two
-   * are equal, every queued page but each queue's first holds a block, and a sweep that keeps the
-   * first pages would free nothing (page.c). */
+  /* Counts events that may leave an empty page in a class queue behind its front, and the count
+   * as it stood after the last sweep: while the two are equal, every queued page but each queue's
+   * first holds a block, and a sweep that keeps the first pages would free nothing (page.c). */
   uint64_t pages_emptied;
   uint64_t pages_emptied_swept;
-  uint64_t decay_next_ns;     /* when the next decay pass is due (purge.c) */
+  uint64_t decay_next_ns; /* when the next decay pass is due (purge.c) */
   /* The purge of an idle heap's inbox (purge.c): inbox_drains counts the owner's drains (only the
    * owner writes it, others read it); purge_seen_drains (its value at the last visit) and
    * inbox_purged (the newest parcel of the chain that visit handled, or NULL) are written by other
