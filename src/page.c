@@ -116,6 +116,15 @@ static void page_extend(qm_heap_t *heap, qm_page_t *page) {
 #define QM_BORROW_CLASSES 2
 #define QM_BORROW_MIN_CLASS 24 /* the first class above 512 B (576 B) */
 
+/* Makes page the front of its class queue. An empty page pushed back from the front is counted for
+ * the sweeps (_qm_heap_sweep_pages): a new page can land in front of adopted pages that the frees
+ * parked in their segment emptied while one of them was first. */
+static void queue_push_front(qm_heap_t *heap, qm_page_list_t *queue, qm_page_t *page) {
+  if (queue->first != NULL && queue->first->used == 0)
+    heap->pages_emptied++;
+  qm_list_push_front(queue, page);
+}
+
 /* Walks the class queue to the first page with a free block and makes it the class's current page;
  * NULL when no page has one, with *growable the first page that can carve more or take back its
  * holes (or NULL).
@@ -150,7 +159,7 @@ static qm_page_t *queue_find_free(qm_heap_t *heap, size_t cls, qm_page_t **growa
   if (page != NULL) {
     if (page != queue->first) {
       qm_list_remove(queue, page);
-      qm_list_push_front(queue, page);
+      queue_push_front(heap, queue, page);
     }
     page->purge_mark = QM_PURGE_NONE; /* in use again: the decay passes start over with it */
   }
@@ -199,10 +208,10 @@ static qm_page_t *page_find(qm_heap_t *heap, size_t cls, bool may_borrow) {
       return NULL;
     page_init(page, cls);
     page_extend(heap, page);
-    qm_list_push_front(queue, page);
+    queue_push_front(heap, queue, page);
   } else if (page != queue->first) {
     qm_list_remove(queue, page);
-    qm_list_push_front(queue, page);
+    queue_push_front(heap, queue, page);
   }
   page->purge_mark = QM_PURGE_NONE;
   _qm_heap_update_class_page(heap, cls);
@@ -300,7 +309,8 @@ void _qm_page_emptied(qm_segment_t *segment) {
  * far more than it finds. So a sweep that keeps the current pages runs only when a page may have
  * become empty behind the front of its queue since the last sweep (heap->pages_emptied): the free
  * fast path counts every page it empties; the slow frees release such a page at once; an empty page
- * that leaves the front (queue_find_free) or joins a queue (_qm_page_adopt) is counted. */
+ * that leaves the front (queue_find_free, queue_push_front) or joins a queue (_qm_page_adopt) is
+ * counted. */
 bool _qm_heap_sweep_pages(qm_heap_t *heap, bool keep_current) {
   if (keep_current && heap->pages_emptied == heap->pages_emptied_swept)
     return false;

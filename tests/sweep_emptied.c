@@ -13,7 +13,12 @@
  * the sweeps; once the decay pass has given its memory back (purge.c, page_uncarve), the class's
  * next allocation moves it behind a page that has a free block. That move must count too: the
  * second check builds exactly that case after a sweep, and the heap validator then finds an empty
- * page behind the front with nothing counted if it did not. */
+ * page behind the front with nothing counted if it did not.
+ *
+ * The same holds for a new page put in front of an empty one: a thread adopts the segment of an
+ * exited thread whose blocks were all freed after it exited (parked in the segment), its first
+ * adopted page of a class empties as the parked frees are applied, and the new page the thread
+ * was making for that class goes in front of it (the third check). */
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
@@ -148,11 +153,36 @@ static void *demoted_empty_page(void *arg) {
   return NULL;
 }
 
+#define PARKED 100
+static void *parked[PARKED];
+
+static void *leave_blocks(void *arg) {
+  (void)arg;
+  for (size_t i = 0; i < PARKED; i++) {
+    parked[i] = T_MALLOC(16);
+    CHECK(parked[i] != NULL);
+  }
+  return NULL;
+}
+
+static void *adopt_emptied_page(void *arg) {
+  (void)arg;
+  void *p = T_MALLOC(16); /* adopts the segment, applies the parked frees, makes a page */
+  CHECK(p != NULL);
+  CHECKF(qmt_heap_validate(), "the heap validator failed after adopting a segment whose page emptied");
+  T_FREE(p);
+  return NULL;
+}
+
 int main(void) {
   qmt_start("sweep_emptied");
   if (qmt_strict) {
     qmt_in_thread(emptied_pages_reused);
     qmt_in_thread(demoted_empty_page);
+    qmt_in_thread(leave_blocks);
+    for (size_t i = 0; i < PARKED; i++)
+      T_FREE(parked[i]); /* into the exited thread's segment, which nobody owns now */
+    qmt_in_thread(adopt_emptied_page);
   }
   return check_result("sweep_emptied");
 }
