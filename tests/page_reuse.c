@@ -7,7 +7,6 @@
  * used again.
  *
  * Each check runs in a thread of its own, so that it starts from an empty heap. */
-#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -17,39 +16,15 @@
 #define PER_PAGE 64
 #define MAX_BLOCKS 4096
 
-static bool thp_always(void) {
-  FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
-  if (!f)
-    return false;
-  char line[128] = "";
-  bool always = fgets(line, sizeof line, f) != NULL && strstr(line, "[always]") != NULL;
-  fclose(f);
-  return always;
-}
-
-/* OS pages resident in [p, p + length) (at most 64 of them), or (size_t)-1 when mincore fails. */
-static size_t resident_os_pages(const void *p, size_t length) {
-  size_t os_page = (size_t)sysconf(_SC_PAGESIZE);
-  uintptr_t start = (uintptr_t)p & ~(uintptr_t)(os_page - 1);
-  size_t pages = ((uintptr_t)p + length - start + os_page - 1) / os_page;
-  unsigned char resident[64];
-  if (pages > sizeof resident || mincore((void *)start, pages * os_page, resident) != 0)
-    return (size_t)-1;
-  size_t count = 0;
-  for (size_t i = 0; i < pages; i++)
-    count += resident[i] & 1;
-  return count;
-}
-
 /* The first block of a class of 16 KiB, in a fresh segment: the blocks after it are not carved
  * yet, so none of their memory is resident. */
 static void *carve_touches_little(void *arg) {
   (void)arg;
   unsigned char *p = T_MALLOC(16 * KiB);
   CHECK(p != NULL);
-  if (!p || !qmt_strict || thp_always()) /* THP may back the whole segment with one 2 MiB page */
+  if (!p || !qmt_strict || qmt_thp_always()) /* THP may back the whole segment with one 2 MiB page */
     return NULL;
-  size_t count = resident_os_pages(p + 16 * KiB, 3 * 16 * KiB);
+  size_t count = qmt_resident_os_pages(p + 16 * KiB, 3 * 16 * KiB);
   CHECK(count != (size_t)-1);
   CHECKF(count == 0, "%zu OS pages of the next 3 blocks of the class are resident before any is handed out",
          count);
@@ -127,7 +102,7 @@ static void *rise_and_fall(void *arg) {
 static void *idle_class_page_purged(void *arg) {
   (void)arg;
   const char *method = getenv("QMALLOC_PURGE_METHOD");
-  if (!qmt_strict || thp_always() || (method && strcmp(method, "free") == 0))
+  if (!qmt_strict || qmt_thp_always() || (method && strcmp(method, "free") == 0))
     return NULL;
   unsigned char *blocks[IDLE_COUNT];
   for (size_t i = 0; i < IDLE_COUNT; i++) {
@@ -140,7 +115,7 @@ static void *idle_class_page_purged(void *arg) {
   unsigned char *watched = blocks[0];
   for (size_t i = 0; i < IDLE_COUNT; i++)
     T_FREE(blocks[i]);
-  size_t resident = resident_os_pages(watched + 8 * KiB, 16 * KiB);
+  size_t resident = qmt_resident_os_pages(watched + 8 * KiB, 16 * KiB);
   for (int step = 0; step < 500 && resident != 0; step++) {
     struct timespec pause = {0, 10 * 1000 * 1000};
     nanosleep(&pause, NULL);
@@ -149,7 +124,7 @@ static void *idle_class_page_purged(void *arg) {
     if (other)
       other[0] = 1;
     T_FREE(other);
-    resident = resident_os_pages(watched + 8 * KiB, 16 * KiB);
+    resident = qmt_resident_os_pages(watched + 8 * KiB, 16 * KiB);
   }
   CHECKF(resident == 0, "%zu OS pages of a freed block of an idle class are still resident after 5 s",
          resident);

@@ -24,6 +24,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -225,6 +226,32 @@ static inline size_t qmt_rss_kib(void) {
   while (*s >= '0' && *s <= '9')
     v = v * 10 + (size_t)(*s++ - '0');
   return v;
+}
+
+/* True when the system backs all anonymous memory with transparent huge pages, so that a purged OS
+ * page inside a huge page may read as resident. */
+static inline bool qmt_thp_always(void) {
+  FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+  if (!f)
+    return false;
+  char line[128] = "";
+  bool always = fgets(line, sizeof line, f) != NULL && strstr(line, "[always]") != NULL;
+  fclose(f);
+  return always;
+}
+
+/* OS pages resident in [p, p + length) (at most 64 of them), or (size_t)-1 when mincore fails. */
+static inline size_t qmt_resident_os_pages(const void *p, size_t length) {
+  size_t os_page = (size_t)sysconf(_SC_PAGESIZE);
+  uintptr_t start = (uintptr_t)p & ~(uintptr_t)(os_page - 1);
+  size_t pages = ((uintptr_t)p + length - start + os_page - 1) / os_page;
+  unsigned char resident[64];
+  if (pages > sizeof resident || mincore((void *)start, pages * os_page, resident) != 0)
+    return (size_t)-1;
+  size_t count = 0;
+  for (size_t i = 0; i < pages; i++)
+    count += resident[i] & 1;
+  return count;
 }
 
 /* ---- Random numbers (xorshift64*, one state per thread) ---- */

@@ -19,7 +19,6 @@
  * exited thread whose blocks were all freed after it exited (parked in the segment), its first
  * adopted page of a class empties as the parked frees are applied, and the new page the thread
  * was making for that class goes in front of it (the third check). */
-#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -75,30 +74,6 @@ static void *emptied_pages_reused(void *arg) {
   return NULL;
 }
 
-static bool thp_always(void) {
-  FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
-  if (!f)
-    return false;
-  char line[128] = "";
-  bool always = fgets(line, sizeof line, f) != NULL && strstr(line, "[always]") != NULL;
-  fclose(f);
-  return always;
-}
-
-/* OS pages of [p, p + length) that are resident, or (size_t)-1 when mincore fails. */
-static size_t resident_os_pages(const void *p, size_t length) {
-  size_t os_page = (size_t)sysconf(_SC_PAGESIZE);
-  uintptr_t start = (uintptr_t)p & ~(uintptr_t)(os_page - 1);
-  size_t pages = ((uintptr_t)p + length - start + os_page - 1) / os_page;
-  unsigned char resident[64];
-  if (pages > sizeof resident || mincore((void *)start, pages * os_page, resident) != 0)
-    return (size_t)-1;
-  size_t count = 0;
-  for (size_t i = 0; i < pages; i++)
-    count += resident[i] & 1;
-  return count;
-}
-
 #define MID (40 * KiB) /* pages of blocks above 8 KiB hold 8 of them */
 #define MID_PER_PAGE 8
 #define OTHER (48 * KiB) /* each allocation of this class is a slow path (one block carved at a time) */
@@ -107,7 +82,7 @@ static size_t resident_os_pages(const void *p, size_t length) {
 static void *demoted_empty_page(void *arg) {
   (void)arg;
   const char *method = getenv("QMALLOC_PURGE_METHOD");
-  if (thp_always() || (method && strcmp(method, "free") == 0))
+  if (qmt_thp_always() || (method && strcmp(method, "free") == 0))
     return NULL; /* the page's memory may stay resident: the wait below could not see the purge */
   /* A full page P1 (behind) with one free block, and P2 at the front, empty. */
   unsigned char *mid[MID_PER_PAGE + 1];
@@ -128,14 +103,14 @@ static void *demoted_empty_page(void *arg) {
     CHECK(other[i] != NULL);
   }
   /* Wait for the decay passes to give P2's memory back. */
-  size_t resident = resident_os_pages(front, 16 * KiB);
+  size_t resident = qmt_resident_os_pages(front, 16 * KiB);
   for (int step = 0; step < 500 && resident != 0; step++) {
     struct timespec pause = {0, 10 * 1000 * 1000};
     nanosleep(&pause, NULL);
     unsigned char *large = T_MALLOC(200 * KiB); /* a slow path, which runs the decay passes when due */
     CHECK(large != NULL);
     T_FREE(large);
-    resident = resident_os_pages(front, 16 * KiB);
+    resident = qmt_resident_os_pages(front, 16 * KiB);
   }
   CHECKF(resident == 0, "the empty page of a %zu KiB class kept %zu OS pages resident for 5 s", MID / KiB,
          resident);
