@@ -20,12 +20,9 @@
 #define T_TRIM malloc_trim
 #endif
 
-#define SEGMENT_SIZE (4 * MiB)
 #define BLOCK (256 * KiB)
 #define MAX_BLOCKS 64
 #define HELD 8
-
-static uintptr_t segment_of(const void *p) { return (uintptr_t)p & ~(uintptr_t)(SEGMENT_SIZE - 1); }
 
 /* Set by the worker, read by main only after joining it. */
 static void *kept_block;
@@ -43,7 +40,7 @@ static void *worker(void *arg) {
     if (p == NULL)
       break;
     memset(p, 0x5A, 64);
-    if (n > 0 && segment_of(p) != segment_of(blocks[0])) {
+    if (n > 0 && qmt_segment_of(p) != qmt_segment_of(blocks[0])) {
       kept_block = p;
       two_segments = true;
       break;

@@ -38,6 +38,7 @@
 #define QMT_LARGE_MAX (2 * MiB)
 #define QMT_LARGE_UNIT (8 * KiB)
 #define QMT_HUGE_UNIT (4 * KiB)
+#define QMT_SEGMENT_SIZE (4 * MiB) /* small and large blocks live in segments this big, this aligned */
 
 #ifdef QMT_PREFIXED
 #define QMT_FLAVOUR "prefixed"
@@ -87,6 +88,11 @@ static inline void *qmt_launder(void *p) {
 
 static inline bool qmt_aligned(const void *p, size_t a) { return ((uintptr_t)p & (a - 1)) == 0; }
 static inline size_t qmt_round_up(size_t n, size_t a) { return (n + a - 1) / a * a; }
+
+/* The segment a small or large block lies in. */
+static inline uintptr_t qmt_segment_of(const void *p) {
+  return (uintptr_t)p & ~(uintptr_t)(QMT_SEGMENT_SIZE - 1);
+}
 
 /* ---- qmalloc detection and the qm_* extras ---- */
 

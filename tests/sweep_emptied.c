@@ -1,6 +1,7 @@
 /* Pages that the program empties with plain frees are found by the next sweep (page.c): a sweep
- * runs only when some page emptied since the last one that left none, so every path that empties a
- * queued page must count it, the free fast path included.
+ * that keeps each class's current page runs only when an empty page may have been left behind the
+ * front of a queue since the last sweep, so every path that can leave one there must count it, the
+ * free fast path included.
  *
  * In a thread of its own: fill one segment with 1 KiB blocks (until a block lands in a second
  * segment), free every block of the first segment, then allocate 256 KiB blocks. Once the second
@@ -24,13 +25,10 @@
 
 #include "qmt.h"
 
-#define SEGMENT_SIZE (4 * MiB)
 #define SMALL 1024
 #define MAX_SMALL 8192
 #define LARGE (256 * KiB)
 #define LARGE_COUNT 28 /* 7 MiB: more than one segment's free span holds, less than two */
-
-static uintptr_t segment_of(const void *p) { return (uintptr_t)p & ~(uintptr_t)(SEGMENT_SIZE - 1); }
 
 static void *emptied_pages_reused(void *arg) {
   (void)arg;
@@ -42,7 +40,7 @@ static void *emptied_pages_reused(void *arg) {
     CHECK(p != NULL);
     if (p == NULL)
       return NULL;
-    if (n > 0 && segment_of(p) != segment_of(small[0])) {
+    if (n > 0 && qmt_segment_of(p) != qmt_segment_of(small[0])) {
       next = p;
       break;
     }
@@ -51,7 +49,7 @@ static void *emptied_pages_reused(void *arg) {
   CHECKF(next != NULL, "%zu blocks of %d bytes stayed in one segment", n, SMALL);
   if (next == NULL)
     return NULL;
-  uintptr_t first_segment = segment_of(small[0]), second_segment = segment_of(next);
+  uintptr_t first_segment = qmt_segment_of(small[0]), second_segment = qmt_segment_of(next);
   for (size_t i = 0; i < n; i++)
     T_FREE(small[i]);
   CHECKF(qmt_heap_validate(), "the heap validator failed after the frees");
@@ -61,7 +59,7 @@ static void *emptied_pages_reused(void *arg) {
   for (size_t i = 0; i < LARGE_COUNT; i++) {
     large[i] = T_MALLOC(LARGE);
     CHECK(large[i] != NULL);
-    uintptr_t s = segment_of(large[i]);
+    uintptr_t s = qmt_segment_of(large[i]);
     elsewhere += s != first_segment && s != second_segment;
   }
   CHECKF(elsewhere == 0,
