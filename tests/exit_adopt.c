@@ -22,11 +22,13 @@
 
 #define BLOCK (256 * KiB)
 #define MAX_BLOCKS 64
-#define HELD 8
+#define HELD 32
 
 /* Set by the worker, read by main only after joining it. */
 static void *kept_block;
 static bool two_segments;
+/* Set by the worker as it returns; a relaxed flag, so that it orders nothing between the two. */
+static atomic_bool leaving;
 
 static void *worker(void *arg) {
   (void)arg;
@@ -49,6 +51,7 @@ static void *worker(void *arg) {
   }
   for (size_t i = 0; i < n; i++)
     T_FREE(blocks[i]);
+  atomic_store_explicit(&leaving, true, memory_order_relaxed);
   return NULL;
 }
 
@@ -59,9 +62,14 @@ int main(int argc, char **argv) {
   unsigned long adopt_tries = 0;
   for (int round = 0; round < rounds; round++) {
     pthread_t t;
+    atomic_store_explicit(&leaving, false, memory_order_relaxed);
     CHECK(pthread_create(&t, NULL, worker, NULL) == 0);
-    /* Until the join, no synchronisation with the worker: each 2 MiB block needs a segment of its
-     * own, and a heap that needs a segment adopts an abandoned one first. */
+    /* Until the join, no synchronisation with the worker. Once it is about to exit, allocate
+     * without pause: each 2 MiB block needs a segment of its own, and a heap that needs a segment
+     * adopts an abandoned one first, so the worker's segment in use is adopted while its exit
+     * goes on. */
+    while (!atomic_load_explicit(&leaving, memory_order_relaxed)) {
+    }
     void *held[HELD];
     size_t n_held = 0;
     while (pthread_tryjoin_np(t, NULL) != 0) {
