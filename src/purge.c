@@ -209,15 +209,23 @@ static bool page_is_sparse(const qm_page_t *page) {
  * not thinned while sparse. */
 static bool decay_pages(qm_heap_t *heap, bool force) {
   bool released = false;
-  for (size_t cls = 0; cls < QM_CLASS_COUNT; cls++) {
-    qm_page_list_t *queue = &heap->class_queue[cls];
-    qm_page_t *first = queue->first;
-    if (first == NULL)
-      continue;
-    for (qm_page_t *page = first, *next; page != NULL; page = next) {
-      next = page->next;
+  /* The walk goes through each segment's descriptor array in address order rather than along the
+   * class queues: the next descriptor's address does not wait on the last one's link, so the loads
+   * overlap (with a million small blocks spread over thousands of pages, the queue walk was a
+   * cache miss per page). A small page is queued exactly when it is not IN_FULL (validate.c). */
+  for (qm_segment_t *segment = heap->segments, *next_segment; segment != NULL; segment = next_segment) {
+    next_segment = segment->next;
+    qm_page_t *idle[QM_SLICES_PER_SEGMENT / 8]; /* small pages span at least 8 slices */
+    size_t idle_count = 0;
+    for (size_t i = QM_SEGMENT_FIRST_SLICE; i < QM_SLICES_PER_SEGMENT;) {
+      qm_page_t *page = &segment->slices[i];
+      qm_assert_internal(page->slice_count > 0);
+      i += page->slice_count;
+      if (page->kind != QM_SPAN_SMALL || (page->flags & QM_PAGE_IN_FULL))
+        continue;
+      bool first = heap->class_queue[page->size_class].first == page;
       bool act = force || page->purge_mark == QM_PURGE_CANDIDATE;
-      if (page == first && page->used == 0) {
+      if (first && page->used == 0) {
         if (page->purge_mark == QM_PURGE_THINNED || page->hole_blocks == page->capacity)
           continue;
         if (act) {
@@ -228,14 +236,12 @@ static bool decay_pages(qm_heap_t *heap, bool force) {
         }
       } else if (page->used == 0) {
         if (act) {
-          qm_list_remove(queue, page);
-          page->flags = 0;
-          _qm_span_free(heap, page);
-          released = true;
+          qm_assert_internal(idle_count < sizeof idle / sizeof idle[0]);
+          idle[idle_count++] = page;
         } else {
           page->purge_mark = QM_PURGE_CANDIDATE;
         }
-      } else if (page != first && page->purge_mark != QM_PURGE_THINNED && page_is_sparse(page)) {
+      } else if (!first && page->purge_mark != QM_PURGE_THINNED && page_is_sparse(page)) {
         if (act) {
           released |= _qm_page_thin(page) > 0;
           page->purge_mark = QM_PURGE_THINNED;
@@ -244,8 +250,15 @@ static bool decay_pages(qm_heap_t *heap, bool force) {
         }
       }
     }
-    if (queue->first != first)
-      _qm_heap_update_class_page(heap, cls);
+    /* Released after the walk: freeing a span merges descriptors the walk would still read, and the
+     * last may release the segment itself. None is the first of its queue. */
+    for (size_t k = 0; k < idle_count; k++) {
+      qm_page_t *page = idle[k];
+      qm_list_remove(&heap->class_queue[page->size_class], page);
+      page->flags = 0;
+      _qm_span_free(heap, page);
+      released = true;
+    }
   }
   return released;
 }
