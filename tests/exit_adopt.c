@@ -2,9 +2,9 @@
  *
  * Each round, a worker allocates 256 KiB blocks until one lands in a second segment, keeps that one
  * and frees the rest, so that it exits with an empty older segment (released at exit) and a newer
- * one in use (abandoned at exit) whose free span is in the same span bin as the empty one's. Main
- * meanwhile allocates blocks that each need a segment of their own, so that it adopts abandoned
- * segments as soon as they appear, until the worker has been joined.
+ * one in use (abandoned at exit) whose free span is in the same span bin as the empty one's. Once
+ * the worker is about to return, main allocates blocks that each need a segment of their own, so
+ * that it adopts abandoned segments as soon as they appear, until the worker has been joined.
  * An exit that abandoned a segment and then, while releasing the other, unlinked a span from its
  * bins wrote the abandoned segment's span links after another thread could own it: ThreadSanitizer
  * reports that as a race, and a real overlap could cut the adopter's span list, which the heap
