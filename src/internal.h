@@ -340,6 +340,21 @@ bool _qm_os_protect_none(void *p, size_t size);
  * mapped. Returns what the memory holds afterwards: QM_MEMORY_ZERO (MADV_DONTNEED) or
  * QM_MEMORY_LAZY (MADV_FREE: the OS takes the pages when it needs them). */
 qm_memory_t _qm_os_purge(void *p, size_t size);
+/* Ranges waiting to be purged together (_qm_os_purge_add). Invariant: ranges[0, count) are OS-page
+ * aligned, disjoint, and hold nothing anybody reads: the caller flushes the list before any of
+ * that memory is handed out or released, and before the list goes out of scope. */
+#define QM_PURGE_LIST_MAX 64
+typedef struct qm_purge_list_s {
+  size_t count;
+  struct {
+    void *start;
+    size_t bytes;
+  } ranges[QM_PURGE_LIST_MAX];
+} qm_purge_list_t;
+/* Adds a range to the list: joined to the last one when they touch; the list is flushed when full. */
+void _qm_os_purge_add(qm_purge_list_t *list, void *p, size_t size);
+/* Purges every range of the list, with one system call where the kernel allows it, and empties it. */
+void _qm_os_purge_flush(qm_purge_list_t *list);
 /* Moves/resizes a mapping: in place when possible (may_move false), else to `target` if non-NULL.
  * Returns the new address or NULL (the old mapping is then unchanged). */
 void *_qm_os_remap(void *p, size_t old_size, size_t new_size, void *target);
@@ -505,8 +520,6 @@ bool _qm_heap_purge_all(qm_heap_t *heap);
 /* Purges the free spans of every heap but self that have been dirty since before older_than;
  * heaps whose owner is busy in its span layer are skipped. Any thread. */
 bool _qm_purge_other_heaps(qm_heap_t *self, uint64_t older_than);
-/* Gives back free OS pages inside a small page; returns the bytes purged. */
-size_t _qm_page_thin(qm_page_t *page);
 #define QM_PAGE_BLOCKS_MAX (QM_SLICE_SIZE * 8 / 16) /* the most blocks a page holds: 64 KiB of 16 B */
 /* Sets bit i of free_bits (QM_PAGE_BLOCKS_MAX bits) for each carved block i of a small page that is
  * free: on its free list or in a hole; the bits of used blocks are clear. */
@@ -647,6 +660,7 @@ typedef struct qm_options_s {
   bool show_stats;           /* QMALLOC_SHOW_STATS: the statistics table at exit */
   uint64_t purge_delay_ms;   /* QMALLOC_PURGE_DELAY: how long free memory stays resident */
   int purge_method;          /* QMALLOC_PURGE_METHOD: QM_PURGE_DONTNEED or QM_PURGE_FREE */
+  bool purge_batch;          /* QMALLOC_PURGE_BATCH: many ranges in one process_madvise call */
   uint64_t segment_decay_ms; /* QMALLOC_SEGMENT_DECAY: how long a wholly free segment stays mapped */
   bool use_thp;              /* QMALLOC_THP: advise transparent huge pages for segments */
   bool huge_thp;             /* QMALLOC_HUGE_THP: advise transparent huge pages for huge blocks */

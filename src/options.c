@@ -76,6 +76,10 @@ static const option_desc_t option_table[] = {
      ANY_TIME, NULL,
      "how pages are given back: `dontneed` (`MADV_DONTNEED`: the resident set drops at once) or `free` "
      "(`MADV_FREE`: cheaper, the kernel takes the pages when it needs memory)"},
+    {"QMALLOC_PURGE_BATCH", OPTION_BOOL, FIELD(purge_batch), 1, 0, 1, NULL, ANY_TIME, NULL,
+     "give many small ranges back in one `process_madvise` call, where the kernel allows it on the calling "
+     "process (recent kernels, with the `PIDFD_SELF` sentinel) and the thread runs under no seccomp filter; "
+     "0: one `madvise` each"},
     {"QMALLOC_SEGMENT_DECAY", OPTION_DURATION, FIELD(segment_decay_ms), 1000, 0, 600 * MS_PER_S, NULL,
      ANY_TIME, NULL, "how long a wholly free 4 MiB segment stays mapped for reuse before it is unmapped"},
     {"QMALLOC_THP", OPTION_BOOL, FIELD(use_thp), 0, 0, 1, NULL, AT_START, NULL,

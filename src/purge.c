@@ -76,7 +76,9 @@ void _qm_page_free_bits(const qm_page_t *page, uint64_t *free_bits) {
   }
 }
 
-size_t _qm_page_thin(qm_page_t *page) {
+/* Takes the free OS pages inside a small page off its free list and adds them to the purge list;
+ * returns the bytes added. */
+static size_t page_thin(qm_page_t *page, qm_purge_list_t *purges) {
   qm_assert_internal(page->kind == QM_SPAN_SMALL);
   const size_t block_size = page->block_size;
   const size_t capacity = page->capacity;
@@ -90,16 +92,24 @@ size_t _qm_page_thin(qm_page_t *page) {
   _qm_page_free_bits(page, free_bits);
 
   /* 2. Units wholly inside the carved part whose every block is free, and that are not holes yet.
-   * (A unit reaching past the carved part is never a hole: blocks carved later would land in it.) */
-  size_t units = (capacity * block_size) >> shift;
+   * (A unit reaching past the carved part is never a hole while the page can carve more: blocks
+   * carved later would land in it. Once it is carved to the end, the tail past its last block is
+   * part of the last unit, so that the page's holes can reach its end and join the next page's.) */
+  size_t carved_bytes =
+      capacity == page->reserved ? (size_t)page->slice_count << QM_SLICE_SHIFT : capacity * block_size;
+  size_t units = carved_bytes >> shift;
   uint64_t new_holes = 0;
   for (size_t u = 0; u < units; u++) {
     if (page->hole_map & (1ull << u))
       continue;
-    size_t first_byte = u << shift;
-    size_t last_byte = ((u + 1) << shift) - 1;
+    size_t first_block = (u << shift) / block_size;
+    size_t last_block = (((u + 1) << shift) - 1) / block_size;
+    if (first_block >= capacity)
+      break; /* only tail: no block would come back from it, so it is never a hole */
+    if (last_block >= capacity)
+      last_block = capacity - 1;
     bool all_free = true;
-    for (size_t i = first_byte / block_size; i <= last_byte / block_size && all_free; i++)
+    for (size_t i = first_block; i <= last_block && all_free; i++)
       all_free = (free_bits[i / 64] >> (i % 64)) & 1;
     if (all_free)
       new_holes |= 1ull << u;
@@ -125,14 +135,14 @@ size_t _qm_page_thin(qm_page_t *page) {
     b = next;
   }
 
-  /* 4. Purge each run of new holes with one system call. */
+  /* 4. Each run of new holes goes to the purge list. */
   size_t purged = 0;
   uint64_t rest = new_holes;
   while (rest != 0) {
     size_t u = (size_t)__builtin_ctzll(rest);
     uint64_t ones = ~(rest >> u); /* the run ends at the first zero bit */
     size_t n = ones == 0 ? 64 - u : (size_t)__builtin_ctzll(ones);
-    (void)_qm_os_purge(start + (u << shift), n << shift);
+    _qm_os_purge_add(purges, start + (u << shift), n << shift);
     purged += n << shift;
     rest &= ~(n >= 64 ? ~0ull : ((1ull << n) - 1) << u);
   }
@@ -147,17 +157,17 @@ size_t _qm_page_thin(qm_page_t *page) {
  * list, no hole map to build, no hole blocks to thread back), and the blocks it hands out next are
  * in address order again. Falls back to thinning where the OS page is bigger than a slice (the
  * page need not start on an OS page then). */
-static size_t page_uncarve(qm_page_t *page) {
+static size_t page_uncarve(qm_page_t *page, qm_purge_list_t *purges) {
   qm_assert_internal(page->kind == QM_SPAN_SMALL && page->used == 0);
   size_t os_page = _qm_os_page_size();
   uint8_t *start = qm_page_start(page);
   size_t span_bytes = (size_t)page->slice_count << QM_SLICE_SHIFT;
   if (((uintptr_t)start | span_bytes) & (os_page - 1))
-    return _qm_page_thin(page);
+    return page_thin(page, purges);
   size_t bytes = ((size_t)page->capacity * page->block_size + os_page - 1) & ~(os_page - 1);
   if (bytes > span_bytes)
     bytes = span_bytes;
-  (void)_qm_os_purge(start, bytes);
+  _qm_os_purge_add(purges, start, bytes);
   page->capacity = 0;
   page->free = NULL;
   page->hole_map = 0;
@@ -209,6 +219,8 @@ static bool page_is_sparse(const qm_page_t *page) {
  * not thinned while sparse. */
 static bool decay_pages(qm_heap_t *heap, bool force) {
   bool released = false;
+  qm_purge_list_t purges; /* the pass's thinned holes and uncarved pages, purged a few calls at a time */
+  purges.count = 0;
   /* The walk goes through each segment's descriptor array in address order rather than along the
    * class queues: the next descriptor's address does not wait on the last one's link, so the loads
    * overlap (with a million small blocks spread over thousands of pages, the queue walk was a
@@ -229,7 +241,7 @@ static bool decay_pages(qm_heap_t *heap, bool force) {
         if (page->purge_mark == QM_PURGE_THINNED || page->hole_blocks == page->capacity)
           continue;
         if (act) {
-          released |= page_uncarve(page) > 0;
+          released |= page_uncarve(page, &purges) > 0;
           page->purge_mark = QM_PURGE_THINNED;
         } else {
           page->purge_mark = QM_PURGE_CANDIDATE;
@@ -243,7 +255,7 @@ static bool decay_pages(qm_heap_t *heap, bool force) {
         }
       } else if (!first && page->purge_mark != QM_PURGE_THINNED && page_is_sparse(page)) {
         if (act) {
-          released |= _qm_page_thin(page) > 0;
+          released |= page_thin(page, &purges) > 0;
           page->purge_mark = QM_PURGE_THINNED;
         } else {
           page->purge_mark = QM_PURGE_CANDIDATE;
@@ -251,7 +263,10 @@ static bool decay_pages(qm_heap_t *heap, bool force) {
       }
     }
     /* Released after the walk: freeing a span merges descriptors the walk would still read, and the
-     * last may release the segment itself. None is the first of its queue. */
+     * last may release the segment itself. None is the first of its queue. The purges go first: a
+     * released page's span may join a neighbour that is on the list. */
+    if (idle_count > 0)
+      _qm_os_purge_flush(&purges);
     for (size_t k = 0; k < idle_count; k++) {
       qm_page_t *page = idle[k];
       qm_list_remove(&heap->class_queue[page->size_class], page);
@@ -260,6 +275,7 @@ static bool decay_pages(qm_heap_t *heap, bool force) {
       released = true;
     }
   }
+  _qm_os_purge_flush(&purges);
   return released;
 }
 
@@ -467,10 +483,13 @@ bool _qm_heap_purge_all(qm_heap_t *heap) {
   qm_span_lock_enter(heap);
   bool released = decay_pages(heap, true);
   /* Thin every sparse page, whatever its mark. */
+  qm_purge_list_t purges;
+  purges.count = 0;
   for (size_t cls = 0; cls < QM_CLASS_COUNT; cls++)
     for (qm_page_t *page = heap->class_queue[cls].first; page != NULL; page = page->next)
       if (page->used > 0 && page->hole_blocks + page->used < page->capacity)
-        released |= _qm_page_thin(page) > 0;
+        released |= page_thin(page, &purges) > 0;
+  _qm_os_purge_flush(&purges);
   released |= _qm_heap_purge_spans(heap, UINT64_MAX);
   released |= release_purged_segments(heap);
   qm_span_lock_leave(heap);
