@@ -244,7 +244,7 @@ typedef struct qm_stats_s {
   size_t process_resident;  /* the resident set of the whole process (/proc/self/statm) */
   size_t bytes_purged;      /* bytes given back to the OS with madvise so far */
   /* Operating-system calls so far. */
-  size_t mmap_calls, munmap_calls, madvise_calls, mremap_calls;
+  size_t mmap_calls, munmap_calls, madvise_calls, mremap_calls; /* process_madvise counts as madvise */
   /* Structures. */
   size_t segments;           /* normal segments mapped */
   size_t segments_peak;      /* the most segments mapped at once */

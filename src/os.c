@@ -160,13 +160,14 @@ static bool thread_unfiltered(void) {
   syscall(SYS_close, (int)fd);
   status[length] = '\0';
   const char *line = strstr(status, "\nSeccomp:");
-  if (line == NULL)
-    return false;
-  line += strlen("\nSeccomp:");
-  while (*line == ' ' || *line == '\t')
-    line++;
-  if (line[0] == '0' && line[1] == '\n')
-    return true;
+  if (line != NULL) {
+    line += strlen("\nSeccomp:");
+    while (*line == ' ' || *line == '\t')
+      line++;
+    if (line[0] == '0' && line[1] == '\n')
+      return true;
+  }
+  /* Under a filter, or a kernel that does not say: the same answer every time from now on. */
   atomic_store_explicit(&vector_purge_refused, true, memory_order_relaxed);
   return false;
 }

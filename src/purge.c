@@ -348,13 +348,13 @@ static size_t inbox_block_size(const qm_heap_t *owner, uintptr_t p) {
   return qm_small_block_start_size(segment, (void *)p);
 }
 
-/* Gives back the OS pages inside [start, end), a run of adjacent listed blocks. */
-static bool purge_run(uintptr_t start, uintptr_t end) {
+/* Adds the OS pages inside [start, end), a run of adjacent listed blocks, to the purge list. */
+static bool purge_run(qm_purge_list_t *purges, uintptr_t start, uintptr_t end) {
   uintptr_t os_page = _qm_os_page_size();
   uintptr_t first = (start + os_page - 1) & ~(os_page - 1), last = end & ~(os_page - 1);
   if (last <= first)
     return false;
-  (void)_qm_os_purge((void *)first, last - first);
+  _qm_os_purge_add(purges, (void *)first, last - first);
   return true;
 }
 
@@ -374,6 +374,8 @@ static bool inbox_purge_entries(const qm_heap_t *owner, qm_block_t *first, qm_bl
   }
   sort_addresses(starts, n);
   bool released = false;
+  qm_purge_list_t purges;
+  purges.count = 0;
   uintptr_t run_start = 0, run_end = 0;
   for (size_t i = 0; i < n; i++) {
     size_t size = inbox_block_size(owner, starts[i]);
@@ -384,11 +386,12 @@ static bool inbox_purge_entries(const qm_heap_t *owner, qm_block_t *first, qm_bl
         run_end = starts[i] + size;
       continue;
     }
-    released |= purge_run(run_start, run_end);
+    released |= purge_run(&purges, run_start, run_end);
     run_start = starts[i];
     run_end = starts[i] + size;
   }
-  released |= purge_run(run_start, run_end);
+  released |= purge_run(&purges, run_start, run_end);
+  _qm_os_purge_flush(&purges); /* before the chain goes back, where the owner may drain it */
   _qm_os_unmap(starts, bytes);
   return released;
 }
