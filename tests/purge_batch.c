@@ -95,7 +95,7 @@ static size_t scene_check(struct scene *s, const char *what) {
     if (s->blocks[i] != NULL) {
       damaged += qmt_verify(s->blocks[i], BLOCK, i) != SIZE_MAX;
       /* The freed OS page after this kept one, when it was a page of this block's run. */
-      if ((uintptr_t)s->blocks[i] % OS_PAGE == 0 && i + 2 * PER_OS_PAGE <= BLOCKS &&
+      if ((uintptr_t)s->blocks[i] % OS_PAGE == 0 && i + 2 * PER_OS_PAGE < BLOCKS &&
           s->blocks[i + 2 * PER_OS_PAGE] == s->blocks[i] + 2 * OS_PAGE) {
         resident += qmt_resident_os_pages(s->blocks[i] + OS_PAGE, OS_PAGE) != 0;
         looked++;
