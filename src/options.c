@@ -70,7 +70,7 @@ static const option_desc_t option_table[] = {
      "print the statistics table (as `malloc_stats()` does) on stderr when the process exits"},
     {"QMALLOC_PURGE_DELAY", OPTION_DURATION, FIELD(purge_delay_ms), 100, 0, 60 * MS_PER_S, NULL, ANY_TIME,
      NULL,
-     "how long free memory stays resident before its pages are given back to the OS (free spans: a quarter "
+     "how long free memory stays resident before its pages are given back to the OS (free spans: half "
      "of it; 0: at once)"},
     {"QMALLOC_PURGE_METHOD", OPTION_ENUM, FIELD(purge_method), QM_PURGE_DONTNEED, 0, 1, purge_methods,
      ANY_TIME, NULL,

@@ -12,8 +12,8 @@
  *     empty twice in a row (so a page that empties and fills again between passes stays a page);
  *   - sparse small pages (at most a quarter of their blocks live): the OS pages that hold no live
  *     block are purged, again only when two passes in a row saw the page unused by allocation;
- *   - free spans: purged once dirty for longer than a quarter of the delay (span.c stamps when they
- *     got dirty; QM_SPAN_DELAY_DIVISOR below says why a quarter);
+ *   - free spans: purged once dirty for longer than half the delay (span.c stamps when they got
+ *     dirty; QM_SPAN_DELAY_DIVISOR below says why half);
  * and then ages the empty-segment cache (segment.c). Once per half delay, some pass also purges the
  * aged free spans of every other heap (under that heap's span lock, skipped when its owner holds
  * it), and what waits in the inbox of a heap whose owner has stopped draining it (below): so a
@@ -449,15 +449,17 @@ bool _qm_purge_other_heaps(qm_heap_t *self, uint64_t older_than) {
   return job.released;
 }
 
-/* Free spans are purged once free for a quarter of the purge delay (a heap's own, and those of the
- * other heaps when a pass visits them), pages after the whole delay. A page that empties belongs to a class
- * the program uses and is what its next malloc of that class takes; a free span comes back only for a request
- * that needs whole slices (a large block, a new page), and a program that is growing, in phases, skips over
- * the spans it freed for bigger ones. Measured with the delay at 100 ms (full size, against the whole delay):
- * `churn` peak RSS 29.2 -> 26.9 MiB for 7.3k -> 7.9k page faults, `realloc` 11.1 -> 10.9 MiB for
- * 5.2k -> 5.8k, time within the spread. Purging pages at a quarter of the delay as well doubled
- * `realloc`'s page faults (9.7k) and cost it 6% in time. */
-#define QM_SPAN_DELAY_DIVISOR 4
+/* Free spans are purged once free for half the purge delay (a heap's own, and those of the other
+ * heaps when a pass visits them), pages after the whole delay. A page that empties belongs to a class
+ * the program uses and is what its next malloc of that class takes; a free span comes back only for a
+ * request that needs whole slices (a large block, a new page), and a program that is growing, in
+ * phases, skips over the spans it freed for bigger ones. Measured with the delay at 100 ms (full size,
+ * 6 repetitions, the three in one run), a quarter / half / the whole delay: `python-malloc` 18.2k /
+ * 12.8k / 9.4k page faults and 3.16 / 2.94 / 2.88 s, `python` 12.3k / 6.5k / 6.4k and 2.70 / 2.49 /
+ * 2.61 s, `churn` peak RSS 24.8 / 25.0 / 25.5 MiB, `realloc` 11.06 / 11.03 / 11.26 MiB, the others'
+ * peaks within 0.3%. Purging pages at a quarter of the delay as well doubled `realloc`'s page faults
+ * (9.7k) and cost it 6% in time. */
+#define QM_SPAN_DELAY_DIVISOR 2
 
 static _Atomic uint64_t others_due_ns; /* when some pass should next purge the other heaps */
 
