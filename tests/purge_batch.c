@@ -205,6 +205,10 @@ int main(void) {
   qmt_start("purge_batch");
   if (!qmt_strict)
     return check_result("purge_batch");
+  if (sysconf(_SC_PAGESIZE) != OS_PAGE) {
+    fprintf(stderr, "purge_batch: the scene is laid out for 4 KiB OS pages: skipped\n");
+    return check_result("purge_batch");
+  }
   if (qmt_thp_always()) {
     fprintf(stderr,
             "purge_batch: transparent huge pages are set to always: the residency checks are skipped\n");
