@@ -35,7 +35,9 @@ static inline void *small_alloc(qm_heap_t *heap, size_t cls, bool zero, bool may
   qm_page_t *page = heap->class_page[cls];
   qm_block_t *block = page->free;
   if (block != NULL && !zero) {
-    page->free = qm_block_next(page, block);
+    qm_block_t *next = qm_block_next(page, block);
+    page->free = next;
+    __builtin_prefetch(next); /* as in qm_malloc_inline */
     page->used++;
     qm_stats_small_alloc(heap, page);
     qm_track_malloc(block, page->block_size, false);
