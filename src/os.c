@@ -120,6 +120,22 @@ qm_memory_t _qm_os_purge(void *p, size_t size) {
   return result;
 }
 
+/* Reads up to size - 1 bytes of a small kernel file into buf, NUL-terminated; returns the length (0
+ * when it cannot be read). Direct system calls: this runs inside the allocator, where a wrapper of
+ * open or read interposed by another library must not be entered (it may allocate). */
+static size_t read_small_file(const char *path, char *buf, size_t size) {
+  long fd = syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return 0;
+  size_t length = 0;
+  long n;
+  while (length < size - 1 && (n = syscall(SYS_read, (int)fd, buf + length, size - 1 - length)) > 0)
+    length += (size_t)n;
+  syscall(SYS_close, (int)fd);
+  buf[length] = '\0';
+  return length;
+}
+
 /* Purging many ranges at once. A decay pass that thins sparse pages gives back thousands of single
  * OS pages, and each madvise call pays for its own TLB flush and page-table walk (about 6 us a call
  * on a virtual machine, against 0.8 us a range when 512 go in one call). process_madvise takes a
@@ -144,21 +160,11 @@ _Static_assert(sizeof(((qm_purge_list_t *)0)->ranges[0]) == sizeof(struct iovec)
 
 static _Atomic bool vector_purge_refused; /* the kernel or a seccomp filter said no: never again */
 
-/* Whether /proc says that this thread runs under no seccomp filter; false when unknown. Direct
- * system calls: this runs inside the allocator (a decay pass), where a wrapper of open or read
- * interposed by another library must not be entered (it may allocate). */
+/* Whether /proc says that this thread runs under no seccomp filter; false when unknown. */
 static bool thread_unfiltered(void) {
   char status[4096];
-  long fd = syscall(SYS_openat, AT_FDCWD, "/proc/thread-self/status", O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
+  if (read_small_file("/proc/thread-self/status", status, sizeof status) == 0)
     return false;
-  size_t length = 0;
-  long n;
-  while (length < sizeof status - 1 &&
-         (n = syscall(SYS_read, (int)fd, status + length, sizeof status - 1 - length)) > 0)
-    length += (size_t)n;
-  syscall(SYS_close, (int)fd);
-  status[length] = '\0';
   const char *line = strstr(status, "\nSeccomp:");
   if (line != NULL) {
     line += strlen("\nSeccomp:");
@@ -340,14 +346,8 @@ char *const *_qm_os_environ(void) { return getauxval(AT_SECURE) ? NULL : environ
 /* The kernel's setting reads "always [madvise] never", the choice in brackets. */
 static bool read_huge_pages_available(void) {
   char text[96];
-  int fd = open("/sys/kernel/mm/transparent_hugepage/enabled", O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
+  if (read_small_file("/sys/kernel/mm/transparent_hugepage/enabled", text, sizeof text) == 0)
     return false;
-  ssize_t n = read(fd, text, sizeof text - 1);
-  close(fd);
-  if (n <= 0)
-    return false;
-  text[n] = '\0';
   const char *choice = strchr(text, '[');
   return choice != NULL && strncmp(choice, "[never]", 7) != 0;
 }
@@ -359,14 +359,8 @@ bool _qm_os_huge_pages_available(void) {
 
 size_t _qm_os_resident_bytes(void) {
   char text[128];
-  int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
+  if (read_small_file("/proc/self/statm", text, sizeof text) == 0)
     return 0;
-  ssize_t n = read(fd, text, sizeof text - 1);
-  close(fd);
-  if (n <= 0)
-    return 0;
-  text[n] = '\0';
   /* "size resident shared ...", in pages */
   const char *c = text;
   while (*c != ' ' && *c != '\0')
