@@ -24,7 +24,7 @@
 /* A large block from the heap's spans, after taking back what other threads freed into the heap
  * (their blocks may free whole spans) and running the decay pass when it is due. */
 static void *large_alloc(qm_heap_t *heap, size_t size, bool zero) {
-  if (atomic_load_explicit(&heap->inbox, memory_order_relaxed) != NULL)
+  if (qm_heap_has_inbox_work(heap))
     _qm_heap_collect_inbox(heap);
   qm_heap_decay_tick(heap);
   return _qm_large_alloc(heap, size, 0, zero);

@@ -69,12 +69,16 @@ void qm_free_aligned_sized(void *p, size_t alignment, size_t size) {
 
 void _qm_free_local(qm_heap_t *heap, qm_segment_t *segment, void *p) { qm_free_local(heap, segment, p); }
 
-void _qm_inbox_push_chain(qm_heap_t *owner, qm_block_t *first, qm_block_t *last) {
+void _qm_inbox_push_chain(qm_heap_t *owner, qm_block_t *first, qm_block_t *last, size_t count) {
   qm_block_t *head = atomic_load_explicit(&owner->inbox, memory_order_relaxed);
   do {
     qm_link_set(last, head);
   } while (!atomic_compare_exchange_weak_explicit(&owner->inbox, &head, first, memory_order_release,
                                                   memory_order_relaxed));
+  /* After the push, so that the owner's backlog may lag but never counts blocks it cannot take
+   * yet; the inbox's cache line is this thread's after the exchange, so the add costs no miss. */
+  if (count != 0)
+    atomic_fetch_add_explicit(&owner->inbox_pushed, count, memory_order_relaxed);
 }
 
 /* Checks what can be checked without touching another thread's mutable state. */
@@ -135,11 +139,12 @@ static void batch_push(qm_remote_batch_t *batch) {
   qm_block_t *parcel = batch->first;
   qm_block_t *last = batch->last;
   qm_heap_t *owner = batch->owner;
+  size_t count = batch->count;
   batch->first = batch->below = batch->last = NULL;
   batch->count = 0;
   qm_segment_t *segment = qm_segment_of_normal(parcel);
   if (qm_likely(atomic_load_explicit(&segment->owner_heap, memory_order_acquire) == owner)) {
-    _qm_inbox_push_chain(owner, parcel, last);
+    _qm_inbox_push_chain(owner, parcel, last, count);
     return;
   }
   while (parcel != NULL) {
@@ -310,7 +315,7 @@ static void free_route(qm_segment_t *segment, void *p, bool may_batch) {
         remote_free(heap, owner, (qm_block_t *)p);
       else {
         qm_parcel_close((qm_block_t *)p, 0, qm_parcel_capacity_of((qm_block_t *)p), NULL);
-        _qm_inbox_push_chain(owner, (qm_block_t *)p, (qm_block_t *)p);
+        _qm_inbox_push_chain(owner, (qm_block_t *)p, (qm_block_t *)p, 1);
       }
       return;
     }

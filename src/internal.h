@@ -576,7 +576,14 @@ qm_heap_t *_qm_heap_pool_take(void);
 void _qm_heap_pool_give(qm_heap_t *heap);
 /* Empties every list and pointer of heap (its segments must be gone already). */
 void _qm_heap_reset(qm_heap_t *heap);
+/* Drains the inbox (heap.c): all of it, the parcels taken before included; or the small slow
+ * path's share of it. Owner only. */
 void _qm_heap_collect_inbox(qm_heap_t *heap);
+void _qm_heap_collect_share(qm_heap_t *heap);
+/* Whether other threads' frees wait for the owner: in the inbox, or taken and not yet collected. */
+static inline bool qm_heap_has_inbox_work(qm_heap_t *heap) {
+  return heap->drain_parcel != NULL || atomic_load_explicit(&heap->inbox, memory_order_relaxed) != NULL;
+}
 /* Pushes every remote batch of heap (blocks it freed into other thread heaps) to its owner (free.c).
  * Owner only; runs on thread exit, on qm_trim and on every decay pass. */
 void _qm_heap_flush_remote(qm_heap_t *heap);
@@ -636,7 +643,7 @@ void _qm_free_collected(void *p);
 /* The owner's free of a block of a normal segment. */
 void _qm_free_local(qm_heap_t *heap, qm_segment_t *segment, void *p);
 /* Pushes the parcels first .. last (linked with qm_link_set) onto owner's inbox. Any thread. */
-void _qm_inbox_push_chain(qm_heap_t *owner, qm_block_t *first, qm_block_t *last);
+void _qm_inbox_push_chain(qm_heap_t *owner, qm_block_t *first, qm_block_t *last, size_t count);
 
 /* ---------------------------------------------------------------------------------------------
  * init.c, options.c

@@ -221,8 +221,8 @@ static qm_page_t *page_find(qm_heap_t *heap, size_t cls, bool may_borrow) {
 
 void *_qm_small_alloc_slow(qm_heap_t *heap, size_t cls, bool zero, bool may_borrow) {
   heap->slow_path_count++;
-  if (atomic_load_explicit(&heap->inbox, memory_order_relaxed) != NULL)
-    _qm_heap_collect_inbox(heap);
+  if (qm_heap_has_inbox_work(heap))
+    _qm_heap_collect_share(heap); /* a share: a long drain here was malloc's slowest calls */
   qm_heap_decay_tick(heap);
   if ((heap->slow_path_count & 1023) == 0)
     _qm_heap_sweep_pages(heap, true);

@@ -422,7 +422,7 @@ static bool inbox_purge(qm_heap_t *owner, bool force) {
   if (count > QM_INBOX_PURGE_MAX)
     count = QM_INBOX_PURGE_MAX;
   bool released = count != 0 && inbox_purge_entries(owner, first, stop, count);
-  _qm_inbox_push_chain(owner, first, last);
+  _qm_inbox_push_chain(owner, first, last, 0); /* counted when first pushed */
   owner->inbox_purged = first;
   return released;
 }

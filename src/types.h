@@ -382,8 +382,12 @@ typedef struct qm_heap_stats_s {
  *   Every page in class_queue[c] has size_class == c and is not IN_FULL.
  *   pages_emptied == pages_emptied_swept => every page in class_queue[c] but the first has used > 0.
  *   Every free span of every segment in `segments` is in span_bins[span_bin(count)].
- *   inbox is the only field other threads write freely (atomic push); the owner drains it with
- *   exchange. purge_seen_drains and inbox_purged are written by other threads under span_lock.
+ *   inbox and inbox_pushed are the only fields other threads write freely (atomic push, then an
+ *   atomic add of the count pushed); the owner takes the inbox with exchange. Taken parcels are
+ *   the owner's alone: drain_parcel and the parcels its link leads to, of whose blocks the entries
+ *   from drain_slot on (up to drain_end <= the parcel's capacity) and the parcels themselves are
+ *   still to be collected; until then they count as used in their pages, as blocks in the inbox do.
+ *   purge_seen_drains and inbox_purged are written by other threads under span_lock.
  *   remote[] is empty while the heap is in the pool (flushed when its thread exits).
  *   thread_id identifies the owning thread; 0 when the heap is not in use, or orphaned.
  *   user_magic == QM_USER_HEAP_MAGIC exactly while the heap is a live first-class heap; then every
@@ -397,6 +401,8 @@ typedef struct qm_heap_stats_s {
 #define QM_REMOTE_SLOTS 8  /* batches per heap, one owner each, chosen by a hash of the owner */
 #define QM_REMOTE_BATCH 32 /* blocks in a batch before it is pushed (parcels and their entries) */
 #define QM_AHEAD 8         /* how many entries ahead the owner's drain prefetches (heap.c) */
+#define QM_DRAIN_SHARE_MIN 16 /* blocks a small slow path collects at least, when there are any */
+#define QM_DRAIN_SHARE_DIV 16 /* ... or this fraction of the backlog, if more (heap.c) */
 
 /* Blocks one thread freed that belong to another thread heap, held back so that they reach the
  * owner's inbox together: one compare-and-swap per QM_REMOTE_BATCH blocks instead of one per
@@ -433,6 +439,15 @@ typedef struct qm_heap_s {
   qm_page_list_t class_queue[QM_CLASS_COUNT];
   qm_page_list_t span_bins[QM_SPAN_BINS];
   _Atomic(qm_block_t *) inbox; /* blocks freed by other threads */
+  /* Blocks pushed onto the inbox so far (by the pushers) and blocks the owner has collected from
+   * it: their difference is the backlog that sets how much a slow path drains (heap.c). */
+  _Atomic uint64_t inbox_pushed;
+  uint64_t inbox_collected;
+  /* The parcel the owner is draining (NULL: none), the next of its entries to collect and the end
+   * of its entries; the parcels after it follow its link (heap.c, "Draining the inbox in shares"). */
+  qm_block_t *drain_parcel;
+  uint32_t drain_slot;
+  uint32_t drain_end;
   uintptr_t thread_id;
   qm_remote_batch_t remote[QM_REMOTE_SLOTS]; /* this thread's frees bound for other heaps */
   qm_segment_t *segments;                    /* segments owned by this heap (doubly linked via next/prev) */

@@ -266,6 +266,7 @@ void qm_heap_destroy(qm_heap_t *h) {
   h->user_magic = 0;
   track_discard(h);
   atomic_store_explicit(&h->inbox, NULL, memory_order_relaxed);
+  h->inbox_collected = atomic_load_explicit(&h->inbox_pushed, memory_order_relaxed); /* none left */
   _qm_heap_unlist(h); /* no other thread may look at its spans once they are discarded */
   qm_span_lock_enter(h);
   while (h->segments != NULL)

@@ -221,5 +221,19 @@ bool _qm_heap_is_valid(qm_heap_t *heap) {
         heap->empty_segment_count);
   for (size_t i = 0; i < QM_REMOTE_SLOTS && v.errors == 0; i++)
     validate_remote_batch(&v, i, &heap->remote[i]);
+  /* The parcel being drained: its cursor within its entries, and none of the entries the cursor
+   * has looked at (QM_AHEAD from the next one, or up to the end found) is NULL. */
+  qm_block_t *parcel = heap->drain_parcel;
+  if (parcel == NULL) {
+    CHECK(&v, heap->drain_slot == 0 && heap->drain_end == 0, "drain cursor %u..%u without a parcel",
+          heap->drain_slot, heap->drain_end);
+  } else {
+    CHECK(&v, heap->drain_slot <= heap->drain_end && heap->drain_end <= qm_parcel_capacity_of(parcel),
+          "drain cursor %u..%u outside parcel %p", heap->drain_slot, heap->drain_end, (void *)parcel);
+    uint32_t seen = heap->drain_slot + QM_AHEAD < heap->drain_end ? heap->drain_slot + QM_AHEAD : heap->drain_end;
+    for (uint32_t i = heap->drain_slot; i < seen && v.errors == 0; i++)
+      CHECK(&v, qm_parcel_get(qm_parcel_slot(parcel, i)) != NULL, "parcel %p: entry %u before the end is NULL",
+            (void *)parcel, i);
+  }
   return v.errors == 0;
 }

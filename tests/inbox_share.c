@@ -1,0 +1,142 @@
+/* Blocks other threads free into a heap are drained in shares (heap.c, "Draining the inbox in
+ * shares"): a small slow path collects a part of the inbox proportional to the backlog, never the
+ * whole of a long one, and the rest waits for the next slow paths; everything else that drains
+ * (a large allocation, malloc_trim, thread exit) collects all of it.
+ *
+ * A worker allocates 4096 blocks of 80 bytes and another thread frees them all into its inbox.
+ * Counted with the statistics (blocks waiting in an inbox count as in use):
+ *   - the worker's next slow path collects at least 16 of them and at most a quarter;
+ *   - its later slow paths (8 KiB blocks, a page of 8 each) collect the rest;
+ *   - with a share of a second round collected, malloc_trim collects the rest; of a third round, a
+ *     large allocation; of a fourth, in another worker, that thread's exit.
+ * The heap validator runs while parcels wait half drained, and the blocks are used again.
+ */
+#include <pthread.h>
+
+#include "stats_api.h"
+
+#define BLOCKS 4096
+#define BLOCK_SIZE 80
+#define BIG 8192
+#define MAX_BIG 4000
+
+static void *blocks[BLOCKS];
+static void *big[MAX_BIG];
+
+static void *free_all(void *arg) {
+  (void)arg;
+  void *own = T_MALLOC(32); /* a heap of its own, so the frees go in batches */
+  CHECK(own != NULL);
+  for (size_t i = 0; i < BLOCKS; i++)
+    T_FREE(blocks[i]);
+  T_FREE(own);
+  return NULL; /* exit flushes the last batch */
+}
+
+static size_t in_use(void) {
+  qm_stats_t stats;
+  qmt_stats_get(&stats);
+  return stats.rows[qmt_stats_row(&stats, BLOCK_SIZE)].blocks_in_use;
+}
+
+/* Allocates the blocks (filled) and has another thread free them all: all of them wait. */
+static void fill_and_free_remotely(size_t base) {
+  for (size_t i = 0; i < BLOCKS; i++) {
+    blocks[i] = T_MALLOC(BLOCK_SIZE);
+    CHECK(blocks[i] != NULL);
+    memset(blocks[i], (int)(i & 0xff), BLOCK_SIZE);
+  }
+  qmt_in_thread(free_all);
+  size_t waiting = in_use() - base;
+  CHECKF(waiting == BLOCKS, "%zu of %d blocks counted in use after the remote frees", waiting, BLOCKS);
+}
+
+/* One small slow path: the first block of a class the worker has not used yet. */
+static void one_slow_path(size_t size) {
+  void *p = T_MALLOC(size);
+  CHECK(p != NULL);
+  T_FREE(p);
+}
+
+static void *worker(void *arg) {
+  (void)arg;
+  size_t base = in_use();
+
+  /* Round 1: one slow path takes a share, the following ones the rest. */
+  fill_and_free_remotely(base);
+  one_slow_path(3000);
+  size_t collected = BLOCKS - (in_use() - base);
+  CHECKF(collected >= 16 && collected <= BLOCKS / 4,
+         "the first slow path after %d remote frees collected %zu blocks (expected a share: 16 to %d)",
+         BLOCKS, collected, BLOCKS / 4);
+  CHECKF(qmt_heap_validate(), "the heap does not validate with parcels half drained");
+  size_t n = 0;
+  while (n < MAX_BIG && in_use() != base) {
+    big[n] = T_MALLOC(BIG);
+    CHECK(big[n] != NULL);
+    n++;
+  }
+  CHECKF(in_use() == base, "%zu blocks still waiting after %zu allocations of %d bytes (about %zu slow paths)",
+         in_use() - base, n, BIG, n / 8);
+  for (size_t i = 0; i < n; i++)
+    T_FREE(big[i]);
+  CHECK(qmt_heap_validate());
+
+  /* Round 2: malloc_trim collects what the shares left. (Each round's slow path is the first
+   * block of a class new to the thread.) */
+  fill_and_free_remotely(base);
+  one_slow_path(3500);
+  CHECK(in_use() - base < BLOCKS);
+  qmt_trim();
+  CHECKF(in_use() == base, "malloc_trim left %zu blocks waiting", in_use() - base);
+
+  /* Round 3: a large allocation collects everything (its blocks may free whole spans). */
+  fill_and_free_remotely(base);
+  one_slow_path(4000);
+  void *large = T_MALLOC(256 * 1024);
+  CHECK(large != NULL);
+  CHECKF(in_use() == base, "a large allocation left %zu blocks waiting", in_use() - base);
+  T_FREE(large);
+
+  /* The drained blocks serve again, and hold what is written into them. */
+  for (size_t i = 0; i < BLOCKS; i++) {
+    blocks[i] = T_MALLOC(BLOCK_SIZE);
+    CHECK(blocks[i] != NULL);
+    memset(blocks[i], 0x5a, BLOCK_SIZE);
+  }
+  for (size_t i = 0; i < BLOCKS; i++) {
+    CHECK(((unsigned char *)blocks[i])[0] == 0x5a && ((unsigned char *)blocks[i])[BLOCK_SIZE - 1] == 0x5a);
+    T_FREE(blocks[i]);
+  }
+  CHECK(qmt_heap_validate());
+  return NULL;
+}
+
+/* Round 4: the thread exits with parcels half drained. */
+static void *worker_exit(void *arg) {
+  (void)arg;
+  size_t base = in_use();
+  for (size_t i = 0; i < BLOCKS; i++) {
+    blocks[i] = T_MALLOC(BLOCK_SIZE);
+    CHECK(blocks[i] != NULL);
+  }
+  qmt_in_thread(free_all);
+  one_slow_path(3000);
+  CHECK(in_use() - base < BLOCKS && in_use() - base > 0);
+  return NULL;
+}
+
+int main(void) {
+  qmt_start("inbox_share");
+  if (!qmt_strict) {
+    fprintf(stderr, "inbox_share: skipped (qmalloc is not the malloc in use)\n");
+    return 0;
+  }
+  qmt_in_thread(worker);
+
+  size_t base = in_use();
+  qmt_in_thread(worker_exit);
+  CHECKF(in_use() == base, "%zu blocks still counted in use after the thread exited", in_use() - base);
+  CHECK(qmt_heap_validate());
+  return check_result("inbox_share");
+}
