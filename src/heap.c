@@ -192,7 +192,6 @@ void _qm_heap_segment_unlink(qm_heap_t *heap, qm_segment_t *segment) {
 
 /* One block from the inbox back onto its page, or on to its segment's new owner. */
 static inline void collect_block(qm_heap_t *heap, qm_block_t *block) {
-  heap->inbox_collected++;
   qm_segment_t *segment = qm_segment_of(block);
   if (atomic_load_explicit(&segment->owner_heap, memory_order_relaxed) == heap)
     qm_free_local(heap, segment, block);
@@ -200,58 +199,67 @@ static inline void collect_block(qm_heap_t *heap, qm_block_t *block) {
     _qm_free_collected(block); /* arrived after its segment changed hands */
 }
 
-/* Makes parcel the one being drained: finds the end of its entries within the first QM_AHEAD,
- * prefetching the blocks they name, and prefetches the parcel after it. */
-static void drain_begin(qm_heap_t *heap, qm_block_t *parcel, bool cpu_prefetchw) {
-  __builtin_prefetch(qm_link_get(parcel)); /* the next parcel; a prefetch of NULL is harmless */
-  uint32_t end = (uint32_t)qm_parcel_capacity_of(parcel); /* 0 for 16-byte and large blocks */
+/* Starts on a parcel: prefetches the parcel after it and the blocks its first QM_AHEAD entries
+ * name, and returns the end of its entries as far as that shows (its capacity, or the NULL found
+ * before it; 0 for 16-byte and large blocks, which carry none). */
+static inline uint32_t parcel_begin(qm_block_t *parcel, bool cpu_prefetchw) {
+  __builtin_prefetch(qm_link_get(parcel)); /* a prefetch of NULL is harmless */
+  uint32_t end = (uint32_t)qm_parcel_capacity_of(parcel);
   for (uint32_t i = 0; i < end && i < QM_AHEAD; i++)
     if (!qm_parcel_prefetch(qm_parcel_slot(parcel, i), cpu_prefetchw))
       end = i;
-  heap->drain_parcel = parcel;
-  heap->drain_slot = 0;
-  heap->drain_end = end;
+  return end;
 }
 
 /* Collects up to budget blocks: the rest of the parcels taken before, then (once) the inbox.
  * Each listed block is a miss: the cursor runs QM_AHEAD entries in front of the one collected,
  * prefetching, so that that many misses are in flight at once; it is also what finds the NULL
  * that ends a parcel's entries (the entries are never read past it). A parcel is collected after
- * its entries, as the last thing read from it is its link. */
+ * its entries, as the last thing read from it is its link. The cursor lives in locals and is
+ * stored back once: with 16-byte blocks every block is a parcel. */
 static void collect(qm_heap_t *heap, size_t budget) {
   const bool cpu_prefetchw = _qm_cpu_prefetchw;
+  const size_t budget_given = budget;
+  qm_block_t *parcel = heap->drain_parcel;
+  uint32_t slot = heap->drain_slot, end = heap->drain_end;
   bool inbox_taken = false;
   /* The idle-inbox purge (purge.c) tells an owner that drains from one that does not by this. */
   __atomic_store_n(&heap->inbox_drains, heap->inbox_drains + 1, __ATOMIC_RELAXED);
   while (budget != 0) {
-    qm_block_t *parcel = heap->drain_parcel;
     if (parcel == NULL) {
       if (inbox_taken)
-        return;
+        break;
       inbox_taken = true;
       parcel = atomic_exchange_explicit(&heap->inbox, NULL, memory_order_acquire);
       if (parcel == NULL)
-        return;
-      drain_begin(heap, parcel, cpu_prefetchw);
+        break;
+      slot = 0;
+      end = parcel_begin(parcel, cpu_prefetchw);
     }
-    uint32_t slot = heap->drain_slot, end = heap->drain_end;
     for (; slot < end && budget != 0; slot++, budget--) {
-      if (slot + QM_AHEAD < end && !qm_parcel_prefetch(qm_parcel_slot(parcel, slot + QM_AHEAD), cpu_prefetchw))
+      if (slot + QM_AHEAD < end &&
+          !qm_parcel_prefetch(qm_parcel_slot(parcel, slot + QM_AHEAD), cpu_prefetchw))
         end = slot + QM_AHEAD;
       collect_block(heap, qm_parcel_get(qm_parcel_slot(parcel, slot)));
     }
-    heap->drain_slot = slot;
-    heap->drain_end = end;
     if (budget == 0)
-      return;
-    qm_block_t *next = qm_link_get(parcel);
-    collect_block(heap, parcel);
-    budget--;
-    heap->drain_parcel = NULL;
-    heap->drain_slot = heap->drain_end = 0;
-    if (next != NULL)
-      drain_begin(heap, next, cpu_prefetchw);
+      break;
+    /* The parcel itself, and those that follow without entries (16-byte blocks) in a tight loop. */
+    do {
+      qm_block_t *next = qm_link_get(parcel);
+      collect_block(heap, parcel);
+      budget--;
+      parcel = next;
+      slot = end = 0;
+      if (parcel == NULL)
+        break;
+      end = parcel_begin(parcel, cpu_prefetchw);
+    } while (end == 0 && budget != 0);
   }
+  heap->drain_parcel = parcel;
+  heap->drain_slot = slot;
+  heap->drain_end = end;
+  heap->inbox_collected += budget_given - budget;
 }
 
 void _qm_heap_collect_inbox(qm_heap_t *heap) { collect(heap, SIZE_MAX); }

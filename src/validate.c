@@ -230,10 +230,11 @@ bool _qm_heap_is_valid(qm_heap_t *heap) {
   } else {
     CHECK(&v, heap->drain_slot <= heap->drain_end && heap->drain_end <= qm_parcel_capacity_of(parcel),
           "drain cursor %u..%u outside parcel %p", heap->drain_slot, heap->drain_end, (void *)parcel);
-    uint32_t seen = heap->drain_slot + QM_AHEAD < heap->drain_end ? heap->drain_slot + QM_AHEAD : heap->drain_end;
+    uint32_t seen =
+        heap->drain_slot + QM_AHEAD < heap->drain_end ? heap->drain_slot + QM_AHEAD : heap->drain_end;
     for (uint32_t i = heap->drain_slot; i < seen && v.errors == 0; i++)
-      CHECK(&v, qm_parcel_get(qm_parcel_slot(parcel, i)) != NULL, "parcel %p: entry %u before the end is NULL",
-            (void *)parcel, i);
+      CHECK(&v, qm_parcel_get(qm_parcel_slot(parcel, i)) != NULL,
+            "parcel %p: entry %u before the end is NULL", (void *)parcel, i);
   }
   return v.errors == 0;
 }

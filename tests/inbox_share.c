@@ -76,8 +76,9 @@ static void *worker(void *arg) {
     CHECK(big[n] != NULL);
     n++;
   }
-  CHECKF(in_use() == base, "%zu blocks still waiting after %zu allocations of %d bytes (about %zu slow paths)",
-         in_use() - base, n, BIG, n / 8);
+  CHECKF(in_use() == base,
+         "%zu blocks still waiting after %zu allocations of %d bytes (about %zu slow paths)", in_use() - base,
+         n, BIG, n / 8);
   for (size_t i = 0; i < n; i++)
     T_FREE(big[i]);
   CHECK(qmt_heap_validate());
