@@ -181,13 +181,14 @@ void _qm_heap_segment_unlink(qm_heap_t *heap, qm_segment_t *segment) {
  * Every block in the inbox is a cache line the owner must take back from the core that freed it,
  * and a drain ran as long as the inbox was: in `larson` a malloc that drained took a hundred blocks
  * or more in one call out of a thousand, which set the p99.9 of malloc. So a small slow path
- * collects a share: at least QM_DRAIN_SHARE_MIN blocks, or a QM_DRAIN_SHARE_DIV-th of the backlog
- * (blocks pushed minus blocks collected) if that is more. The share grows with the backlog, so the
- * drains keep up with any rate of remote frees: at a steady rate the backlog settles at
- * QM_DRAIN_SHARE_DIV times what arrives between two slow paths. The rest of a taken inbox waits in
- * drain_parcel for the next slow path; the inbox is taken again only when that is done, so parcels
- * are collected in the order they were taken. Everything else that drains (large allocations,
- * trim, thread exit, first-class heaps handed back) collects all of it.
+ * collects QM_DRAIN_SHARE blocks, and leaves the rest of a taken inbox in drain_parcel for the next
+ * one; the inbox is taken again only when that is done, so parcels are collected in the order they
+ * were taken. When the drains fall behind (more than QM_DRAIN_BACKLOG_MAX blocks pushed and not yet
+ * collected: a thread that was off its core while others freed into it, a producer whose consumer
+ * frees faster than it runs slow paths) the slow path collects everything, as one long drain: a
+ * share that grew with the backlog instead made dozens of calls of a hundred blocks or more out of
+ * one. Everything else that drains (large allocations, trim, thread exit, first-class heaps handed
+ * back) collects all of it.
  * ------------------------------------------------------------------------------------------- */
 
 /* One block from the inbox back onto its page, or on to its segment's new owner. */
@@ -268,10 +269,7 @@ void _qm_heap_collect_share(qm_heap_t *heap) {
   uint64_t pushed = atomic_load_explicit(&heap->inbox_pushed, memory_order_relaxed);
   /* A pusher adds its count after its push: the difference may lag, or briefly be negative. */
   int64_t backlog = (int64_t)(pushed - heap->inbox_collected);
-  size_t budget = QM_DRAIN_SHARE_MIN;
-  if (backlog / QM_DRAIN_SHARE_DIV > QM_DRAIN_SHARE_MIN)
-    budget = (size_t)(backlog / QM_DRAIN_SHARE_DIV);
-  collect(heap, budget);
+  collect(heap, backlog > QM_DRAIN_BACKLOG_MAX ? SIZE_MAX : QM_DRAIN_SHARE);
 }
 
 /* ---------------------------------------------------------------------------------------------

@@ -304,8 +304,10 @@ static bool release_purged_segments(qm_heap_t *heap) {
  * OS pages that lie wholly inside blocks the inbox lists, and puts the inbox back. The owner
  * drains it as before when it wakes; the link it writes into each block faults in a zeroed page.
  * Parcels are left as they are (they carry the entries), and so is the part of the chain a
- * previous visit handled. Nothing here needs the owner's help nor stops it: the inbox is taken and
- * put back with the operations every freeing thread uses, and the blocks stay the owner's.
+ * previous visit handled, and so are parcels the owner has taken and only partly collected (its
+ * drain_parcel: its alone; a small slow path collects a share at a time, heap.c). Nothing here
+ * needs the owner's help nor stops it: the inbox is taken and put back with the operations every
+ * freeing thread uses, and the blocks stay the owner's.
  * ------------------------------------------------------------------------------------------- */
 
 /* The most entries one visit sorts (a 512 KiB scratch mapping): the visit holds the heap list's

@@ -1,33 +1,36 @@
 /* Blocks other threads free into a heap are drained in shares (heap.c, "Draining the inbox in
- * shares"): a small slow path collects a part of the inbox proportional to the backlog, never the
- * whole of a long one, and the rest waits for the next slow paths; everything else that drains
- * (a large allocation, malloc_trim, thread exit) collects all of it.
+ * shares"): a small slow path collects a few blocks of the inbox (16) and the rest waits for the
+ * next slow paths, unless the backlog is long (over 1024 blocks), when it collects everything;
+ * everything else that drains (a large allocation, malloc_trim, thread exit) collects all of it.
  *
- * A worker allocates 4096 blocks of 80 bytes and another thread frees them all into its inbox.
+ * A worker allocates 512 blocks of 80 bytes and another thread frees them all into its inbox.
  * Counted with the statistics (blocks waiting in an inbox count as in use):
  *   - the worker's next slow path collects at least 16 of them and at most a quarter;
  *   - its later slow paths (8 KiB blocks, a page of 8 each) collect the rest;
  *   - with a share of a second round collected, malloc_trim collects the rest; of a third round, a
- *     large allocation; of a fourth, in another worker, that thread's exit.
+ *     large allocation; of a fourth, in another worker, that thread's exit;
+ *   - of 4096 blocks (a fifth round), the next slow path collects all.
  * The heap validator runs while parcels wait half drained, and the blocks are used again.
  */
 #include <pthread.h>
 
 #include "stats_api.h"
 
-#define BLOCKS 4096
+#define BLOCKS 512       /* a backlog the shares take */
+#define MANY_BLOCKS 4096 /* one a slow path collects at once */
 #define BLOCK_SIZE 80
 #define BIG 8192
 #define MAX_BIG 4000
 
-static void *blocks[BLOCKS];
+static void *blocks[MANY_BLOCKS];
+static size_t count = BLOCKS; /* how many of blocks[] a round uses */
 static void *big[MAX_BIG];
 
 static void *free_all(void *arg) {
   (void)arg;
   void *own = T_MALLOC(32); /* a heap of its own, so the frees go in batches */
   CHECK(own != NULL);
-  for (size_t i = 0; i < BLOCKS; i++)
+  for (size_t i = 0; i < count; i++)
     T_FREE(blocks[i]);
   T_FREE(own);
   return NULL; /* exit flushes the last batch */
@@ -41,14 +44,14 @@ static size_t in_use(void) {
 
 /* Allocates the blocks (filled) and has another thread free them all: all of them wait. */
 static void fill_and_free_remotely(size_t base) {
-  for (size_t i = 0; i < BLOCKS; i++) {
+  for (size_t i = 0; i < count; i++) {
     blocks[i] = T_MALLOC(BLOCK_SIZE);
     CHECK(blocks[i] != NULL);
     memset(blocks[i], (int)(i & 0xff), BLOCK_SIZE);
   }
   qmt_in_thread(free_all);
   size_t waiting = in_use() - base;
-  CHECKF(waiting == BLOCKS, "%zu of %d blocks counted in use after the remote frees", waiting, BLOCKS);
+  CHECKF(waiting == count, "%zu of %zu blocks counted in use after the remote frees", waiting, count);
 }
 
 /* One small slow path: the first block of a class the worker has not used yet. */
@@ -109,6 +112,15 @@ static void *worker(void *arg) {
     CHECK(((unsigned char *)blocks[i])[0] == 0x5a && ((unsigned char *)blocks[i])[BLOCK_SIZE - 1] == 0x5a);
     T_FREE(blocks[i]);
   }
+  CHECK(qmt_heap_validate());
+
+  /* Round 5: a backlog too long for shares (the drains have fallen behind) goes at once. */
+  count = MANY_BLOCKS;
+  fill_and_free_remotely(base);
+  one_slow_path(4500);
+  CHECKF(in_use() == base, "the first slow path after %d remote frees left %zu blocks waiting", MANY_BLOCKS,
+         in_use() - base);
+  count = BLOCKS;
   CHECK(qmt_heap_validate());
   return NULL;
 }
