@@ -398,11 +398,11 @@ typedef struct qm_heap_stats_s {
  *   A heap is on the live list (live_next/live_prev) from the moment it leaves the pool until it
  *   goes back; pool_next is meaningful only while it is in the pool.
  */
-#define QM_REMOTE_SLOTS 8         /* batches per heap, one owner each, chosen by a hash of the owner */
-#define QM_REMOTE_BATCH 32        /* blocks in a batch before it is pushed (parcels and their entries) */
-#define QM_AHEAD 8                /* how many entries ahead the owner's drain prefetches (heap.c) */
-#define QM_DRAIN_SHARE 16         /* blocks of the inbox a small slow path collects (heap.c) */
-#define QM_DRAIN_BACKLOG_MAX 1024 /* ... all of them once more than this many wait */
+#define QM_REMOTE_SLOTS 8        /* batches per heap, one owner each, chosen by a hash of the owner */
+#define QM_REMOTE_BATCH 32       /* blocks in a batch before it is pushed (parcels and their entries) */
+#define QM_AHEAD 8               /* how many entries ahead the owner's drain prefetches (heap.c) */
+#define QM_DRAIN_SHARE 16        /* blocks of the inbox a small slow path collects (heap.c) */
+#define QM_DRAIN_BACKLOG_MAX 256 /* ... all of them once more than this many wait */
 
 /* Blocks one thread freed that belong to another thread heap, held back so that they reach the
  * owner's inbox together: one compare-and-swap per QM_REMOTE_BATCH blocks instead of one per

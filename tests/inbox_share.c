@@ -1,9 +1,9 @@
 /* Blocks other threads free into a heap are drained in shares (heap.c, "Draining the inbox in
  * shares"): a small slow path collects a few blocks of the inbox (16) and the rest waits for the
- * next slow paths, unless the backlog is long (over 1024 blocks), when it collects everything;
+ * next slow paths, unless the backlog is long (over 256 blocks), when it collects everything;
  * everything else that drains (a large allocation, malloc_trim, thread exit) collects all of it.
  *
- * A worker allocates 512 blocks of 80 bytes and another thread frees them all into its inbox.
+ * A worker allocates 192 blocks of 80 bytes and another thread frees them all into its inbox.
  * Counted with the statistics (blocks waiting in an inbox count as in use):
  *   - the worker's next slow path collects at least 16 of them and at most a quarter;
  *   - its later slow paths (8 KiB blocks, a page of 8 each) collect the rest;
@@ -16,7 +16,7 @@
 
 #include "stats_api.h"
 
-#define BLOCKS 512       /* a backlog the shares take */
+#define BLOCKS 192       /* a backlog the shares take */
 #define MANY_BLOCKS 4096 /* one a slow path collects at once */
 #define BLOCK_SIZE 80
 #define BIG 8192
