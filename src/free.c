@@ -76,7 +76,8 @@ void _qm_inbox_push_chain(qm_heap_t *owner, qm_block_t *first, qm_block_t *last,
   } while (!atomic_compare_exchange_weak_explicit(&owner->inbox, &head, first, memory_order_release,
                                                   memory_order_relaxed));
   /* After the push, so that the owner's backlog may lag but never counts blocks it cannot take
-   * yet; the inbox's cache line is this thread's after the exchange, so the add costs no miss. */
+   * yet; inbox_pushed lies on the inbox's cache line (heap.c), which the exchange has just taken,
+   * so the add costs no miss. */
   if (count != 0)
     atomic_fetch_add_explicit(&owner->inbox_pushed, count, memory_order_relaxed);
 }

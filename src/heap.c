@@ -265,6 +265,11 @@ static void collect(qm_heap_t *heap, size_t budget) {
 
 void _qm_heap_collect_inbox(qm_heap_t *heap) { collect(heap, SIZE_MAX); }
 
+/* A pusher adds its count right after its push (free.c): beside the inbox, on the line the push
+ * has just taken. */
+_Static_assert(offsetof(qm_heap_t, inbox) / 64 == offsetof(qm_heap_t, inbox_pushed) / 64,
+               "inbox and inbox_pushed share a cache line");
+
 void _qm_heap_collect_share(qm_heap_t *heap) {
   uint64_t pushed = atomic_load_explicit(&heap->inbox_pushed, memory_order_relaxed);
   /* A pusher adds its count after its push: the difference may lag, or briefly be negative. */
