@@ -687,7 +687,8 @@ def markdown_report(doc):
             ("Time of the measured phase", "The workload's own clock around its measured work (`seconds`); "
              "for the real programs (python, cc) the wall time of the whole program.", "seconds", "seconds"),
             ("Wall time", "The whole process, from start to exit, timed by the runner.", "wall_s", "seconds"),
-            ("Peak RSS", "The largest resident set of the process (`ru_maxrss` from wait4).", "peak_rss_bytes",
+            ("Peak RSS", "The largest resident set of the process (`ru_maxrss` from wait4; on Linux 6.2 and later "
+             "it can read up to 128 KiB per CPU below the real peak, see BENCHMARKS.md).", "peak_rss_bytes",
              "bytes"),
             ("Minor page faults", "`ru_minflt`: pages touched for the first time, or again after being "
              "given back to the system.", "minor_faults", "count")):
