@@ -444,6 +444,9 @@ int _qm_segment_free_abandoned(qm_segment_t *segment, qm_block_t *block);
 bool _qm_segment_collect_abandoned(qm_heap_t *heap);
 /* Purges and unmaps cached segments that have waited long enough. */
 void _qm_segment_cache_decay(uint64_t now);
+/* Purges the free spans of abandoned segments that have waited the purge delay (from the decay
+ * passes, so that this happens even when no thread starts or exits). */
+void _qm_segment_abandoned_decay(uint64_t now);
 /* Unmaps cached segments; returns whether anything was released. */
 bool _qm_segment_cache_trim(void);
 size_t _qm_segment_abandoned_count(void);

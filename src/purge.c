@@ -482,8 +482,10 @@ void _qm_heap_decay(qm_heap_t *heap, uint64_t now) {
   _qm_huge_cache_decay(now);
   uint64_t due = atomic_load_explicit(&others_due_ns, memory_order_relaxed);
   if (now >= due && atomic_compare_exchange_strong_explicit(&others_due_ns, &due, now + interval,
-                                                            memory_order_relaxed, memory_order_relaxed))
+                                                            memory_order_relaxed, memory_order_relaxed)) {
     _qm_purge_other_heaps(heap, spans_dirty_before);
+    _qm_segment_abandoned_decay(now);
+  }
 }
 
 bool _qm_heap_purge_all(qm_heap_t *heap) {

@@ -143,7 +143,9 @@ bool _qm_segment_cache_trim(void) {
  *          from the front, where memory is most likely still warm.
  *   clean  (abandoned == 2): their free spans have been purged. A segment moves here from the
  *          back of the dirty list once it has waited the purge delay, checked whenever the lists
- *          change; so the memory of exited threads is given back unless a new thread soon reuses it.
+ *          change and once per decay interval by some live heap's pass; so the memory of exited
+ *          threads is given back unless a new thread soon reuses it, even in a program whose
+ *          threads stop starting and exiting.
  * ------------------------------------------------------------------------------------------- */
 
 typedef struct segment_list_s {
@@ -207,6 +209,17 @@ static void abandoned_decay_locked(uint64_t now) {
     oldest->abandoned = 2;
     list_push_front(&abandoned_clean, oldest);
   }
+}
+
+void _qm_segment_abandoned_decay(uint64_t now) {
+  if (_qm_segment_abandoned_count() == 0)
+    return;
+  /* A pass never waits here: a thread holding the lock is adopting or abandoning, and decays the
+   * list itself. */
+  if (!_qm_trylock(&abandoned_lock))
+    return;
+  abandoned_decay_locked(now);
+  _qm_unlock(&abandoned_lock);
 }
 
 void _qm_segment_abandon(qm_heap_t *heap, qm_segment_t *segment) {
