@@ -120,8 +120,13 @@ static inline void qm_free_local(qm_heap_t *heap, qm_segment_t *segment, void *p
     qm_block_set_next(page, block, page->free);
     page->free = block;
     qm_stats_small_free(heap, page);
-    if (--page->used == 0)
-      _qm_page_release_if_idle(heap, page);
+    /* One test for both: the page empties, or it had no used block, so the block was free already
+     * (a double free the head check misses, or one that looped an inbox's chain: this ends what
+     * would go round the loop for good). */
+    uint32_t used = page->used;
+    page->used = used - 1;
+    if (qm_unlikely(used <= 1))
+      _qm_page_free_emptied(heap, page, block);
     return;
   }
   _qm_page_free_flagged(heap, page, block);

@@ -69,6 +69,38 @@ void qm_free_aligned_sized(void *p, size_t alignment, size_t size) {
 
 void _qm_free_local(qm_heap_t *heap, qm_segment_t *segment, void *p) { qm_free_local(heap, segment, p); }
 
+/* A chain of parcels has a cycle only if the program freed a block twice from other threads while
+ * it waited to be collected: freeing it again rewrote its link. The walk compares each parcel with
+ * one it saw earlier, taken again at every power of two (Brent's method), so a cycle is found
+ * within twice its length plus its distance from the start; the second walk then finds where it
+ * closes, which is the block freed twice. */
+static qm_cold qm_noreturn void chain_cycle_fatal(qm_block_t *first, size_t length) {
+  qm_block_t *ahead = first, *behind = first;
+  for (size_t i = 0; i < length; i++)
+    ahead = qm_link_get(ahead);
+  while (ahead != behind) {
+    ahead = qm_link_get(ahead);
+    behind = qm_link_get(behind);
+  }
+  _qm_fatal("double free: block %p was freed twice by other threads", (void *)behind);
+}
+
+qm_block_t *_qm_inbox_chain_last(qm_block_t *first, size_t *parcels) {
+  qm_block_t *seen = first, *last = first;
+  size_t count = 1, power = 1, length = 1;
+  for (qm_block_t *next; (next = qm_link_get(last)) != NULL; last = next, count++, length++) {
+    if (next == seen)
+      chain_cycle_fatal(first, length);
+    if (length == power) {
+      seen = next;
+      power *= 2;
+      length = 0;
+    }
+  }
+  *parcels = count;
+  return last;
+}
+
 void _qm_inbox_push_chain(qm_heap_t *owner, qm_block_t *first, qm_block_t *last, size_t count) {
   qm_block_t *head = atomic_load_explicit(&owner->inbox, memory_order_relaxed);
   do {

@@ -53,7 +53,7 @@ void _qm_heap_reset(qm_heap_t *heap) {
   heap->slow_path_count = 0;
   heap->pages_emptied = heap->pages_emptied_swept = 0;
   heap->inbox_drains = heap->purge_seen_drains = 0;
-  heap->inbox_purged = NULL;
+  heap->inbox_purged = heap->inbox_purge_seen = NULL;
   /* inbox_pushed and inbox_collected run on across the struct's lives: blocks pushed while it sat
    * in the pool are collected by its next owner. */
   heap->drain_parcel = NULL;
@@ -212,6 +212,100 @@ static inline uint32_t parcel_begin(qm_block_t *parcel, bool cpu_prefetchw) {
   return end;
 }
 
+/* ---------------------------------------------------------------------------------------------
+ * Collecting an inbox that was purged
+ *
+ * Another thread's decay pass may have purged the OS pages inside the blocks that wait in the inbox
+ * of an owner that drains nothing (purge.c, "The inbox of an idle heap"). Collecting them one by
+ * one writes each block's link into its page's free list, and so faults every purged page back in:
+ * a main thread that waited in pthread_join while its workers freed what it had made grew by all
+ * of that memory when it woke. So the first collect after such a visit takes the whole chain at
+ * once and sorts its blocks by address. A page all of whose used blocks are on the chain is emptied
+ * without a write into any of them: it goes back to the span layer, or, if its class allocates
+ * from it, is uncarved. Only the blocks of the other pages are linked, as collect_block does.
+ * ------------------------------------------------------------------------------------------- */
+
+/* Empties a page whose used blocks are the `count` addresses at `listed` (ascending, distinct),
+ * without writing into them; false, having changed nothing, if one of them is no carved block of
+ * the page. One that is already free is a double free. */
+static bool page_empty_unwritten(qm_heap_t *heap, qm_page_t *page, const uintptr_t *listed, size_t count,
+                                 qm_purge_list_t *purges) {
+  uintptr_t start = (uintptr_t)qm_page_start(page);
+  size_t block_size = page->block_size;
+  for (size_t i = 0; i < count; i++) {
+    uintptr_t offset = listed[i] - start;
+    if (offset % block_size != 0 || offset / block_size >= page->capacity)
+      return false;
+  }
+  uint64_t free_bits[QM_PAGE_BLOCKS_MAX / 64];
+  _qm_page_free_bits(page, free_bits);
+  for (size_t i = 0; i < count; i++) {
+    size_t index = (listed[i] - start) / block_size;
+    if ((free_bits[index / 64] >> (index % 64)) & 1)
+      _qm_fatal("double free: block %p (size %zu) is already free", (void *)listed[i], block_size);
+  }
+  for (size_t i = 0; i < count; i++)
+    qm_stats_small_free(heap, page);
+  page->used = 0;
+  qm_page_list_t *queue = &heap->class_queue[page->size_class];
+  if (!(page->flags & QM_PAGE_IN_FULL)) {
+    if (queue->first == page) {
+      _qm_page_uncarve_reset(page, purges);
+      return true;
+    }
+    qm_list_remove(queue, page);
+  }
+  page->flags = 0;
+  _qm_span_free(heap, page);
+  return true;
+}
+
+/* Collects every block of a chain taken from the inbox (above); returns how many, or 0 when no
+ * scratch memory could be mapped (the caller then collects the chain as usual). */
+static size_t collect_purged(qm_heap_t *heap, qm_block_t *chain) {
+  size_t count;
+  _qm_inbox_chain_last(chain, &count); /* aborts on a loop, which the walks below would not end */
+  for (qm_block_t *parcel = chain; parcel != NULL; parcel = qm_link_get(parcel))
+    count += qm_parcel_length(parcel, qm_parcel_capacity_of(parcel));
+  size_t os_page = _qm_os_page_size();
+  size_t bytes = (count * sizeof(uintptr_t) + os_page - 1) & ~(os_page - 1);
+  uintptr_t *blocks = _qm_os_map(bytes);
+  if (blocks == NULL)
+    return 0;
+  /* Every address is read before any block is collected: collecting a parcel writes its link. */
+  size_t n = 0;
+  for (qm_block_t *parcel = chain; parcel != NULL; parcel = qm_link_get(parcel)) {
+    size_t length = qm_parcel_length(parcel, qm_parcel_capacity_of(parcel));
+    for (size_t i = 0; i < length; i++)
+      blocks[n++] = (uintptr_t)qm_parcel_get(qm_parcel_slot(parcel, i));
+    blocks[n++] = (uintptr_t)parcel;
+  }
+  _qm_sort_addresses(blocks, n);
+  qm_purge_list_t purges;
+  purges.count = 0;
+  for (size_t i = 0, end; i < n; i = end) {
+    void *p = (void *)blocks[i];
+    qm_segment_t *segment = qm_segment_of(p);
+    end = i + 1;
+    if (atomic_load_explicit(&segment->owner_heap, memory_order_relaxed) == heap) {
+      qm_page_t *page = qm_page_of(segment, p);
+      if (page->kind == QM_SPAN_SMALL && !(page->flags & QM_PAGE_NOT_IN_USE)) {
+        uintptr_t page_end = (uintptr_t)qm_page_start(page) + ((size_t)page->slice_count << QM_SLICE_SHIFT);
+        for (; end < n && blocks[end] < page_end; end++)
+          if (blocks[end] == blocks[end - 1])
+            _qm_fatal("double free: block %p was freed twice by other threads", (void *)blocks[end]);
+        if (end - i == page->used && page_empty_unwritten(heap, page, blocks + i, end - i, &purges))
+          continue;
+      }
+    }
+    for (size_t j = i; j < end; j++)
+      collect_block(heap, (qm_block_t *)blocks[j]);
+  }
+  _qm_os_purge_flush(&purges);
+  _qm_os_unmap(blocks, bytes);
+  return n;
+}
+
 /* Collects up to budget blocks: the rest of the parcels taken before, then (once) the inbox.
  * Each listed block is a miss: the cursor runs QM_AHEAD entries in front of the one collected,
  * prefetching, so that that many misses are in flight at once; it is also what finds the NULL
@@ -224,6 +318,7 @@ static void collect(qm_heap_t *heap, size_t budget) {
   qm_block_t *parcel = heap->drain_parcel;
   uint32_t slot = heap->drain_slot, end = heap->drain_end;
   bool inbox_taken = false;
+  size_t collected_unbudgeted = 0; /* by collect_purged, which takes the whole chain */
   /* The idle-inbox purge (purge.c) tells an owner that drains from one that does not by this. */
   __atomic_store_n(&heap->inbox_drains, heap->inbox_drains + 1, __ATOMIC_RELAXED);
   while (budget != 0) {
@@ -234,6 +329,17 @@ static void collect(qm_heap_t *heap, size_t budget) {
       parcel = atomic_exchange_explicit(&heap->inbox, NULL, memory_order_acquire);
       if (parcel == NULL)
         break;
+      /* The first take after a visit purged the inbox (the visit stores the mark before it puts
+       * the chain back) goes the way that does not fault the purged pages in. */
+      qm_block_t *purged = __atomic_load_n(&heap->inbox_purged, __ATOMIC_RELAXED);
+      if (qm_unlikely(purged != NULL && purged != heap->inbox_purge_seen)) {
+        heap->inbox_purge_seen = purged;
+        collected_unbudgeted = collect_purged(heap, parcel);
+        if (collected_unbudgeted != 0) {
+          parcel = NULL;
+          break;
+        }
+      }
       slot = 0;
       end = parcel_begin(parcel, cpu_prefetchw);
     }
@@ -260,7 +366,7 @@ static void collect(qm_heap_t *heap, size_t budget) {
   heap->drain_parcel = parcel;
   heap->drain_slot = slot;
   heap->drain_end = end;
-  heap->inbox_collected += budget_given - budget;
+  heap->inbox_collected += budget_given - budget + collected_unbudgeted;
 }
 
 void _qm_heap_collect_inbox(qm_heap_t *heap) { collect(heap, SIZE_MAX); }

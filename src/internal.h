@@ -487,6 +487,9 @@ void _qm_page_free_flagged(qm_heap_t *heap, qm_page_t *page, qm_block_t *block);
 /* Frees the spans of pages with no used block (all but each queue's current page if keep_current,
  * and then only if an empty page may have been left behind a queue's front since the last sweep). */
 bool _qm_heap_sweep_pages(qm_heap_t *heap, bool keep_current);
+/* After an owner's free took a page's used count from 1 to 0 (the page is released if idle) or
+ * from 0 (wrapped to UINT32_MAX: the block was free already, reported). */
+void _qm_page_free_emptied(qm_heap_t *heap, qm_page_t *page, qm_block_t *block);
 /* Frees the span of a page with no used block, unless it is its queue's current page. */
 void _qm_page_release_if_idle(qm_heap_t *heap, qm_page_t *page);
 /* The free fast path emptied a page of segment (owned by the calling thread): counts it for the
@@ -497,6 +500,10 @@ void _qm_page_adopt(qm_heap_t *heap, qm_page_t *page);
 /* Refreshes heap->direct[] and class_page[] for a class after its queue's first page changed. */
 void _qm_heap_update_class_page(qm_heap_t *heap, size_t cls);
 
+/* Makes an empty small page never carved again (capacity 0, no free list, no holes), whatever its
+ * free list held, and adds its carved part to purges where the page starts on an OS page (purge.c).
+ * Returns the bytes added. */
+size_t _qm_page_uncarve_reset(qm_page_t *page, qm_purge_list_t *purges);
 /* Blocks of a small page that overlap its holes go back on its free list (the page ran dry). */
 void _qm_page_refill_holes(qm_page_t *page);
 
@@ -523,6 +530,9 @@ bool _qm_heap_purge_all(qm_heap_t *heap);
 /* Purges the free spans of every heap but self that have been dirty since before older_than;
  * heaps whose owner is busy in its span layer are skipped. Any thread. */
 bool _qm_purge_other_heaps(qm_heap_t *self, uint64_t older_than);
+/* Sorts a[0 .. n) ascending, in place: a heap sort, with no allocation and no recursion, since the
+ * library may not call its own malloc from where it sorts (purge.c). */
+void _qm_sort_addresses(uintptr_t *a, size_t n);
 #define QM_PAGE_BLOCKS_MAX (QM_SLICE_SIZE * 8 / 16) /* the most blocks a page holds: 64 KiB of 16 B */
 /* Sets bit i of free_bits (QM_PAGE_BLOCKS_MAX bits) for each carved block i of a small page that is
  * free: on its free list or in a hole; the bits of used blocks are clear. */
@@ -645,6 +655,9 @@ size_t _qm_usable_size(const void *p);
 void _qm_free_collected(void *p);
 /* The owner's free of a block of a normal segment. */
 void _qm_free_local(qm_heap_t *heap, qm_segment_t *segment, void *p);
+/* The last parcel of a chain taken from an inbox (first != NULL), and in *parcels how many there
+ * are; a chain that loops (a block freed twice from other threads) is reported and aborts. */
+qm_block_t *_qm_inbox_chain_last(qm_block_t *first, size_t *parcels);
 /* Pushes the parcels first .. last (linked with qm_link_set) onto owner's inbox. Any thread. */
 void _qm_inbox_push_chain(qm_heap_t *owner, qm_block_t *first, qm_block_t *last, size_t count);
 

@@ -270,7 +270,7 @@ void _qm_page_free_flagged(qm_heap_t *heap, qm_page_t *page, qm_block_t *block) 
     qm_heap_decay_tick(heap);
     return;
   }
-  if (qm_unlikely(qm_block_is_free(page, block)))
+  if (qm_unlikely(page->used == 0 || qm_block_is_free(page, block)))
     _qm_fatal("double free: block %p (size %u) is already free", (void *)block, page->block_size);
   qm_block_set_next(page, block, page->free);
   page->free = block;
@@ -284,6 +284,15 @@ void _qm_page_free_flagged(qm_heap_t *heap, qm_page_t *page, qm_block_t *block) 
   }
   if (page->used == 0)
     _qm_page_release_if_idle(heap, page);
+}
+
+void _qm_page_free_emptied(qm_heap_t *heap, qm_page_t *page, qm_block_t *block) {
+  /* The block need not be the one freed twice: a drain that went round a looped chain may have
+   * followed a link the first free wrote, into the page's free list. The page is named too. */
+  if (page->used == UINT32_MAX)
+    _qm_fatal("double free: block %p (size %u) is already free (its page at %p has no block in use)",
+              (void *)block, page->block_size, (void *)qm_page_start(page));
+  _qm_page_release_if_idle(heap, page);
 }
 
 /* Slow-path frees (remote blocks drained from the inbox, frees into adopted segments) give an idle

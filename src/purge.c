@@ -152,22 +152,18 @@ static size_t page_thin(qm_page_t *page, qm_purge_list_t *purges) {
   return purged;
 }
 
-/* An empty page goes back to never carved: its carved part is purged with one system call, and the
- * page carves again from its start as it is used. Cheaper than thinning it (no walk of the free
- * list, no hole map to build, no hole blocks to thread back), and the blocks it hands out next are
- * in address order again. Falls back to thinning where the OS page is bigger than a slice (the
- * page need not start on an OS page then). */
-static size_t page_uncarve(qm_page_t *page, qm_purge_list_t *purges) {
+size_t _qm_page_uncarve_reset(qm_page_t *page, qm_purge_list_t *purges) {
   qm_assert_internal(page->kind == QM_SPAN_SMALL && page->used == 0);
   size_t os_page = _qm_os_page_size();
   uint8_t *start = qm_page_start(page);
   size_t span_bytes = (size_t)page->slice_count << QM_SLICE_SHIFT;
-  if (((uintptr_t)start | span_bytes) & (os_page - 1))
-    return page_thin(page, purges);
-  size_t bytes = ((size_t)page->capacity * page->block_size + os_page - 1) & ~(os_page - 1);
-  if (bytes > span_bytes)
-    bytes = span_bytes;
-  _qm_os_purge_add(purges, start, bytes);
+  size_t bytes = 0;
+  if ((((uintptr_t)start | span_bytes) & (os_page - 1)) == 0) {
+    bytes = ((size_t)page->capacity * page->block_size + os_page - 1) & ~(os_page - 1);
+    if (bytes > span_bytes)
+      bytes = span_bytes;
+    _qm_os_purge_add(purges, start, bytes);
+  }
   page->capacity = 0;
   page->free = NULL;
   page->hole_map = 0;
@@ -175,6 +171,18 @@ static size_t page_uncarve(qm_page_t *page, qm_purge_list_t *purges) {
   /* What lies past the carved part is whatever the span held before this page: not known zero. */
   page->flags &= (uint8_t)~QM_PAGE_FREE_ZERO;
   return bytes;
+}
+
+/* An empty page goes back to never carved: its carved part is purged with one system call, and the
+ * page carves again from its start as it is used. Cheaper than thinning it (no walk of the free
+ * list, no hole map to build, no hole blocks to thread back), and the blocks it hands out next are
+ * in address order again. Falls back to thinning where the OS page is bigger than a slice (the
+ * page need not start on an OS page then). */
+static size_t page_uncarve(qm_page_t *page, qm_purge_list_t *purges) {
+  size_t os_page = _qm_os_page_size();
+  if (((uintptr_t)qm_page_start(page) | ((size_t)page->slice_count << QM_SLICE_SHIFT)) & (os_page - 1))
+    return page_thin(page, purges);
+  return _qm_page_uncarve_reset(page, purges);
 }
 
 void _qm_page_refill_holes(qm_page_t *page) {
@@ -301,8 +309,10 @@ static bool release_purged_segments(qm_heap_t *heap) {
  * pthread_join, in a blocking read) drains nothing, and what it made and others freed stays
  * resident for as long as it waits. So a pass that visits another heap whose owner has drained
  * nothing since the previous visit (half a purge delay or more before) takes its inbox, gives back the
- * OS pages that lie wholly inside blocks the inbox lists, and puts the inbox back. The owner
- * drains it as before when it wakes; the link it writes into each block faults in a zeroed page.
+ * OS pages that lie wholly inside blocks the inbox lists, and puts the inbox back, marked
+ * (inbox_purged). When the owner wakes, its first drain sees the mark and collects the whole chain
+ * so that a page it empties is given up without a write into its blocks (heap.c); only the blocks
+ * of pages that keep a live block get their links written, which faults their purged pages in.
  * Parcels are left as they are (they carry the entries), and so is the part of the chain a
  * previous visit handled, and so are parcels the owner has taken and only partly collected (its
  * drain_parcel: its alone; a small slow path collects a share at a time, heap.c). Nothing here
@@ -327,9 +337,8 @@ static void sift_down(uintptr_t *a, size_t root, size_t n) {
   }
 }
 
-/* In place, ascending: a heap sort (no allocation, no recursion; the library may not call its own
- * malloc from here). */
-static void sort_addresses(uintptr_t *a, size_t n) {
+/* A heap sort: no allocation, no recursion (internal.h). */
+void _qm_sort_addresses(uintptr_t *a, size_t n) {
   for (size_t start = n / 2; start-- > 0;)
     sift_down(a, start, n);
   for (size_t end = n; end > 1; end--) {
@@ -374,7 +383,7 @@ static bool inbox_purge_entries(const qm_heap_t *owner, qm_block_t *first, qm_bl
     for (size_t i = 0; i < length && n < count; i++)
       starts[n++] = (uintptr_t)qm_parcel_get(qm_parcel_slot(parcel, i));
   }
-  sort_addresses(starts, n);
+  _qm_sort_addresses(starts, n);
   bool released = false;
   qm_purge_list_t purges;
   purges.count = 0;
@@ -406,26 +415,28 @@ static bool inbox_purge(qm_heap_t *owner, bool force) {
   bool idle = drains == owner->purge_seen_drains;
   qm_block_t *handled = idle ? owner->inbox_purged : NULL; /* a drain made it meaningless */
   owner->purge_seen_drains = drains;
-  owner->inbox_purged = handled;
+  __atomic_store_n(&owner->inbox_purged, handled, __ATOMIC_RELAXED);
   if ((!idle && !force) || atomic_load_explicit(&owner->inbox, memory_order_relaxed) == NULL)
     return false;
   qm_block_t *first = atomic_exchange_explicit(&owner->inbox, NULL, memory_order_acquire);
   if (first == NULL)
     return false;
-  size_t count = 0;
-  qm_block_t *last = first, *stop = NULL;
+  size_t parcels, count = 0;
+  qm_block_t *last = _qm_inbox_chain_last(first, &parcels), *stop = NULL;
   for (qm_block_t *parcel = first; parcel != NULL; parcel = qm_link_get(parcel)) {
-    if (parcel == handled)
+    if (parcel == handled) {
       stop = handled;
-    if (stop == NULL)
-      count += qm_parcel_length(parcel, qm_parcel_capacity_of(parcel));
-    last = parcel;
+      break;
+    }
+    count += qm_parcel_length(parcel, qm_parcel_capacity_of(parcel));
   }
   if (count > QM_INBOX_PURGE_MAX)
     count = QM_INBOX_PURGE_MAX;
   bool released = count != 0 && inbox_purge_entries(owner, first, stop, count);
+  /* Stored before the chain goes back: the owner's exchange that takes the chain then sees it, and
+   * collects the chain without writing into the blocks of pages it empties (heap.c). */
+  __atomic_store_n(&owner->inbox_purged, first, __ATOMIC_RELAXED);
   _qm_inbox_push_chain(owner, first, last, 0); /* counted when first pushed */
-  owner->inbox_purged = first;
   return released;
 }
 

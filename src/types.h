@@ -387,7 +387,8 @@ typedef struct qm_heap_stats_s {
  *   the owner's alone: drain_parcel and the parcels its link leads to, of whose blocks the entries
  *   from drain_slot on (up to drain_end <= the parcel's capacity) and the parcels themselves are
  *   still to be collected; until then they count as used in their pages, as blocks in the inbox do.
- *   purge_seen_drains and inbox_purged are written by other threads under span_lock.
+ *   purge_seen_drains and inbox_purged are written by other threads under span_lock; the owner
+ *   reads inbox_purged (atomically) when it takes the inbox.
  *   remote[] is empty while the heap is in the pool (flushed when its thread exits).
  *   thread_id identifies the owning thread; 0 when the heap is not in use, or orphaned.
  *   user_magic == QM_USER_HEAP_MAGIC exactly while the heap is a live first-class heap; then every
@@ -463,10 +464,12 @@ typedef struct qm_heap_s {
   /* The purge of an idle heap's inbox (purge.c): inbox_drains counts the owner's drains (only the
    * owner writes it, others read it); purge_seen_drains (its value at the last visit) and
    * inbox_purged (the newest parcel of the chain that visit handled, or NULL) are written by other
-   * threads' decay passes, under this heap's span lock. */
+   * threads' decay passes, under this heap's span lock; inbox_purged is stored before the chain
+   * goes back into the inbox, so the owner's exchange that takes it sees the mark (heap.c). */
   uint64_t inbox_drains;
   uint64_t purge_seen_drains;
   qm_block_t *inbox_purged;
+  qm_block_t *inbox_purge_seen; /* the owner's: the last inbox_purged its collect acted on (heap.c) */
   /* Guards the span layer of this heap (bins, free spans, segment list) against the one foreign
    * visitor it has: a thread purging an idle heap's free spans and inbox, or running malloc_trim.
    * The owner holds it during span-layer work, re-entrantly (span_lock_depth is the owner's alone);

@@ -9,9 +9,16 @@
  *                      gives up after 10 s; nothing is timed).
  *
  * Pages are counted with mincore: of the 128 OS pages wholly inside the blocks, at most a quarter
- * may stay resident (the parcels, which carry the list of freed blocks, keep theirs). Then the main
- * thread allocates the same blocks again: they hold what is written into them, and the heap
- * validates.
+ * may stay resident (the parcels, which carry the list of freed blocks, keep theirs). The worker
+ * keeps one block in the middle, so that one page of the blocks still holds a live block, while
+ * the others are full pages and the page the class allocates from.
+ *
+ * Then the main thread wakes and makes a large block, which collects its whole inbox. That must
+ * not fault the purged pages back in (heap.c, "Collecting an inbox that was purged"): the pages it
+ * empties are given up without a write into their blocks, so again at most a quarter of the OS
+ * pages may be resident (the page with the kept block is collected as usual, its blocks linked).
+ * The kept block still holds what was written into it, the main thread allocates the freed blocks
+ * again, they hold what is written into them, and the heap validates.
  */
 #include <pthread.h>
 #include <sys/mman.h>
@@ -21,6 +28,7 @@
 
 #define BLOCKS 512
 #define BLOCK_SIZE 1024
+#define KEPT (BLOCKS / 2) /* the block the worker does not free */
 
 static void *blocks[BLOCKS];
 static bool use_trim;
@@ -67,7 +75,8 @@ static void *worker(void *arg) {
   (void)arg;
   void *own = T_MALLOC(64); /* a heap of its own, which batches the frees */
   for (size_t i = 0; i < BLOCKS; i++)
-    T_FREE(blocks[i]);
+    if (i != KEPT)
+      T_FREE(blocks[i]);
   size_t total = 0;
   if (use_trim) {
     qmt_trim();
@@ -107,7 +116,19 @@ int main(int argc, char **argv) {
   CHECK(pthread_create(&thread, NULL, worker, NULL) == 0);
   pthread_join(thread, NULL);
 
-  /* The main thread allocates again: its inbox comes back, purged pages and all. */
+  /* The main thread wakes: a large block collects its inbox, purged pages and all. */
+  void *large = T_MALLOC(256 * 1024);
+  CHECK(large != NULL);
+  T_FREE(large);
+  CHECK(qmt_heap_validate());
+  size_t resident = resident_inside_blocks(&total);
+  CHECKF(resident * 4 <= total,
+         "collecting the inbox made %zu of %zu purged OS pages resident again (%zu before)", resident, total,
+         resident_after);
+  CHECK(qmt_verify(blocks[KEPT], BLOCK_SIZE, KEPT) == SIZE_MAX);
+  T_FREE(blocks[KEPT]);
+
+  /* The main thread allocates again. */
   for (size_t i = 0; i < BLOCKS; i++) {
     blocks[i] = T_MALLOC(BLOCK_SIZE);
     CHECK(blocks[i] != NULL);
