@@ -330,7 +330,8 @@ static void collect(qm_heap_t *heap, size_t budget) {
       if (parcel == NULL)
         break;
       /* The first take after a visit purged the inbox (the visit stores the mark before it puts
-       * the chain back) goes the way that does not fault the purged pages in. */
+       * the chain back) goes the way that does not fault the purged pages in. A mark read before
+       * its chain arrives only loses that: collect_purged is right for any chain. */
       qm_block_t *purged = __atomic_load_n(&heap->inbox_purged, __ATOMIC_RELAXED);
       if (qm_unlikely(purged != NULL && purged != heap->inbox_purge_seen)) {
         heap->inbox_purge_seen = purged;
