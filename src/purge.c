@@ -152,13 +152,20 @@ static size_t page_thin(qm_page_t *page, qm_purge_list_t *purges) {
   return purged;
 }
 
+/* Whether a page starts and ends on OS page boundaries (not so where the OS page is bigger than a
+ * slice), so that its carved part can be purged as a whole. */
+static bool page_on_os_pages(const qm_page_t *page) {
+  size_t span_bytes = (size_t)page->slice_count << QM_SLICE_SHIFT;
+  return (((uintptr_t)qm_page_start(page) | span_bytes) & (_qm_os_page_size() - 1)) == 0;
+}
+
 size_t _qm_page_uncarve_reset(qm_page_t *page, qm_purge_list_t *purges) {
   qm_assert_internal(page->kind == QM_SPAN_SMALL && page->used == 0);
   size_t os_page = _qm_os_page_size();
   uint8_t *start = qm_page_start(page);
   size_t span_bytes = (size_t)page->slice_count << QM_SLICE_SHIFT;
   size_t bytes = 0;
-  if ((((uintptr_t)start | span_bytes) & (os_page - 1)) == 0) {
+  if (page_on_os_pages(page)) {
     bytes = ((size_t)page->capacity * page->block_size + os_page - 1) & ~(os_page - 1);
     if (bytes > span_bytes)
       bytes = span_bytes;
@@ -179,10 +186,7 @@ size_t _qm_page_uncarve_reset(qm_page_t *page, qm_purge_list_t *purges) {
  * in address order again. Falls back to thinning where the OS page is bigger than a slice (the
  * page need not start on an OS page then). */
 static size_t page_uncarve(qm_page_t *page, qm_purge_list_t *purges) {
-  size_t os_page = _qm_os_page_size();
-  if (((uintptr_t)qm_page_start(page) | ((size_t)page->slice_count << QM_SLICE_SHIFT)) & (os_page - 1))
-    return page_thin(page, purges);
-  return _qm_page_uncarve_reset(page, purges);
+  return page_on_os_pages(page) ? _qm_page_uncarve_reset(page, purges) : page_thin(page, purges);
 }
 
 void _qm_page_refill_holes(qm_page_t *page) {
