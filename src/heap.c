@@ -50,6 +50,7 @@ void _qm_heap_reset(qm_heap_t *heap) {
   heap->segments = NULL;
   heap->segment_count = 0;
   heap->empty_segment_count = 0;
+  heap->adopting = NULL;
   heap->slow_path_count = 0;
   heap->pages_emptied = heap->pages_emptied_swept = 0;
   heap->inbox_drains = heap->purge_seen_drains = 0;

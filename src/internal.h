@@ -426,9 +426,9 @@ static inline size_t qm_counter_get(_Atomic size_t *c) {
  * segment.c
  * ------------------------------------------------------------------------------------------- */
 
-/* Gives heap a segment with free space: an abandoned one adopted, a cached one, or a new one.
- * Its free spans are in heap's bins on return. NULL when out of memory. */
-qm_segment_t *_qm_segment_acquire(qm_heap_t *heap);
+/* Gives heap a segment with free space for a span of `need` slices: an abandoned one adopted, a
+ * cached one, or a new one. Its free spans are in heap's bins on return. NULL when out of memory. */
+qm_segment_t *_qm_segment_acquire(qm_heap_t *heap, size_t need);
 /* Releases a segment with no used slice (its single free span must still be in heap's bins). */
 void _qm_segment_release(qm_heap_t *heap, qm_segment_t *segment);
 /* Releases a segment whatever is live in it (qm_heap_destroy): its blocks cease to exist, and a
@@ -442,6 +442,9 @@ void _qm_segment_abandon(qm_heap_t *heap, qm_segment_t *segment);
 int _qm_segment_free_abandoned(qm_segment_t *segment, qm_block_t *block);
 /* Adopts every abandoned segment into heap, releasing those that turn out empty. */
 bool _qm_segment_collect_abandoned(qm_heap_t *heap);
+/* Adopts the abandoned segments in which nothing has been live for the purge delay and releases
+ * them (decay passes of thread heaps, span lock held). Returns whether any was released. */
+bool _qm_segment_collect_free(qm_heap_t *heap);
 /* Purges and unmaps cached segments that have waited long enough. */
 void _qm_segment_cache_decay(uint64_t now);
 /* Purges the free spans of abandoned segments that have waited the purge delay (from the decay
@@ -450,6 +453,9 @@ void _qm_segment_abandoned_decay(uint64_t now);
 /* Unmaps cached segments; returns whether anything was released. */
 bool _qm_segment_cache_trim(void);
 size_t _qm_segment_abandoned_count(void);
+/* The validator's part for the abandoned segments: the lists' links and states, and each
+ * segment's live count (segment.c). */
+bool _qm_segment_abandoned_are_valid(void);
 /* Calls visit(segment, arg) for every abandoned segment, under the abandoned-list lock. */
 void _qm_segment_visit_abandoned(void (*visit)(qm_segment_t *segment, void *arg), void *arg);
 void _qm_segment_fork_prepare(void);

@@ -492,6 +492,10 @@ void _qm_heap_decay(qm_heap_t *heap, uint64_t now) {
   uint64_t spans_dirty_before = now > span_delay ? now - span_delay + 1 : 0;
   _qm_heap_purge_spans(heap, spans_dirty_before);
   release_purged_segments(heap);
+  /* Segments of exited threads in which every block has been freed since: their memory would
+   * otherwise wait for a thread that needs a segment. Not into a first-class heap (segment.c). */
+  if (heap != &_qm_empty_heap && !qm_heap_is_user(heap) && _qm_segment_abandoned_count() > 0)
+    _qm_segment_collect_free(heap);
   qm_span_lock_leave(heap);
   _qm_segment_cache_decay(now);
   _qm_huge_cache_decay(now);

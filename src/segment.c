@@ -138,7 +138,7 @@ bool _qm_segment_cache_trim(void) {
 }
 
 /* ---------------------------------------------------------------------------------------------
- * Abandoned segments: owner NULL, linked through next/prev on one of two lists.
+ * Abandoned segments: owner NULL, linked through next/prev on one of three lists.
  *   dirty  (abandoned == 1): newest first; their free spans may still be resident. Adoption takes
  *          from the front, where memory is most likely still warm.
  *   clean  (abandoned == 2): their free spans have been purged. A segment moves here from the
@@ -146,7 +146,31 @@ bool _qm_segment_cache_trim(void) {
  *          change and once per decay interval by some live heap's pass; so the memory of exited
  *          threads is given back unless a new thread soon reuses it, even in a program whose
  *          threads stop starting and exiting.
+ *   none live (abandoned == 3): every block in them was freed since (or before) they were
+ *          abandoned; newest first, stamped with the time of the last free. A thread that needs
+ *          space and found none in the front segments takes one; once one has waited the purge
+ *          delay, the decay pass of a live thread heap adopts and releases it (so a new thread
+ *          that starts soon finds its memory warm, and one that never comes does not keep it).
+ *
+ * Which one to adopt. A thread that needs space takes the front segment, whose pages most likely
+ * have free blocks in memory still warm, up to QM_ADOPT_TRIES times while they turn out full. Taking
+ * only the front lets a few full segments go round and round: a thread adopts them, finds no room,
+ * maps a new segment, and at its exit puts them all back at the front, where the next thread finds
+ * them again, while segments with room, or with nothing live in them, wait further back; a
+ * thread-churn test saw 355 segments mapped where 10 do. So the last try looks at the first
+ * QM_ADOPT_SCAN segments for one with room for the span wanted, then takes one with nothing live,
+ * and only then the front one. The none-live list needs each segment's count of live blocks
+ * (abandoned_live: set when it is abandoned, one less with each parked free); a segment moves
+ * there when it reaches 0.
+ * Invariant: abandoned_live == the blocks of the segment handed out and not freed (its pages'
+ * used counts, one per large block) less the blocks on abandoned_free; abandoned == 3 exactly
+ * when it is 0. Checked by validate.c.
  * ------------------------------------------------------------------------------------------- */
+
+/* How many abandoned segments a thread that needs space adopts before it maps one (the last time
+ * looking past the front), and how many it looks at then (each a cache miss, under the lock). */
+#define QM_ADOPT_TRIES 4
+#define QM_ADOPT_SCAN 8
 
 typedef struct segment_list_s {
   qm_segment_t *first;
@@ -154,7 +178,7 @@ typedef struct segment_list_s {
 } segment_list_t;
 
 static qm_lock_t abandoned_lock;
-static segment_list_t abandoned_dirty, abandoned_clean;
+static segment_list_t abandoned_dirty, abandoned_clean, abandoned_none_live;
 static _Atomic size_t abandoned_count;
 
 size_t _qm_segment_abandoned_count(void) {
@@ -183,8 +207,27 @@ static void list_unlink(segment_list_t *list, qm_segment_t *segment) {
   segment->next = segment->prev = NULL;
 }
 
+/* Blocks handed out and not freed back in a segment its owner is about to abandon. */
+static uint32_t live_blocks(const qm_segment_t *segment) {
+  uint32_t live = 0;
+  size_t i = QM_SEGMENT_FIRST_SLICE;
+  while (i < QM_SLICES_PER_SEGMENT) {
+    const qm_page_t *span = &segment->slices[i];
+    if (span->kind == QM_SPAN_SMALL)
+      live += span->used;
+    else if (span->kind == QM_SPAN_LARGE)
+      live++;
+    i += span->slice_count;
+  }
+  return live;
+}
+
+static segment_list_t *abandoned_list(uint32_t state) {
+  return state == 1 ? &abandoned_dirty : state == 2 ? &abandoned_clean : &abandoned_none_live;
+}
+
 static void abandoned_unlink(qm_segment_t *segment) {
-  list_unlink(segment->abandoned == 2 ? &abandoned_clean : &abandoned_dirty, segment);
+  list_unlink(abandoned_list(segment->abandoned), segment);
   segment->abandoned = 0;
   atomic_fetch_sub_explicit(&abandoned_count, 1, memory_order_relaxed);
 }
@@ -225,11 +268,13 @@ void _qm_segment_abandoned_decay(uint64_t now) {
 void _qm_segment_abandon(qm_heap_t *heap, qm_segment_t *segment) {
   qm_assert_internal(atomic_load_explicit(&segment->owner_heap, memory_order_relaxed) == heap);
   _qm_heap_segment_unlink(heap, segment);
+  uint32_t live = live_blocks(segment);
   uint64_t now = _qm_os_now_coarse_ns();
   _qm_lock(&abandoned_lock);
-  segment->abandoned = 1;
+  segment->abandoned = live == 0 ? 3 : 1;
+  segment->abandoned_live = live;
   segment->abandoned_at_ns = now;
-  list_push_front(&abandoned_dirty, segment);
+  list_push_front(abandoned_list(segment->abandoned), segment);
   atomic_fetch_add_explicit(&abandoned_count, 1, memory_order_relaxed);
   /* From here on, frees into the segment park their blocks (free.c). */
   set_owner(segment, NULL);
@@ -263,14 +308,19 @@ static qm_block_t *adopt_locked(qm_heap_t *heap, qm_segment_t *segment) {
   return freed;
 }
 
-/* Makes an adopted segment part of heap, then frees the blocks that arrived while it had no owner. */
+/* Makes an adopted segment part of heap, then frees the blocks that arrived while it had no owner.
+ * The segment stays in heap even if that empties it (the caller decides what to do with it). */
 static void adopt_finish(qm_heap_t *heap, qm_segment_t *segment, qm_block_t *freed) {
   segment_integrate(heap, segment);
+  /* A free may run a decay pass, which may adopt another segment: hence the save and restore. */
+  qm_segment_t *outer = heap->adopting;
+  heap->adopting = segment;
   while (freed != NULL) {
     qm_block_t *next = qm_link_get(freed);
     _qm_free_local(heap, segment, freed);
     freed = next;
   }
+  heap->adopting = outer;
 }
 
 int _qm_segment_free_abandoned(qm_segment_t *segment, qm_block_t *block) {
@@ -280,18 +330,45 @@ int _qm_segment_free_abandoned(qm_segment_t *segment, qm_block_t *block) {
   if (abandoned) {
     qm_link_set(block, segment->abandoned_free);
     segment->abandoned_free = block;
+    /* A double free can take the count to zero too early; the adopter's free reports it. */
+    if (segment->abandoned_live > 0 && --segment->abandoned_live == 0) {
+      list_unlink(abandoned_list(segment->abandoned), segment);
+      segment->abandoned = 3;
+      segment->abandoned_at_ns = _qm_os_now_coarse_ns();
+      list_push_front(&abandoned_none_live, segment);
+    }
   }
   _qm_unlock(&abandoned_lock);
   return abandoned ? 1 : owned ? 0 : -1;
 }
 
-static qm_segment_t *adopt_any(qm_heap_t *heap) {
+/* The segment to adopt for a span of `need` slices (lock held): the front one (dirty before
+ * clean), unless look_further; then the first of the first QM_ADOPT_SCAN with room, else one with
+ * nothing live, else the front one. */
+static qm_segment_t *adoption_choice(size_t need, bool look_further) {
+  if (look_further) {
+    size_t looked = 0;
+    for (uint32_t state = 1; state <= 2; state++)
+      for (qm_segment_t *segment = abandoned_list(state)->first; segment != NULL && looked < QM_ADOPT_SCAN;
+           segment = segment->next, looked++)
+        if (QM_SEGMENT_USABLE_SLICES - segment->used_slices >= need)
+          return segment;
+    if (abandoned_none_live.first != NULL)
+      return abandoned_none_live.first;
+  }
+  for (uint32_t state = 1; state <= 3; state++)
+    if (abandoned_list(state)->first != NULL)
+      return abandoned_list(state)->first;
+  return NULL;
+}
+
+static qm_segment_t *adopt_any(qm_heap_t *heap, size_t need, bool look_further) {
   if (_qm_segment_abandoned_count() == 0)
     return NULL;
   uint64_t now = _qm_os_now_coarse_ns();
   _qm_lock(&abandoned_lock);
   abandoned_decay_locked(now);
-  qm_segment_t *segment = abandoned_dirty.first ? abandoned_dirty.first : abandoned_clean.first;
+  qm_segment_t *segment = adoption_choice(need, look_further);
   qm_block_t *freed = segment ? adopt_locked(heap, segment) : NULL;
   _qm_unlock(&abandoned_lock);
   if (segment)
@@ -299,13 +376,36 @@ static qm_segment_t *adopt_any(qm_heap_t *heap) {
   return segment;
 }
 
-/* Returns true when some adopted segment turned out empty and was released (to the cache). */
+/* Returns true when some adopted segment turned out empty (the caller, a trim, releases it). */
 bool _qm_segment_collect_abandoned(qm_heap_t *heap) {
-  size_t before = heap->segment_count + _qm_segment_abandoned_count();
+  bool emptied = false;
   size_t n = _qm_segment_abandoned_count();
-  while (n-- > 0 && adopt_any(heap) != NULL) {
+  qm_segment_t *segment;
+  while (n-- > 0 && (segment = adopt_any(heap, 0, false)) != NULL)
+    emptied |= segment->used_slices == 0;
+  return emptied;
+}
+
+bool _qm_segment_collect_free(qm_heap_t *heap) {
+  qm_assert_internal(!qm_heap_is_user(heap));
+  bool released = false;
+  while (_qm_segment_abandoned_count() > 0) {
+    _qm_lock(&abandoned_lock);
+    qm_segment_t *segment = abandoned_none_live.last;
+    if (segment == NULL || _qm_os_now_coarse_ns() - segment->abandoned_at_ns < qm_purge_delay_ns()) {
+      _qm_unlock(&abandoned_lock);
+      break;
+    }
+    qm_block_t *freed = adopt_locked(heap, segment);
+    _qm_unlock(&abandoned_lock);
+    adopt_finish(heap, segment, freed);
+    /* Its pages went back to the span layer as their blocks were freed. */
+    if (segment->used_slices == 0) {
+      _qm_segment_release(heap, segment);
+      released = true;
+    }
   }
-  return heap->segment_count < before;
+  return released;
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -343,12 +443,12 @@ static void segment_init(qm_heap_t *heap, qm_segment_t *segment, bool fresh, qm_
 #endif
 }
 
-qm_segment_t *_qm_segment_acquire(qm_heap_t *heap) {
+qm_segment_t *_qm_segment_acquire(qm_heap_t *heap, size_t need) {
   /* Adopting first keeps the memory of exited threads in use. Adopted segments may be full, so
    * take a few before giving up on them. A first-class heap adopts nothing: destroying it releases
    * its segments whole, and an adopted one would hold other code's live blocks. */
-  for (int tries = qm_heap_is_user(heap) ? 4 : 0; tries < 4; tries++) {
-    qm_segment_t *segment = adopt_any(heap);
+  for (int tries = qm_heap_is_user(heap) ? QM_ADOPT_TRIES : 0; tries < QM_ADOPT_TRIES; tries++) {
+    qm_segment_t *segment = adopt_any(heap, need, tries == QM_ADOPT_TRIES - 1);
     if (segment == NULL)
       break;
     if (segment->used_slices < QM_SEGMENT_USABLE_SLICES)
@@ -433,6 +533,46 @@ void _qm_segment_fork_child(void) {
 }
 
 /* ---------------------------------------------------------------------------------------------
+ * Validation of the abandoned lists (qm_heap_validate).
+ * ------------------------------------------------------------------------------------------- */
+
+bool _qm_segment_abandoned_are_valid(void) {
+  size_t errors = 0, listed = 0;
+#define ABANDONED_CHECK(cond, ...)                                                                           \
+  do {                                                                                                       \
+    if (!(cond) && errors++ < 20)                                                                            \
+      _qm_message("heap validation: abandoned segments: " __VA_ARGS__);                                      \
+  } while (0)
+  _qm_lock(&abandoned_lock);
+  for (uint32_t state = 1; state <= 3; state++) {
+    const segment_list_t *list = abandoned_list(state);
+    const qm_segment_t *prev = NULL;
+    for (const qm_segment_t *segment = list->first; segment != NULL && errors == 0; segment = segment->next) {
+      listed++;
+      ABANDONED_CHECK(segment->prev == prev && segment->abandoned == state &&
+                          segment->magic == QM_SEGMENT_MAGIC &&
+                          atomic_load_explicit(&segment->owner_heap, memory_order_relaxed) == NULL,
+                      "segment %p is linked or marked wrongly", (const void *)segment);
+      uint32_t parked = 0;
+      for (qm_block_t *block = segment->abandoned_free; block != NULL; block = qm_link_get(block))
+        parked++;
+      uint32_t live = live_blocks(segment);
+      ABANDONED_CHECK(segment->abandoned_live + parked == live &&
+                          (segment->abandoned_live == 0) == (state == 3),
+                      "segment %p counts %u live blocks, but holds %u with %u parked frees (list %u)",
+                      (const void *)segment, segment->abandoned_live, live, parked, state);
+      prev = segment;
+    }
+    ABANDONED_CHECK(errors || list->last == prev, "the last pointer of list %u is wrong", state);
+  }
+  ABANDONED_CHECK(errors || listed == _qm_segment_abandoned_count(), "%zu listed, the count says %zu", listed,
+                  _qm_segment_abandoned_count());
+  _qm_unlock(&abandoned_lock);
+#undef ABANDONED_CHECK
+  return errors == 0;
+}
+
+/* ---------------------------------------------------------------------------------------------
  * Statistics: the abandoned segments, read under their lock (nobody adopts or unmaps them
  * meanwhile).
  * ------------------------------------------------------------------------------------------- */
@@ -442,6 +582,8 @@ void _qm_segment_visit_abandoned(void (*visit)(qm_segment_t *segment, void *arg)
   for (qm_segment_t *segment = abandoned_dirty.first; segment != NULL; segment = segment->next)
     visit(segment, arg);
   for (qm_segment_t *segment = abandoned_clean.first; segment != NULL; segment = segment->next)
+    visit(segment, arg);
+  for (qm_segment_t *segment = abandoned_none_live.first; segment != NULL; segment = segment->next)
     visit(segment, arg);
   _qm_unlock(&abandoned_lock);
 }

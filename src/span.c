@@ -121,7 +121,7 @@ static qm_page_t *span_alloc_locked(qm_heap_t *heap, size_t count) {
   if (span == NULL) {
     qm_segment_t *segment;
     do {
-      segment = _qm_segment_acquire(heap);
+      segment = _qm_segment_acquire(heap, count);
       if (segment == NULL)
         return NULL;
       span = span_find(heap, count);
@@ -189,7 +189,7 @@ static void span_free_locked(qm_heap_t *heap, qm_page_t *span) {
     heap->empty_segment_count++;
     /* Keep one empty segment per heap, so a heap that allocates and frees a big block in a loop
      * does not map and unmap a segment each time. */
-    if (heap->empty_segment_count > 1)
+    if (heap->empty_segment_count > 1 && segment != heap->adopting)
       _qm_segment_release(heap, segment);
   }
 }

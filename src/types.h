@@ -303,12 +303,15 @@ typedef struct qm_segment_s {
                                    into its huge_blocks), or NULL; written under that heap's huge_lock */
   /* normal segments */
   uint32_t used_slices;       /* slices in small or large spans */
-  uint32_t abandoned;         /* 0: owned or free; 1: on the dirty abandoned list; 2: on the clean one */
+  uint32_t abandoned;         /* 0: owned or free; on an abandoned list: 1 dirty, 2 clean, 3 nothing live */
   uint64_t abandoned_at_ns;   /* when it was abandoned (monotonic clock) */
   qm_block_t *abandoned_free; /* blocks freed while abandoned; under the abandoned-list lock */
   struct qm_segment_s *next;  /* in the owner heap's segment list, or the abandoned list */
   struct qm_segment_s *prev;
-  uint8_t padding_[16];
+  /* abandoned segments: blocks still live in it (handed out by its pages, one per large block),
+   * less the frees parked since it was abandoned; under the abandoned-list lock (segment.c) */
+  uint32_t abandoned_live;
+  uint8_t padding_[12];
   /* What each slice holds, for a free by another thread, which so reads no page descriptor (the
    * owner writes those with every malloc and free): the class of the small page it is part of,
    * QM_CLASS_LARGE in a large block, QM_SLICE_NO_BLOCK anywhere else (metadata, free spans).
@@ -454,7 +457,10 @@ typedef struct qm_heap_s {
   qm_segment_t *segments;                    /* segments owned by this heap (doubly linked via next/prev) */
   size_t segment_count;
   size_t empty_segment_count; /* segments with no used slice (kept one for reuse) */
-  uint64_t slow_path_count;   /* drives periodic sweeps of empty pages */
+  /* The segment whose parked frees an adoption is freeing (segment.c): it stays in the heap when
+   * it empties, so that the adopter may still look at it. */
+  qm_segment_t *adopting;
+  uint64_t slow_path_count; /* drives periodic sweeps of empty pages */
   /* Counts events that may leave an empty page in a class queue behind its front, and the count
    * as it stood after the last sweep: while the two are equal, every queued page but each queue's
    * first holds a block, and a sweep that keeps the first pages would free nothing (page.c). */

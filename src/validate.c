@@ -150,7 +150,8 @@ bool qm_heap_validate(void) {
     _qm_debug_validate();
 #endif
   bool huge_valid = _qm_huge_cache_is_valid();
-  return _qm_heap_is_valid(_qm_tls_heap) && huge_valid;
+  bool abandoned_valid = _qm_segment_abandoned_are_valid();
+  return _qm_heap_is_valid(_qm_tls_heap) && huge_valid && abandoned_valid;
 }
 
 /* A remote batch (types.h): parcels first .. last, and blocks counted as its invariants say. */
