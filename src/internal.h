@@ -266,9 +266,15 @@ extern const uint32_t _qm_class_sizes[QM_CLASS_COUNT];
 
 static inline size_t qm_class_size(size_t cls) { return _qm_class_sizes[cls]; }
 
-/* Slices in a page of the class: 64 KiB for blocks up to 8 KiB, else room for 8 blocks. */
+/* Slices in a page of the class: 16 KiB for blocks up to QM_SMALL_PAGE_MAX_BLOCK, 64 KiB for blocks
+ * up to 8 KiB, else room for 8 blocks. Why the smallest classes get the smallest pages: a page goes
+ * back to the span layer, where any class can use its memory, only once all its blocks are free,
+ * and a page of 16 KiB empties far more often than one of 64 KiB when a program's phases free
+ * most of their small objects but leave survivors scattered among them (docs/DESIGN.md, section 4). */
 static inline size_t qm_class_page_slices(size_t cls) {
   size_t size = qm_class_size(cls);
+  if (size <= QM_SMALL_PAGE_MAX_BLOCK)
+    return QM_SMALL_PAGE_SLICES;
   if (size <= 8 * 1024)
     return 8;
   size_t slices = (8 * size + QM_SLICE_SIZE - 1) / QM_SLICE_SIZE;

@@ -239,7 +239,7 @@ static bool decay_pages(qm_heap_t *heap, bool force) {
    * cache miss per page). A small page is queued exactly when it is not IN_FULL (validate.c). */
   for (qm_segment_t *segment = heap->segments, *next_segment; segment != NULL; segment = next_segment) {
     next_segment = segment->next;
-    qm_page_t *idle[QM_SLICES_PER_SEGMENT / 8]; /* small pages span at least 8 slices */
+    qm_page_t *idle[QM_SLICES_PER_SEGMENT / QM_SMALL_PAGE_SLICES]; /* no small page is smaller */
     size_t idle_count = 0;
     for (size_t i = QM_SEGMENT_FIRST_SLICE; i < QM_SLICES_PER_SEGMENT;) {
       qm_page_t *page = &segment->slices[i];

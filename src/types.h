@@ -114,6 +114,8 @@ _Static_assert(QM_SECURE == 0 || QM_SECURE == 1, "QM_VARIANT_SECURE must be 0 or
 #define QM_REALLOC_SPAN_MIN ((size_t)16 * 1024)  /* realloc growth above this goes to a span */
 #define QM_REALLOC_STEP_MIN ((size_t)4 * 1024)   /* ... and above this when it grows by at most half */
 #define QM_CARVE_BYTES ((size_t)4 * 1024)        /* a small page carves this much of itself at a time */
+#define QM_SMALL_PAGE_MAX_BLOCK ((size_t)256)    /* blocks up to this size live in the smallest pages */
+#define QM_SMALL_PAGE_SLICES 2                   /* ... of this many slices (16 KiB) */
 #define QM_DIRECT_MAX ((size_t)1024)             /* sizes with a direct page pointer in the heap */
 #define QM_DIRECT_COUNT (QM_DIRECT_MAX / 16 + 1) /* heap->direct[] entries, indexed by (size+15)/16 */
 #define QM_CLASS_COUNT 80                        /* small size classes */
