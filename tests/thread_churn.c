@@ -135,7 +135,9 @@ int main(int argc, char **argv) {
     if (qmt_strict) {
       CHECKF(info.heaps_active <= (size_t)conc + 16, "%zu heaps still active after the threads ended",
              info.heaps_active);
-      CHECKF(info.segment_bytes < 512 * MiB, "%zu MiB of segments mapped", info.segment_bytes >> 20);
+      /* 9-10 segments (40 MiB) are mapped at the end; a thread that adopted only the front of the
+       * abandoned list once left 355 (docs/DESIGN.md, section 6, "Thread exit and adoption"). */
+      CHECKF(info.segment_bytes < 128 * MiB, "%zu MiB of segments mapped", info.segment_bytes >> 20);
     }
   }
   for (size_t i = 0; i < HELD; i++) {
