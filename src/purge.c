@@ -292,12 +292,15 @@ static bool decay_pages(qm_heap_t *heap, bool force) {
 }
 
 /* Empty segments whose memory has been purged go to the segment cache, which unmaps them after
- * the segment decay. */
+ * the segment decay. Not the one an adoption is freeing parked blocks into (a free there may run
+ * this pass, and with a purge delay of 0 its emptied span is purged at once): the adopter still
+ * looks at it (segment.c). */
 static bool release_purged_segments(qm_heap_t *heap) {
   bool released = false;
   for (qm_segment_t *segment = heap->segments, *next; segment != NULL; segment = next) {
     next = segment->next;
-    if (segment->used_slices == 0 && segment->slices[QM_SEGMENT_FIRST_SLICE].is_zero != QM_MEMORY_DIRTY) {
+    if (segment->used_slices == 0 && segment->slices[QM_SEGMENT_FIRST_SLICE].is_zero != QM_MEMORY_DIRTY &&
+        segment != heap->adopting) {
       _qm_segment_release(heap, segment);
       released = true;
     }

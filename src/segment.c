@@ -312,15 +312,16 @@ static qm_block_t *adopt_locked(qm_heap_t *heap, qm_segment_t *segment) {
  * The segment stays in heap even if that empties it (the caller decides what to do with it). */
 static void adopt_finish(qm_heap_t *heap, qm_segment_t *segment, qm_block_t *freed) {
   segment_integrate(heap, segment);
-  /* A free may run a decay pass, which may adopt another segment: hence the save and restore. */
-  qm_segment_t *outer = heap->adopting;
+  /* One adoption at a time: a free here may run a decay pass, which then adopts nothing
+   * (_qm_segment_collect_free) and releases no pinned segment (purge.c, span.c). */
+  qm_assert_internal(heap->adopting == NULL);
   heap->adopting = segment;
   while (freed != NULL) {
     qm_block_t *next = qm_link_get(freed);
     _qm_free_local(heap, segment, freed);
     freed = next;
   }
-  heap->adopting = outer;
+  heap->adopting = NULL;
 }
 
 int _qm_segment_free_abandoned(qm_segment_t *segment, qm_block_t *block) {
@@ -389,6 +390,9 @@ bool _qm_segment_collect_abandoned(qm_heap_t *heap) {
 bool _qm_segment_collect_free(qm_heap_t *heap) {
   qm_assert_internal(!qm_heap_is_user(heap));
   bool released = false;
+  /* A decay pass run by a free inside an adoption: that adoption's segment must stay pinned. */
+  if (heap->adopting != NULL)
+    return false;
   while (_qm_segment_abandoned_count() > 0) {
     _qm_lock(&abandoned_lock);
     qm_segment_t *segment = abandoned_none_live.last;
@@ -481,6 +485,7 @@ qm_segment_t *_qm_segment_acquire(qm_heap_t *heap, size_t need) {
 
 void _qm_segment_release(qm_heap_t *heap, qm_segment_t *segment) {
   qm_assert(segment->used_slices == 0);
+  qm_assert_internal(segment != heap->adopting);
   qm_page_t *span = &segment->slices[QM_SEGMENT_FIRST_SLICE];
   qm_assert_internal(span->kind == QM_SPAN_FREE && span->slice_count == QM_SEGMENT_USABLE_SLICES);
   _qm_span_remove_free(heap, span);

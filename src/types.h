@@ -459,8 +459,9 @@ typedef struct qm_heap_s {
   qm_segment_t *segments;                    /* segments owned by this heap (doubly linked via next/prev) */
   size_t segment_count;
   size_t empty_segment_count; /* segments with no used slice (kept one for reuse) */
-  /* The segment whose parked frees an adoption is freeing (segment.c): it stays in the heap when
-   * it empties, so that the adopter may still look at it. */
+  /* The segment whose parked frees an adoption is freeing (segment.c), or NULL: it stays in the
+   * heap when it empties (neither span.c nor a decay pass releases it), so that the adopter may
+   * still look at it; a decay pass run by one of those frees adopts nothing. */
   qm_segment_t *adopting;
   uint64_t slow_path_count; /* drives periodic sweeps of empty pages */
   /* Counts events that may leave an empty page in a class queue behind its front, and the count
