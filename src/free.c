@@ -236,8 +236,15 @@ static __attribute__((noinline)) void parcel_next(qm_remote_batch_t *batch, qm_b
     if (qm_unlikely(qm_parcel_is_latest(batch->cursor, block)))
       _qm_fatal("double free: block %p was freed twice in a row by this thread", (void *)block);
     parcel_close(batch);
-    if (batch->count >= QM_REMOTE_BATCH)
+    if (batch->count >= QM_REMOTE_BATCH) {
       batch_push(batch);
+      parcel_open(batch, block);
+      /* The owner's share of its own returns: collected here, so that malloc need not (heap.c). */
+      qm_heap_t *heap = _qm_tls_heap;
+      if (qm_heap_has_inbox_work(heap))
+        _qm_heap_collect_on_push(heap);
+      return;
+    }
   }
   parcel_open(batch, block);
 }

@@ -190,6 +190,13 @@ void _qm_heap_segment_unlink(qm_heap_t *heap, qm_segment_t *segment) {
  * share that grew with the backlog instead made dozens of calls of a hundred blocks or more out of
  * one. Everything else that drains (large allocations, trim, thread exit, first-class heaps handed
  * back) collects all of it.
+ *
+ * Even a share is 16 such transfers, so malloc leaves the inbox alone while few blocks wait
+ * (QM_DRAIN_MALLOC_MIN): a thread that frees other threads' blocks collects QM_DRAIN_ON_PUSH of its
+ * own each time it pushes a batch to one of them (free.c), a slow path of free it runs anyway, and
+ * that keeps up wherever threads free each other's blocks. Malloc collects once more wait (a
+ * thread that only allocates, or one whose frees fell behind), and before it takes a new page
+ * (page.c), so that the blocks left waiting never make a heap grow.
  * ------------------------------------------------------------------------------------------- */
 
 /* One block from the inbox back onto its page, or on to its segment's new owner. */
@@ -320,6 +327,7 @@ static void collect(qm_heap_t *heap, size_t budget) {
   uint32_t slot = heap->drain_slot, end = heap->drain_end;
   bool inbox_taken = false;
   size_t collected_unbudgeted = 0; /* by collect_purged, which takes the whole chain */
+  heap->collecting = true;
   /* The idle-inbox purge (purge.c) tells an owner that drains from one that does not by this. */
   __atomic_store_n(&heap->inbox_drains, heap->inbox_drains + 1, __ATOMIC_RELAXED);
   while (budget != 0) {
@@ -369,6 +377,7 @@ static void collect(qm_heap_t *heap, size_t budget) {
   heap->drain_slot = slot;
   heap->drain_end = end;
   heap->inbox_collected += budget_given - budget + collected_unbudgeted;
+  heap->collecting = false;
 }
 
 void _qm_heap_collect_inbox(qm_heap_t *heap) { collect(heap, SIZE_MAX); }
@@ -378,11 +387,27 @@ void _qm_heap_collect_inbox(qm_heap_t *heap) { collect(heap, SIZE_MAX); }
 _Static_assert(offsetof(qm_heap_t, inbox) / 64 == offsetof(qm_heap_t, inbox_pushed) / 64,
                "inbox and inbox_pushed share a cache line");
 
-void _qm_heap_collect_share(qm_heap_t *heap) {
+/* Blocks pushed onto the inbox and not yet collected. A pusher adds its count after its push: the
+ * difference may lag, or briefly be negative. */
+static int64_t inbox_backlog(const qm_heap_t *heap) {
   uint64_t pushed = atomic_load_explicit(&heap->inbox_pushed, memory_order_relaxed);
-  /* A pusher adds its count after its push: the difference may lag, or briefly be negative. */
-  int64_t backlog = (int64_t)(pushed - heap->inbox_collected);
-  collect(heap, backlog > QM_DRAIN_BACKLOG_MAX ? SIZE_MAX : QM_DRAIN_SHARE);
+  return (int64_t)(pushed - heap->inbox_collected);
+}
+
+void _qm_heap_collect_share(qm_heap_t *heap, int64_t more_than) {
+  int64_t backlog = inbox_backlog(heap);
+  if (backlog > QM_DRAIN_BACKLOG_MAX)
+    collect(heap, SIZE_MAX);
+  else if (backlog > more_than)
+    collect(heap, QM_DRAIN_SHARE);
+}
+
+void _qm_heap_collect_on_push(qm_heap_t *heap) {
+  /* Not from inside a collect (its cursor lives in locals until it ends), nor from the span layer,
+   * a decay pass or an adoption, whose frees may come here: only a free the program called. */
+  if (heap->collecting || heap->span_lock_depth != 0 || heap->adopting != NULL)
+    return;
+  collect(heap, inbox_backlog(heap) > QM_DRAIN_BACKLOG_MAX ? SIZE_MAX : QM_DRAIN_ON_PUSH);
 }
 
 /* ---------------------------------------------------------------------------------------------

@@ -601,10 +601,12 @@ qm_heap_t *_qm_heap_pool_take(void);
 void _qm_heap_pool_give(qm_heap_t *heap);
 /* Empties every list and pointer of heap (its segments must be gone already). */
 void _qm_heap_reset(qm_heap_t *heap);
-/* Drains the inbox (heap.c): all of it, the parcels taken before included; or the small slow
- * path's share of it. Owner only. */
+/* Drains the inbox (heap.c): all of it, the parcels taken before included; a small slow path's
+ * share of it, when more than `more_than` blocks wait; or what a free that pushed a batch
+ * collects. Owner only. */
 void _qm_heap_collect_inbox(qm_heap_t *heap);
-void _qm_heap_collect_share(qm_heap_t *heap);
+void _qm_heap_collect_share(qm_heap_t *heap, int64_t more_than);
+void _qm_heap_collect_on_push(qm_heap_t *heap);
 /* Whether other threads' frees wait for the owner: in the inbox, or taken and not yet collected. */
 static inline bool qm_heap_has_inbox_work(qm_heap_t *heap) {
   return heap->drain_parcel != NULL || atomic_load_explicit(&heap->inbox, memory_order_relaxed) != NULL;

@@ -196,6 +196,14 @@ static qm_page_t *page_find(qm_heap_t *heap, size_t cls, bool may_borrow) {
     if (page != NULL)
       return page;
   }
+  /* No page of the class can grow: the blocks that other threads gave back come before a new page
+   * (a slow path leaves a few of them to the frees, heap.c). */
+  if (growable == NULL && qm_heap_has_inbox_work(heap)) {
+    _qm_heap_collect_share(heap, 0);
+    page = queue_find_free(heap, cls, &growable);
+    if (page != NULL)
+      return page;
+  }
   page = growable;
   if (page != NULL && page->capacity < page->reserved)
     page_extend(heap, page);
@@ -222,7 +230,7 @@ static qm_page_t *page_find(qm_heap_t *heap, size_t cls, bool may_borrow) {
 void *_qm_small_alloc_slow(qm_heap_t *heap, size_t cls, bool zero, bool may_borrow) {
   heap->slow_path_count++;
   if (qm_heap_has_inbox_work(heap))
-    _qm_heap_collect_share(heap); /* a share: a long drain here was malloc's slowest calls */
+    _qm_heap_collect_share(heap, QM_DRAIN_MALLOC_MIN); /* fewer: the frees collect them (heap.c) */
   qm_heap_decay_tick(heap);
   if ((heap->slow_path_count & 1023) == 0)
     _qm_heap_sweep_pages(heap, true);

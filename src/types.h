@@ -408,7 +408,9 @@ typedef struct qm_heap_stats_s {
 #define QM_REMOTE_BATCH 32       /* blocks in a batch before it is pushed (parcels and their entries) */
 #define QM_AHEAD 8               /* how many entries ahead the owner's drain prefetches (heap.c) */
 #define QM_DRAIN_SHARE 16        /* blocks of the inbox a small slow path collects (heap.c) */
+#define QM_DRAIN_MALLOC_MIN 128  /* ... when more than this many wait (fewer: the frees collect) */
 #define QM_DRAIN_BACKLOG_MAX 256 /* ... all of them once more than this many wait */
+#define QM_DRAIN_ON_PUSH 64      /* blocks a free that pushes a batch collects of its own inbox */
 
 /* Blocks one thread freed that belong to another thread heap, held back so that they reach the
  * owner's inbox together: one compare-and-swap per QM_REMOTE_BATCH blocks instead of one per
@@ -454,6 +456,7 @@ typedef struct qm_heap_s {
   qm_block_t *drain_parcel;
   uint32_t drain_slot;
   uint32_t drain_end;
+  bool collecting; /* a collect is running: what it frees must not start another (heap.c) */
   uintptr_t thread_id;
   qm_remote_batch_t remote[QM_REMOTE_SLOTS]; /* this thread's frees bound for other heaps */
   qm_segment_t *segments;                    /* segments owned by this heap (doubly linked via next/prev) */

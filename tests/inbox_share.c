@@ -1,12 +1,17 @@
 /* Blocks other threads free into a heap are drained in shares (heap.c, "Draining the inbox in
- * shares"): a small slow path collects a few blocks of the inbox (16) and the rest waits for the
- * next slow paths, unless the backlog is long (over 256 blocks), when it collects everything;
- * everything else that drains (a large allocation, malloc_trim, thread exit) collects all of it.
+ * shares"): a small slow path collects a few blocks of the inbox (16) while more than 128 wait or
+ * before it takes a new page, and everything once more than 256 wait; a free that pushes a batch
+ * of blocks to another thread collects 64 of its own; everything else that drains (a large
+ * allocation, malloc_trim, thread exit) collects all of it.
  *
  * A worker allocates 192 blocks of 80 bytes and another thread frees them all into its inbox.
  * Counted with the statistics (blocks waiting in an inbox count as in use):
  *   - the worker's next slow path collects at least 16 of them and at most a quarter;
- *   - its later slow paths (8 KiB blocks, a page of 8 each) collect the rest;
+ *   - its later slow paths (8 KiB blocks, a page of 8 each) collect shares down to 128 waiting;
+ *     then slow paths that switch to a page with free blocks leave the rest alone, and one that
+ *     needs a new page collects a share first;
+ *   - its frees of another live thread's blocks, which push batches to that thread, collect the
+ *     rest;
  *   - with a share of a second round collected, malloc_trim collects the rest; of a third round, a
  *     large allocation; of a fourth, in another worker, that thread's exit;
  *   - of 4096 blocks (a fifth round), the next slow path collects all.
@@ -21,6 +26,9 @@
 #define BLOCK_SIZE 80
 #define BIG 8192
 #define MAX_BIG 4000
+#define MALLOC_MIN 128  /* what the slow paths leave to the frees (QM_DRAIN_MALLOC_MIN) */
+#define FOREIGN 256     /* blocks of another thread the worker frees */
+#define FOREIGN_SIZE 48 /* another class, so that they do not count in the worker's row */
 
 static void *blocks[MANY_BLOCKS];
 static size_t count = BLOCKS; /* how many of blocks[] a round uses */
@@ -34,6 +42,28 @@ static void *free_all(void *arg) {
     T_FREE(blocks[i]);
   T_FREE(own);
   return NULL; /* exit flushes the last batch */
+}
+
+/* A thread that allocates FOREIGN blocks and stays alive (its heap keeps its segments) until the
+ * worker has freed them all. */
+static void *foreign[FOREIGN];
+static pthread_mutex_t foreign_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t foreign_cond = PTHREAD_COND_INITIALIZER;
+static int foreign_state; /* 0 nothing yet, 1 allocated, 2 freed by the worker */
+
+static void *foreign_owner(void *arg) {
+  (void)arg;
+  for (size_t i = 0; i < FOREIGN; i++) {
+    foreign[i] = T_MALLOC(FOREIGN_SIZE);
+    CHECK(foreign[i] != NULL);
+  }
+  pthread_mutex_lock(&foreign_lock);
+  foreign_state = 1;
+  pthread_cond_broadcast(&foreign_cond);
+  while (foreign_state != 2)
+    pthread_cond_wait(&foreign_cond, &foreign_lock);
+  pthread_mutex_unlock(&foreign_lock);
+  return NULL;
 }
 
 static size_t in_use(void) {
@@ -74,16 +104,56 @@ static void *worker(void *arg) {
          BLOCKS, collected, BLOCKS / 4);
   CHECKF(qmt_heap_validate(), "the heap does not validate with parcels half drained");
   size_t n = 0;
-  while (n < MAX_BIG && in_use() != base) {
+  while (n < MAX_BIG && in_use() - base > MALLOC_MIN) {
     big[n] = T_MALLOC(BIG);
     CHECK(big[n] != NULL);
     n++;
   }
-  CHECKF(in_use() == base,
-         "%zu blocks still waiting after %zu allocations of %d bytes (about %zu slow paths)", in_use() - base,
-         n, BIG, n / 8);
+  size_t waiting = in_use() - base;
+  CHECKF(waiting <= MALLOC_MIN && waiting > 0,
+         "%zu blocks waiting after %zu allocations of %d bytes (about %zu slow paths; expected shares down "
+         "to %d or below, not all)",
+         waiting, n, BIG, n / 8, MALLOC_MIN);
+  /* Every other block back: the pages stay, half used. Allocating as many again switches pages
+   * (slow paths that need no new page): they leave the waiting blocks alone. */
+  for (size_t i = 0; i < n; i += 2)
+    T_FREE(big[i]);
+  for (size_t i = 0; i < n; i += 2) {
+    big[i] = T_MALLOC(BIG);
+    CHECK(big[i] != NULL);
+  }
+  CHECKF(in_use() - base == waiting,
+         "slow paths that switch pages collected %zu blocks with only %zu waiting",
+         waiting - (in_use() - base), waiting);
+  /* A new page comes only after a share of them. */
+  size_t before_new_page = n;
+  while (n < before_new_page + 16 && in_use() - base == waiting) {
+    big[n] = T_MALLOC(BIG);
+    CHECK(big[n] != NULL);
+    n++;
+  }
+  CHECKF(in_use() - base < waiting, "%zu allocations of %d bytes (new pages) collected none of %zu waiting",
+         n - before_new_page, BIG, waiting);
   for (size_t i = 0; i < n; i++)
     T_FREE(big[i]);
+  CHECK(qmt_heap_validate());
+
+  /* Frees of another thread's blocks: each batch pushed to it collects blocks of the worker's own. */
+  pthread_t owner;
+  CHECK(pthread_create(&owner, NULL, foreign_owner, NULL) == 0);
+  pthread_mutex_lock(&foreign_lock);
+  while (foreign_state != 1)
+    pthread_cond_wait(&foreign_cond, &foreign_lock);
+  pthread_mutex_unlock(&foreign_lock);
+  for (size_t i = 0; i < FOREIGN; i++)
+    T_FREE(foreign[i]);
+  CHECKF(in_use() == base, "%zu blocks still waiting after %d frees into another live thread's heap",
+         in_use() - base, FOREIGN);
+  pthread_mutex_lock(&foreign_lock);
+  foreign_state = 2;
+  pthread_cond_broadcast(&foreign_cond);
+  pthread_mutex_unlock(&foreign_lock);
+  CHECK(pthread_join(owner, NULL) == 0);
   CHECK(qmt_heap_validate());
 
   /* Round 2: malloc_trim collects what the shares left. (Each round's slow path is the first
