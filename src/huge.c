@@ -331,11 +331,15 @@ static void huge_cache_put(const qm_segment_t *segment, size_t first, size_t end
   huge_victims_unmap(&victims);
 }
 
-/* A new mapping for huge blocks: with QMALLOC_HUGE_THP, the kernel may back it with 2 MiB pages,
- * one fault for 512 small ones (a moved range keeps its own advice, which travels with its VMA). */
+/* Whether new mappings for huge blocks are advised for 2 MiB pages: QMALLOC_HUGE_THP, where the
+ * advice cannot make a page fault wait for the kernel to compact memory (os.c). */
+static bool huge_advise_thp(void) { return _qm_options.huge_thp && _qm_os_huge_faults_never_stall(); }
+
+/* A new mapping for huge blocks: advised, the kernel may back it with 2 MiB pages, one fault for
+ * 512 small ones (a moved range keeps its own advice, which travels with its VMA). */
 static void *huge_map(size_t size, size_t alignment, size_t offset) {
   void *p = _qm_os_map_aligned(size, alignment, offset);
-  if (p != NULL && _qm_options.huge_thp)
+  if (p != NULL && huge_advise_thp())
     _qm_os_advise_huge_pages(p, size);
   return p;
 }
@@ -449,7 +453,7 @@ static qm_segment_t *huge_cache_take(size_t map, qm_vma_list_t *vmas) {
   if (cache_count() == 0)
     return NULL;
   bool across = _qm_os_moves_across_mappings();
-  bool whole_tables = _qm_options.huge_thp && _qm_os_huge_pages_available();
+  bool whole_tables = huge_advise_thp() && _qm_os_huge_pages_available();
   huge_plan_t plan = {.in_place = NULL, .count = 0, .vmas = {.count = 0}};
   huge_victims_t victims = {.count = 0};
   _qm_lock(&huge_cache_lock);

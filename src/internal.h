@@ -375,6 +375,9 @@ void _qm_os_advise_huge_pages(void *p, size_t size);
 /* Whether the kernel gives transparent huge pages to mappings advised for them (its setting is
  * "always" or "madvise"). Read once. */
 bool _qm_os_huge_pages_available(void);
+/* Whether a page fault in a range advised for huge pages never waits for the kernel to reclaim or
+ * compact memory (its defrag setting is "defer" or "never"). Read once. */
+bool _qm_os_huge_faults_never_stall(void);
 /* Whether mremap can move a range that spans several kernel mappings (VMAs) as a whole (Linux
  * 6.17 and later); it never resizes one. Probed once, with a few system calls. */
 bool _qm_os_moves_across_mappings(void);

@@ -86,8 +86,10 @@ static const option_desc_t option_table[] = {
      "advise transparent huge pages for segments (`MADV_HUGEPAGE`): fewer TLB misses on big heaps, "
      "but a resident set that may grow in 2 MiB steps"},
     {"QMALLOC_HUGE_THP", OPTION_BOOL, FIELD(huge_thp), 1, 0, 1, NULL, ANY_TIME, NULL,
-     "advise transparent huge pages for huge blocks (above 2 MiB; `MADV_HUGEPAGE`): one page fault per "
-     "2 MiB instead of 512, but a block used only here and there is resident in 2 MiB steps"},
+     "advise transparent huge pages for huge blocks (above 2 MiB; `MADV_HUGEPAGE`) where the kernel's THP "
+     "`defrag` setting is `defer` or `never` (elsewhere an advised page fault may stop to compact memory): "
+     "one page fault per 2 MiB instead of 512, but a block used only here and there is resident in 2 MiB "
+     "steps"},
     {"QMALLOC_ARENA_RESERVE", OPTION_SIZE, FIELD(arena_reserve), 0, 0, TiB, NULL, AT_START, NULL,
      "address space to reserve at the first allocation; segments are carved from it (no mmap call each) "
      "until it is used up, then mapped one by one; 0: no reservation"},

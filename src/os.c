@@ -357,6 +357,24 @@ bool _qm_os_huge_pages_available(void) {
   return kernel_fact(&known, read_huge_pages_available);
 }
 
+/* The kernel's defrag setting reads "always defer defer+madvise [madvise] never". Under `always`,
+ * `madvise` (the kernel's default) and `defer+madvise`, a page fault in an advised range that finds
+ * no free 2 MiB page reclaims and compacts memory before it returns: on a machine whose memory is
+ * fragmented, `qmb-large` took 0.41 s instead of 0.06 (0.09 unadvised). Under `defer` and `never`
+ * it takes a small page and leaves compaction to the kernel's threads. */
+static bool read_huge_faults_never_stall(void) {
+  char text[96];
+  if (read_small_file("/sys/kernel/mm/transparent_hugepage/defrag", text, sizeof text) == 0)
+    return false;
+  const char *choice = strchr(text, '[');
+  return choice != NULL && (strncmp(choice, "[defer]", 7) == 0 || strncmp(choice, "[never]", 7) == 0);
+}
+
+bool _qm_os_huge_faults_never_stall(void) {
+  static _Atomic int known;
+  return kernel_fact(&known, read_huge_faults_never_stall);
+}
+
 size_t _qm_os_resident_bytes(void) {
   char text[128];
   if (read_small_file("/proc/self/statm", text, sizeof text) == 0)
