@@ -222,9 +222,9 @@ bool _qm_heap_is_valid(qm_heap_t *heap) {
         heap->empty_segment_count);
   for (size_t i = 0; i < QM_REMOTE_SLOTS && v.errors == 0; i++)
     validate_remote_batch(&v, i, &heap->remote[i]);
+  CHECK(&v, !heap->collecting, "heap: marked as collecting its inbox outside a collect");
   /* The parcel being drained: its cursor within its entries, and none of the entries the cursor
    * has looked at (QM_AHEAD from the next one, or up to the end found) is NULL. */
-  CHECK(&v, !heap->collecting, "heap: marked as collecting its inbox outside a collect");
   qm_block_t *parcel = heap->drain_parcel;
   if (parcel == NULL) {
     CHECK(&v, heap->drain_slot == 0 && heap->drain_end == 0, "drain cursor %u..%u without a parcel",
