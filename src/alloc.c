@@ -333,4 +333,5 @@ void qm_thread_done(void) {
   qm_heap_t *heap = _qm_tls_heap;
   if (heap != &_qm_empty_heap)
     _qm_heap_abandon(heap);
+  _qm_tls_heap_given_back = true;
 }

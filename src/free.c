@@ -254,12 +254,14 @@ static __attribute__((noinline)) void parcel_next(qm_remote_batch_t *batch, qm_b
  * the owner itself, which routes the block unbatched). A calling thread with no heap of its own
  * takes one here: a thread that only frees (the consumer of a pipeline) would otherwise push every
  * block with a compare-and-swap of its own on the owner's inbox line, which the owner takes too.
- * In `prodcons` that was 2.5 s against 1.55 s batched. Only when no heap can be had does the block
- * go unbatched. */
+ * In `prodcons` that was 2.5 s against 1.55 s batched. A thread that has given its heap back (one
+ * exiting: the frees of thread-key destructors that run after qmalloc's; or one that called
+ * qm_thread_done) takes none: a heap taken there might never be given back, and its batches never
+ * flushed. Those frees, and any when no heap can be had, go unbatched. */
 static __attribute__((noinline)) void remote_free(qm_heap_t *heap, qm_heap_t *owner, qm_block_t *block) {
-  if (qm_unlikely(heap == &_qm_empty_heap))
+  if (qm_unlikely(heap == &_qm_empty_heap) && !_qm_tls_heap_given_back)
     heap = _qm_heap_get_or_init();
-  if (qm_unlikely(heap == NULL || owner == heap)) {
+  if (qm_unlikely(heap == NULL || heap == &_qm_empty_heap || owner == heap)) {
     free_route(checked_segment(block), block, false);
     return;
   }

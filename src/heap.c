@@ -11,6 +11,7 @@
 #include <errno.h>
 
 __thread qm_heap_t *_qm_tls_heap __attribute__((tls_model("initial-exec"))) = &_qm_empty_heap;
+__thread bool _qm_tls_heap_given_back __attribute__((tls_model("initial-exec")));
 
 qm_page_t _qm_empty_page; /* free == NULL, so allocation from it always falls to the slow path */
 
@@ -446,6 +447,7 @@ void _qm_heap_abandon(qm_heap_t *heap) {
   _qm_heap_reset(heap); /* unlisted above: nobody else looks at it */
   if (_qm_tls_heap == heap) {
     _qm_tls_heap = &_qm_empty_heap;
+    _qm_tls_heap_given_back = true;
     _qm_thread_key_set(NULL); /* the heap may go to another thread: this one must not abandon it again */
   }
   _qm_heap_pool_give(heap);

@@ -30,6 +30,9 @@
 /* The thread's heap. initial-exec TLS: one fs-relative load, no call. See docs/DESIGN.md on why
  * this also works when the library is dlopen'ed (8 bytes fit glibc's static TLS surplus). */
 extern __thread qm_heap_t *_qm_tls_heap __attribute__((tls_model("initial-exec")));
+/* The thread has given its heap back (it is exiting, or called qm_thread_done): its frees of other
+ * threads' blocks no longer take a heap to batch them in (free.c, remote_free). */
+extern __thread bool _qm_tls_heap_given_back __attribute__((tls_model("initial-exec")));
 
 extern qm_heap_t _qm_empty_heap; /* the heap of a thread that has not allocated yet */
 extern qm_page_t _qm_empty_page; /* has no free block: makes the fast path fall through */

@@ -8,7 +8,9 @@
  *     collects its inbox) finds none of them, since they are still in the consumer's batch;
  *   - the consumer's exit hands the batch over: the next trim collects every one;
  *   - a consumer frees MANY blocks and stays alive: all but the last open batch have arrived;
- *   - after its exit, every block is collected, the heap validates and the blocks are used again.
+ *   - after its exit, every block is collected, the heap validates and the blocks are used again;
+ *   - a consumer that has called qm_thread_done (a thread that has given its heap back, as one
+ *     whose exit has begun) takes no heap for its frees: HELD blocks freed arrive at once.
  */
 #include <pthread.h>
 
@@ -24,7 +26,8 @@ static size_t count;
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
-static int state; /* 0 started, 1 freed everything, 2 may exit */
+static int state;       /* 0 started, 1 freed everything, 2 may exit */
+static bool done_first; /* the consumer calls qm_thread_done before its frees */
 
 static void set_state(int value) {
   pthread_mutex_lock(&lock);
@@ -43,6 +46,8 @@ static void wait_state(int value) {
 /* Frees blocks[0 .. count) and stays alive until told to exit; allocates nothing. */
 static void *consumer(void *arg) {
   (void)arg;
+  if (done_first)
+    CHECK(qmt_thread_done());
   for (size_t i = 0; i < count; i++)
     T_FREE(blocks[i]);
   set_state(1);
@@ -100,6 +105,14 @@ int main(void) {
   waiting = round_of(MANY, base);
   CHECKF(waiting < BATCH_MAX, "%zu of %d blocks freed by a thread that never allocates had not arrived",
          waiting, MANY);
+
+  done_first = true;
+  waiting = round_of(HELD, base);
+  CHECKF(waiting == 0,
+         "%zu of %d blocks freed by a thread that had called qm_thread_done waited (expected none: no "
+         "heap, no batch)",
+         waiting, HELD);
+  done_first = false;
 
   /* The blocks are used again. */
   for (size_t i = 0; i < MANY; i++) {
