@@ -77,7 +77,8 @@ QM_API bool qm_is_heap_pointer(const void *p);
 QM_API int qm_trim(size_t pad);
 
 /* Hands the calling thread's heap back (as if the thread exited). The thread may allocate again
- * afterwards; it then gets a fresh heap. Useful before a thread parks for a long time. */
+ * afterwards; it then gets a fresh heap. Until then, its frees of other threads' blocks go to
+ * their owners one at a time instead of in batches. Useful before a thread parks for a long time. */
 QM_API void qm_thread_done(void);
 
 /* Process-wide counters (always available, cheap: maintained on slow paths only). */
