@@ -228,7 +228,7 @@ static void parcel_open(qm_remote_batch_t *batch, qm_block_t *block) {
 
 /* The next block for a batch that already belongs to its owner, when the newest parcel has no room
  * left (or there is none): the parcel is closed, the batch pushed once it holds QM_REMOTE_BATCH
- * blocks, and block starts the next parcel. */
+ * blocks, block starts the next parcel, and the thread collects a share of its own inbox. */
 static __attribute__((noinline)) void parcel_next(qm_remote_batch_t *batch, qm_block_t *block) {
   if (batch->first != NULL) {
     /* Linking the newest parcel again would make the chain a cycle, and the owner's drain would
@@ -236,15 +236,16 @@ static __attribute__((noinline)) void parcel_next(qm_remote_batch_t *batch, qm_b
     if (qm_unlikely(qm_parcel_is_latest(batch->cursor, block)))
       _qm_fatal("double free: block %p was freed twice in a row by this thread", (void *)block);
     parcel_close(batch);
-    if (batch->count >= QM_REMOTE_BATCH) {
+    if (batch->count >= QM_REMOTE_BATCH)
       batch_push(batch);
-      parcel_open(batch, block);
-      /* The owner's share of its own returns: collected here, so that malloc need not (heap.c). */
-      qm_heap_t *heap = _qm_tls_heap;
-      if (qm_heap_has_inbox_work(heap))
-        _qm_heap_collect_on_push(heap);
-      return;
-    }
+    parcel_open(batch, block);
+    /* The owner's share of its own returns: collected here, so that malloc need not (heap.c). A
+     * parcel closes every 4 to 32 blocks (its entries and itself), a batch every 32 or more: smaller
+     * shares, more often, shorten the frees that collect (larson: free p99.9 about 20% lower). */
+    qm_heap_t *heap = _qm_tls_heap;
+    if (qm_heap_has_inbox_work(heap))
+      _qm_heap_collect_on_free(heap);
+    return;
   }
   parcel_open(batch, block);
 }

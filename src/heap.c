@@ -193,8 +193,8 @@ void _qm_heap_segment_unlink(qm_heap_t *heap, qm_segment_t *segment) {
  * back) collects all of it.
  *
  * Even a share is 16 such transfers, so malloc leaves the inbox alone while few blocks wait
- * (QM_DRAIN_MALLOC_MIN): a thread that frees other threads' blocks collects QM_DRAIN_ON_PUSH of its
- * own each time it pushes a batch to one of them (free.c), a slow path of free it runs anyway, and
+ * (QM_DRAIN_MALLOC_MIN): a thread that frees other threads' blocks collects QM_DRAIN_ON_PARCEL of
+ * its own each time it closes a parcel for one of them (free.c), a slow path of free it runs anyway, and
  * that keeps up wherever threads free each other's blocks. Malloc collects once more wait (a
  * thread that only allocates, or one whose frees fell behind), and before it takes a new page
  * (page.c), so that the blocks left waiting never make a heap take a new page.
@@ -403,12 +403,12 @@ void _qm_heap_collect_share(qm_heap_t *heap, int64_t more_than) {
     collect(heap, QM_DRAIN_SHARE);
 }
 
-void _qm_heap_collect_on_push(qm_heap_t *heap) {
+void _qm_heap_collect_on_free(qm_heap_t *heap) {
   /* Not from inside a collect (its cursor lives in locals until it ends), nor from the span layer,
    * a decay pass or an adoption, whose frees may come here: only a free the program called. */
   if (heap->collecting || heap->span_lock_depth != 0 || heap->adopting != NULL)
     return;
-  collect(heap, inbox_backlog(heap) > QM_DRAIN_BACKLOG_MAX ? SIZE_MAX : QM_DRAIN_ON_PUSH);
+  collect(heap, inbox_backlog(heap) > QM_DRAIN_BACKLOG_MAX ? SIZE_MAX : QM_DRAIN_ON_PARCEL);
 }
 
 /* ---------------------------------------------------------------------------------------------

@@ -612,7 +612,7 @@ void _qm_heap_reset(qm_heap_t *heap);
  * collects. Owner only. */
 void _qm_heap_collect_inbox(qm_heap_t *heap);
 void _qm_heap_collect_share(qm_heap_t *heap, int64_t more_than);
-void _qm_heap_collect_on_push(qm_heap_t *heap);
+void _qm_heap_collect_on_free(qm_heap_t *heap);
 /* Whether other threads' frees wait for the owner: in the inbox, or taken and not yet collected. */
 static inline bool qm_heap_has_inbox_work(qm_heap_t *heap) {
   return heap->drain_parcel != NULL || atomic_load_explicit(&heap->inbox, memory_order_relaxed) != NULL;

@@ -410,7 +410,7 @@ typedef struct qm_heap_stats_s {
 #define QM_DRAIN_SHARE 16        /* blocks of the inbox a small slow path collects (heap.c) */
 #define QM_DRAIN_MALLOC_MIN 128  /* ... when more than this many wait (fewer: the frees collect) */
 #define QM_DRAIN_BACKLOG_MAX 256 /* ... all of them once more than this many wait */
-#define QM_DRAIN_ON_PUSH 64      /* blocks a free that pushes a batch collects of its own inbox */
+#define QM_DRAIN_ON_PARCEL 32    /* blocks a free that closes a parcel collects of its own inbox */
 
 /* Blocks one thread freed that belong to another thread heap, held back so that they reach the
  * owner's inbox together: one compare-and-swap per QM_REMOTE_BATCH blocks instead of one per

@@ -1,7 +1,7 @@
 /* Blocks other threads free into a heap are drained in shares (heap.c, "Draining the inbox in
  * shares"): a small slow path collects a few blocks of the inbox (16) while more than 128 wait or
- * before it takes a new page, and everything once more than 256 wait; a free that pushes a batch
- * of blocks to another thread collects 64 of its own; everything else that drains (a large
+ * before it takes a new page, and everything once more than 256 wait; a free that closes a parcel
+ * of blocks for another thread collects 32 of its own; everything else that drains (a large
  * allocation, malloc_trim, thread exit) collects all of it.
  *
  * A worker allocates 192 blocks of 80 bytes and another thread frees them all into its inbox.
@@ -10,8 +10,8 @@
  *   - its later slow paths (8 KiB blocks, a page of 8 each) collect shares down to 128 waiting;
  *     then slow paths that switch to a page with free blocks leave the rest alone, and one that
  *     needs a new page collects a share first;
- *   - its frees of another live thread's blocks, which push batches to that thread, collect the
- *     rest;
+ *   - its frees of another live thread's blocks collect a share each time they close a parcel for
+ *     that thread (before any batch is pushed), and the rest by the end;
  *   - with a share of a second round collected, malloc_trim collects the rest; of a third round, a
  *     large allocation; of a fourth, in another worker, that thread's exit;
  *   - of 4096 blocks (a fifth round), the next slow path collects all.
@@ -28,6 +28,7 @@
 #define MAX_BIG 4000
 #define MALLOC_MIN 128  /* what the slow paths leave to the frees (QM_DRAIN_MALLOC_MIN) */
 #define FOREIGN 256     /* blocks of another thread the worker frees */
+#define FOREIGN_FEW 12  /* of them first: parcels closed, no batch pushed */
 #define FOREIGN_SIZE 48 /* another class, so that they do not count in the worker's row */
 
 static void *blocks[MANY_BLOCKS];
@@ -138,14 +139,24 @@ static void *worker(void *arg) {
     T_FREE(big[i]);
   CHECK(qmt_heap_validate());
 
-  /* Frees of another thread's blocks: each batch pushed to it collects blocks of the worker's own. */
+  /* Frees of another thread's blocks: each parcel closed for it collects blocks of the worker's own,
+   * before any batch goes (a 48-byte block lists 5 others: 12 frees close a parcel, and a batch
+   * is pushed at 32 blocks). */
   pthread_t owner;
   CHECK(pthread_create(&owner, NULL, foreign_owner, NULL) == 0);
   pthread_mutex_lock(&foreign_lock);
   while (foreign_state != 1)
     pthread_cond_wait(&foreign_cond, &foreign_lock);
   pthread_mutex_unlock(&foreign_lock);
-  for (size_t i = 0; i < FOREIGN; i++)
+  size_t waiting_before = in_use() - base;
+  CHECK(waiting_before > 0);
+  for (size_t i = 0; i < FOREIGN_FEW; i++)
+    T_FREE(foreign[i]);
+  CHECKF(in_use() - base < waiting_before,
+         "%d frees into another live thread's heap (a parcel closed, no batch pushed) collected none of the "
+         "%zu blocks waiting",
+         FOREIGN_FEW, waiting_before);
+  for (size_t i = FOREIGN_FEW; i < FOREIGN; i++)
     T_FREE(foreign[i]);
   CHECKF(in_use() == base, "%zu blocks still waiting after %d frees into another live thread's heap",
          in_use() - base, FOREIGN);
