@@ -28,7 +28,7 @@
 #define qm_printf_like(f, a) __attribute__((format(printf, f, a)))
 
 /* The thread's heap. initial-exec TLS: one fs-relative load, no call. See docs/DESIGN.md on why
- * this also works when the library is dlopen'ed (8 bytes fit glibc's static TLS surplus). */
+ * this also works when the library is dlopen'ed (these 16 bytes fit glibc's static TLS surplus). */
 extern __thread qm_heap_t *_qm_tls_heap __attribute__((tls_model("initial-exec")));
 /* The thread has given its heap back (it is exiting, or called qm_thread_done): its frees of other
  * threads' blocks no longer take a heap to batch them in (free.c, remote_free). */
