@@ -195,9 +195,9 @@ void _qm_heap_segment_unlink(qm_heap_t *heap, qm_segment_t *segment) {
  * Even a share is 16 such transfers, so malloc leaves the inbox alone while few blocks wait
  * (QM_DRAIN_MALLOC_MIN): a thread that frees other threads' blocks collects QM_DRAIN_ON_PARCEL of
  * its own each time it closes a parcel for one of them (free.c), a slow path of free it runs
- * anyway, and that keeps up wherever threads free each other's blocks. Malloc collects once more wait (a
- * thread that only allocates, or one whose frees fell behind), and before it takes a new page
- * (page.c), so that the blocks left waiting never make a heap take a new page.
+ * anyway, and that keeps up wherever threads free each other's blocks. Malloc collects once more
+ * wait (a thread that only allocates, or one whose frees fell behind), and before it takes a new
+ * page (page.c), so that the blocks left waiting never make a heap take a new page.
  * ------------------------------------------------------------------------------------------- */
 
 /* One block from the inbox back onto its page, or on to its segment's new owner. */
