@@ -533,8 +533,16 @@ void _qm_page_refill_holes(qm_page_t *page);
  * give back the OS pages that hold no live block, and free spans dirty for longer than the purge
  * delay are purged. Also ages the segment cache and, now and then, idle heaps of other threads. */
 void _qm_heap_decay(qm_heap_t *heap, uint64_t now);
-/* Runs a decay pass when one is due; called from the owner's slow paths. */
+/* A decay pass's page half, run when the heap has made QM_GROWTH_PASS_BYTES of fresh memory
+ * resident per segment it owns (purge.c, "Growth passes"). Owner only. */
+void _qm_heap_growth_pass(qm_heap_t *heap);
+#define QM_GROWTH_PASS_BYTES ((uint64_t)64 * 1024)
+static inline void qm_heap_grew(qm_heap_t *heap, size_t fresh_bytes) { heap->grown_bytes += fresh_bytes; }
+/* Runs a growth pass or a decay pass when one is due; called from the owner's slow paths. */
 static inline void qm_heap_decay_tick(qm_heap_t *heap) {
+  size_t segments = heap->segment_count > 1 ? heap->segment_count : 1;
+  if (qm_unlikely(heap->grown_bytes >= QM_GROWTH_PASS_BYTES * segments))
+    _qm_heap_growth_pass(heap);
   uint64_t now = _qm_os_now_coarse_ns();
   if (qm_unlikely(now >= heap->decay_next_ns))
     _qm_heap_decay(heap, now);

@@ -71,7 +71,7 @@ static const option_desc_t option_table[] = {
     {"QMALLOC_PURGE_DELAY", OPTION_DURATION, FIELD(purge_delay_ms), 100, 0, 60 * MS_PER_S, NULL, ANY_TIME,
      NULL,
      "how long free memory stays resident before its pages are given back to the OS (free spans: half "
-     "of it; 0: at once)"},
+     "of it; 0: at once; a heap that grows gives back sooner)"},
     {"QMALLOC_PURGE_METHOD", OPTION_ENUM, FIELD(purge_method), QM_PURGE_DONTNEED, 0, 1, purge_methods,
      ANY_TIME, NULL,
      "how pages are given back: `dontneed` (`MADV_DONTNEED`: the resident set drops at once) or `free` "

@@ -59,6 +59,9 @@ static void page_init(qm_page_t *page, size_t cls) {
   page->purge_mark = QM_PURGE_NONE;
   page->hole_blocks = 0;
   page->hole_map = 0;
+  /* Carving past the memory the span had made resident counts as growth (purge.c). */
+  if (page->resident_slices > count)
+    page->resident_slices = (uint32_t)count;
   qm_slice_head_fill(page, count);
   qm_slice_class_set(page, count, (uint8_t)cls);
   qm_track_reserve(qm_page_start(page), count << QM_SLICE_SHIFT);
@@ -77,15 +80,17 @@ static void page_extend(qm_heap_t *heap, qm_page_t *page) {
   if (n > left)
     n = left;
   qm_assert_internal(n > 0);
-  uint8_t *first = qm_page_start(page) + (size_t)page->capacity * block_size;
+  size_t offset = (size_t)page->capacity * block_size,
+         resident = (size_t)page->resident_slices << QM_SLICE_SHIFT;
+  uint8_t *first = qm_page_start(page) + offset;
   page->capacity += (uint32_t)n; /* first, so that the new blocks count as carved for link checks */
+  if (offset + n * block_size > resident)
+    qm_heap_grew(heap, offset + n * block_size - (offset > resident ? offset : resident));
 #if QM_SECURE
   if (_qm_options.secure) {
     _qm_secure_carve(heap, page, first, n);
     return;
   }
-#else
-  (void)heap;
 #endif
   uint8_t *p = first;
   for (size_t i = 1; i < n; i++, p += block_size)

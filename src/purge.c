@@ -19,6 +19,15 @@
  * it), and what waits in the inbox of a heap whose owner has stopped draining it (below): so a
  * thread that stops calling the allocator pins neither its free spans nor what others free to it.
  *
+ * Growth passes. The delay is a guess that freed memory will be wanted again soon; a heap that
+ * makes fresh memory resident while it holds free memory it is not reusing shows the guess wrong,
+ * and keeping both raises the program's peak. So each QM_GROWTH_PASS_BYTES of fresh memory per
+ * segment (heap->grown_bytes: carving past what a page's span had resident, a large block on slices
+ * never written or purged) the next slow path runs a growth pass: the page half of a decay pass
+ * (the same marks, so a page idle over two passes of either kind is given back) and the purge of the
+ * free spans dirty since before the previous growth pass. Growth, not time, measures idleness
+ * there: a heap that reuses what it frees makes nothing fresh resident and runs no growth pass.
+ *
  * Holes. A small page is cut into purge units (an OS page, or 1/64 of the page if that is more),
  * and a unit all of whose overlapping blocks are free can be purged. Its blocks are taken off the
  * free list first (their links live in the memory being purged), and the unit's bit is set in
@@ -508,6 +517,21 @@ void _qm_heap_decay(qm_heap_t *heap, uint64_t now) {
     _qm_purge_other_heaps(heap, spans_dirty_before);
     _qm_segment_abandoned_decay(now);
   }
+}
+
+/* Measured (full size, 4 repetitions, the library before and glibc in one run): peak RSS of
+ * `python` 26.18 → 25.71 MiB, `python-malloc` 27.03 → 26.56, `cc` 39.81 → 39.24 (glibc 24.87, 25.65,
+ * 37.99), page faults +0-6%; `realloc` 3.5k → 9k faults (1.58 → 1.62 s, within its spread). Purging
+ * every dirty span on growth instead (any age) took `python` to 25.1 MiB, but `realloc` to a
+ * million page faults: what it frees, it takes back within a millisecond. */
+void _qm_heap_growth_pass(qm_heap_t *heap) {
+  heap->grown_bytes = 0;
+  uint64_t now = _qm_os_now_coarse_ns();
+  qm_span_lock_enter(heap);
+  decay_pages(heap, false);
+  _qm_heap_purge_spans(heap, heap->growth_pass_ns);
+  heap->growth_pass_ns = now;
+  qm_span_lock_leave(heap);
 }
 
 bool _qm_heap_purge_all(qm_heap_t *heap) {

@@ -230,6 +230,7 @@ void *_qm_large_alloc(qm_heap_t *heap, size_t size, size_t alignment, bool zero)
     return NULL;
   }
   bool is_zero = span->is_zero == QM_MEMORY_ZERO;
+  size_t resident = is_zero ? 0 : span->resident_slices; /* of the span's first slices */
   if (extra > 0) {
     /* Find the first aligned slice, give back the slices before it and after the block.
        The pieces are freed as used spans so that they merge with their free neighbours. */
@@ -246,8 +247,10 @@ void *_qm_large_alloc(qm_heap_t *heap, size_t size, size_t alignment, bool zero)
       span_set(block + count, after, QM_SPAN_LARGE);
       _qm_span_free(heap, block + count);
     }
+    resident = resident > skip ? resident - skip : 0;
     span = block;
   }
+  qm_heap_grew(heap, resident < count ? (count - resident) << QM_SLICE_SHIFT : 0);
   void *p = large_init(span, count);
   qm_stats_large_alloc(heap, size, count * QM_SLICE_SIZE);
   span->is_zero = QM_MEMORY_DIRTY;

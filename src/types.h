@@ -187,6 +187,8 @@ typedef enum qm_purge_mark_e {
  *                the OS while every block overlapping it was free; those blocks (hole_blocks of
  *                them) are on no list until the page refills from its holes.
  *                (Blocks sitting in the heap's inbox still count as used.)
+ *                resident_slices <= slice_count: what of the span may have been resident when the
+ *                page was made; carving past it counts as growth (purge.c, growth passes).
  *                IN_FULL  <=>  the page is in no class queue.
  *   Large page:  reserved == capacity == 1; block_size == slice_count * QM_SLICE_SIZE;
  *                used == 1 while the block is live.
@@ -210,7 +212,7 @@ typedef struct qm_page_s {
     uint8_t purge_mark; /* small pages: qm_purge_mark_t, where the page is in the decay passes */
   };
   uint32_t block_size;      /* bytes per block (small: class size; large: span bytes) */
-  uint32_t resident_slices; /* free spans: slices from its start that may be resident (span.c) */
+  uint32_t resident_slices; /* free spans and small pages: slices from its start that may be resident */
   uint32_t slice_count;     /* slices in the span (first descriptor only) */
   uint32_t hole_blocks;     /* small pages: free blocks lying in purged holes (on no free list) */
   union {
@@ -473,6 +475,10 @@ typedef struct qm_heap_s {
   uint64_t pages_emptied;
   uint64_t pages_emptied_swept;
   uint64_t decay_next_ns; /* when the next decay pass is due (purge.c) */
+  /* Fresh memory (never written, or purged) the heap has made resident since its last growth pass
+   * (purge.c, "Growth passes"); counted where it carves or hands out such memory. */
+  uint64_t grown_bytes;
+  uint64_t growth_pass_ns; /* when the last growth pass ran */
   /* The purge of an idle heap's inbox (purge.c): inbox_drains counts the owner's drains (only the
    * owner writes it, others read it); purge_seen_drains (its value at the last visit) and
    * inbox_purged (the newest parcel of the chain that visit handled, or NULL) are written by other

@@ -55,6 +55,8 @@ static void validate_small_page(validation_t *v, qm_heap_t *heap, qm_page_t *pag
         "page %p: reserved %u wrong", (void *)page, page->reserved);
   CHECK(v, page->capacity <= page->reserved, "page %p: capacity %u > reserved %u", (void *)page,
         page->capacity, page->reserved);
+  CHECK(v, page->resident_slices <= page->slice_count, "page %p: resident slices %u > slices %u",
+        (void *)page, page->resident_slices, page->slice_count);
   size_t free_count = 0;
   for (qm_block_t *b = page->free; b != NULL; b = qm_block_next(page, b)) {
     const uint8_t *bp = (const uint8_t *)b;
