@@ -318,8 +318,11 @@ static size_t collect_purged(qm_heap_t *heap, qm_block_t *chain) {
 
 /* Collects up to budget blocks: the rest of the parcels taken before, then (once) the inbox.
  * Each listed block is a miss: the cursor runs QM_AHEAD entries in front of the one collected,
- * prefetching, so that that many misses are in flight at once; it is also what finds the NULL
- * that ends a parcel's entries (the entries are never read past it). A parcel is collected after
+ * prefetching it for writing, so that the line comes in the state the store of its link needs; it
+ * is also what finds the NULL that ends a parcel's entries (the entries are never read past it).
+ * Two entries ahead are enough: the stores of consecutive blocks do not depend on each other, so
+ * the core overlaps their misses itself, and a cursor 8 ahead made the shares longer (DESIGN.md,
+ * section 6, "The drain"). A parcel is collected after
  * its entries, as the last thing read from it is its link. The cursor lives in locals and is
  * stored back once: with 16-byte blocks every block is a parcel. */
 static void collect(qm_heap_t *heap, size_t budget) {

@@ -408,7 +408,7 @@ typedef struct qm_heap_stats_s {
  */
 #define QM_REMOTE_SLOTS 8        /* batches per heap, one owner each, chosen by a hash of the owner */
 #define QM_REMOTE_BATCH 32       /* blocks in a batch before it is pushed (parcels and their entries) */
-#define QM_AHEAD 8               /* how many entries ahead the owner's drain prefetches (heap.c) */
+#define QM_AHEAD 2               /* how many entries ahead the owner's drain prefetches (heap.c) */
 #define QM_DRAIN_SHARE 16        /* blocks of the inbox a small slow path collects (heap.c) */
 #define QM_DRAIN_MALLOC_MIN 128  /* ... when more than this many wait (fewer: the frees collect) */
 #define QM_DRAIN_BACKLOG_MAX 256 /* ... all of them once more than this many wait */
@@ -442,6 +442,7 @@ typedef struct __attribute__((aligned(64))) qm_remote_batch_s {
 
 _Static_assert(sizeof(qm_remote_batch_t) == 64, "remote batches are indexed by a shift");
 _Static_assert((QM_REMOTE_SLOTS & (QM_REMOTE_SLOTS - 1)) == 0, "remote slots are chosen by hash bits");
+_Static_assert(QM_AHEAD >= 1, "the drain's cursor runs ahead of the entry it collects");
 
 typedef struct qm_heap_s {
   qm_page_t *direct[QM_DIRECT_COUNT];    /* fast path for sizes <= QM_DIRECT_MAX */
