@@ -321,10 +321,10 @@ static size_t collect_purged(qm_heap_t *heap, qm_block_t *chain) {
  * prefetching it for writing, so that the line comes in the state the store of its link needs; it
  * is also what finds the NULL that ends a parcel's entries (the entries are never read past it).
  * Two entries ahead are enough: the stores of consecutive blocks do not depend on each other, so
- * the core overlaps their misses itself, and a cursor 8 ahead made the shares longer (DESIGN.md,
- * section 6, "The drain"). A parcel is collected after
- * its entries, as the last thing read from it is its link. The cursor lives in locals and is
- * stored back once: with 16-byte blocks every block is a parcel. */
+ * the core overlaps their misses itself, and a cursor 8 ahead lengthened the tails of malloc and
+ * free (DESIGN.md, section 6, "The drain"). A parcel is collected after its entries, as the last
+ * thing read from it is its link. The cursor lives in locals and is stored back once: with 16-byte
+ * blocks every block is a parcel. */
 static void collect(qm_heap_t *heap, size_t budget) {
   const bool cpu_prefetchw = _qm_cpu_prefetchw;
   const size_t budget_given = budget;
