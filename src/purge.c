@@ -74,6 +74,14 @@ void _qm_page_free_bits(const qm_page_t *page, uint64_t *free_bits) {
   const unsigned shift = purge_unit_shift(page);
   const uint8_t *start = qm_page_start(page);
   memset(free_bits, 0, ((capacity + 63) / 64) * sizeof(uint64_t));
+  /* The walk below is a chain of dependent loads through blocks freed long ago (a sparse page has
+   * most of its blocks on the list), one cache miss after another. Asking for every line of the
+   * carved part first, in address order, puts those misses in flight together: this function was an
+   * eighth of `frag`'s samples, and the run took 10% less time with the prefetches (DESIGN.md,
+   * section 5, "Decay passes"). A prefetch of memory purged meanwhile is dropped, not faulted. */
+  const uint8_t *carved_end = start + capacity * block_size;
+  for (const uint8_t *line = start; line < carved_end; line += 64)
+    __builtin_prefetch(line);
   for (qm_block_t *b = page->free; b != NULL; b = qm_block_next(page, b)) {
     size_t index = (size_t)((uint8_t *)b - start) / block_size;
     free_bits[index / 64] |= 1ull << (index % 64);
