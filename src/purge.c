@@ -78,7 +78,8 @@ void _qm_page_free_bits(const qm_page_t *page, uint64_t *free_bits) {
    * most of its blocks on the list), one cache miss after another. Asking for every line of the
    * carved part first, in address order, puts those misses in flight together: this function was an
    * eighth of `frag`'s samples, and the run took 10% less time with the prefetches (DESIGN.md,
-   * section 5, "Decay passes"). A prefetch of memory purged meanwhile is dropped, not faulted. */
+   * section 5, "Finding a sparse page's free units"). A prefetch of memory purged meanwhile is
+   * dropped, not faulted. */
   const uint8_t *carved_end = start + capacity * block_size;
   for (const uint8_t *line = start; line < carved_end; line += 64)
     __builtin_prefetch(line);
