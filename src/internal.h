@@ -157,6 +157,23 @@ static inline uint8_t *qm_page_start(const qm_page_t *page) {
   return (uint8_t *)segment + (qm_slice_index(segment, page) << QM_SLICE_SHIFT);
 }
 
+/* The decay passes look at the small page again (the segment's decay_watch, types.h). */
+static inline void qm_page_watch(qm_page_t *page) {
+  qm_segment_t *segment = qm_segment_of_page(page);
+  size_t index = qm_slice_index(segment, page);
+  segment->decay_watch[index / 64] |= 1ull << (index % 64);
+}
+static inline void qm_page_unwatch(qm_page_t *page) {
+  qm_segment_t *segment = qm_segment_of_page(page);
+  size_t index = qm_slice_index(segment, page);
+  segment->decay_watch[index / 64] &= ~(1ull << (index % 64));
+}
+static inline bool qm_page_is_watched(const qm_page_t *page) {
+  const qm_segment_t *segment = qm_segment_of_page(page);
+  size_t index = qm_slice_index(segment, page);
+  return (segment->decay_watch[index / 64] >> (index % 64)) & 1;
+}
+
 /* The head descriptor that slice_head names for the slice whose descriptor is slice. */
 static inline qm_page_t *qm_slice_head(qm_page_t *slice) {
   qm_segment_t *segment = qm_segment_of_page(slice);

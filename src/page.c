@@ -57,6 +57,7 @@ static void page_init(qm_page_t *page, size_t cls) {
   page->free = NULL;
   page->flags = page->is_zero == QM_MEMORY_ZERO ? QM_PAGE_FREE_ZERO : 0;
   page->purge_mark = QM_PURGE_NONE;
+  qm_page_watch(page);
   page->hole_blocks = 0;
   page->hole_map = 0;
   /* Carving past the memory the span had made resident counts as growth (purge.c). */
@@ -130,6 +131,14 @@ static void queue_push_front(qm_heap_t *heap, qm_page_list_t *queue, qm_page_t *
   qm_list_push_front(queue, page);
 }
 
+/* The page is allocated from again: the decay passes start over with it. Of the pages they look
+ * at no more (the segment's decay_watch, types.h), only a thinned one can come back this way. */
+static inline void page_in_use_again(qm_page_t *page) {
+  if (page->purge_mark == QM_PURGE_THINNED)
+    qm_page_watch(page);
+  page->purge_mark = QM_PURGE_NONE;
+}
+
 /* Walks the class queue to the first page with a free block and makes it the class's current page;
  * NULL when no page has one, with *growable the first page that can carve more or take back its
  * holes (or NULL).
@@ -166,7 +175,7 @@ static qm_page_t *queue_find_free(qm_heap_t *heap, size_t cls, qm_page_t **growa
       qm_list_remove(queue, page);
       queue_push_front(heap, queue, page);
     }
-    page->purge_mark = QM_PURGE_NONE; /* in use again: the decay passes start over with it */
+    page_in_use_again(page);
   }
   if (page != NULL || queue->first != first)
     _qm_heap_update_class_page(heap, cls);
@@ -226,7 +235,7 @@ static qm_page_t *page_find(qm_heap_t *heap, size_t cls, bool may_borrow) {
     qm_list_remove(queue, page);
     queue_push_front(heap, queue, page);
   }
-  page->purge_mark = QM_PURGE_NONE;
+  page_in_use_again(page);
   _qm_heap_update_class_page(heap, cls);
 #if QM_DEBUG >= 3
   /* The validator walks every descriptor of every segment: run at every page switch, it made a big
@@ -301,6 +310,7 @@ void _qm_page_free_flagged(qm_heap_t *heap, qm_page_t *page, qm_block_t *block) 
   page->flags = flags & (uint8_t) ~(QM_PAGE_FREE_ZERO | QM_PAGE_IN_FULL);
   if (flags & QM_PAGE_IN_FULL) {
     page->purge_mark = QM_PURGE_NONE;
+    qm_page_watch(page);
     queue_append(heap, page);
     qm_heap_decay_tick(heap);
   }
@@ -381,6 +391,7 @@ bool _qm_heap_sweep_pages(qm_heap_t *heap, bool keep_current) {
 }
 
 void _qm_page_adopt(qm_heap_t *heap, qm_page_t *page) {
+  qm_page_watch(page);
   if (page->used == 0)
     heap->pages_emptied++; /* queued empty: the sweeps must look */
   if (page->free != NULL || page->capacity < page->reserved || page->hole_map != 0) {

@@ -75,13 +75,15 @@ void _qm_page_free_bits(const qm_page_t *page, uint64_t *free_bits) {
   const uint8_t *start = qm_page_start(page);
   memset(free_bits, 0, ((capacity + 63) / 64) * sizeof(uint64_t));
   /* The walk below is a chain of dependent loads through blocks freed long ago (a sparse page has
-   * most of its blocks on the list), one cache miss after another. Asking for every line of the
-   * carved part first, in address order, puts those misses in flight together: this function was an
-   * eighth of `frag`'s samples, and the run took 10% less time with the prefetches (DESIGN.md,
-   * section 5, "Finding a sparse page's free units"). A prefetch of memory purged meanwhile is
-   * dropped, not faulted. */
+   * most of its blocks on the list), one cache miss after another. Asking for the line of each
+   * block's start first (where its link is), in address order, puts those misses in flight
+   * together: this function was an eighth of `frag`'s samples, and the run took 10% less time with
+   * the prefetches (DESIGN.md, section 5, "Finding a sparse page's free units"). Asking for every
+   * line instead left the loop waiting on the core's miss buffers. A prefetch of memory purged
+   * meanwhile is dropped, not faulted. */
   const uint8_t *carved_end = start + capacity * block_size;
-  for (const uint8_t *line = start; line < carved_end; line += 64)
+  const size_t stride = block_size > 64 ? block_size : 64;
+  for (const uint8_t *line = start; line < carved_end; line += stride)
     __builtin_prefetch(line);
   for (qm_block_t *b = page->free; b != NULL; b = qm_block_next(page, b)) {
     size_t index = (size_t)((uint8_t *)b - start) / block_size;
@@ -241,54 +243,93 @@ static bool page_is_sparse(const qm_page_t *page) {
          free_blocks * page->block_size >= ((size_t)2 << purge_unit_shift(page));
 }
 
-/* Empty and sparse pages of the heap; `force` acts at once instead of on the second sighting.
- * The first page of each class queue is the one the fast path allocates from, which does not mark
- * it in use: it stays in place (releasing it would take a busy class's page away), but when it is
- * empty it is uncarved (its memory purged, page_uncarve), so that the classes a program has stopped
- * using (a block grown with realloc passes through many) do not each keep a page resident. It is
- * not thinned while sparse. */
+/* What a decay pass does with one small page (decay_pages, below). An idle page (empty, behind the
+ * front of its queue) goes to `idle`, for the caller to release after its walk. */
+static void decay_page(qm_heap_t *heap, qm_page_t *page, bool force, qm_purge_list_t *purges,
+                       qm_page_t **idle, size_t *idle_count, bool *released) {
+  if (page->flags & QM_PAGE_IN_FULL) {
+    qm_page_unwatch(page); /* nothing to do until a block comes back to it */
+    return;
+  }
+  bool first = heap->class_queue[page->size_class].first == page;
+  bool act = force || page->purge_mark == QM_PURGE_CANDIDATE;
+  if (page->used == 0 && !first) {
+    if (act) {
+      idle[(*idle_count)++] = page;
+    } else {
+      page->purge_mark = QM_PURGE_CANDIDATE;
+      qm_page_watch(page); /* a thinned page the frees emptied was not watched */
+    }
+    return;
+  }
+  if (page->purge_mark == QM_PURGE_THINNED) {
+    qm_page_unwatch(page); /* nothing to do until it is allocated from again, or empties */
+    return;
+  }
+  if (page->used == 0) {
+    if (page->hole_blocks == page->capacity)
+      return;
+    if (act) {
+      *released |= page_uncarve(page, purges) > 0;
+      page->purge_mark = QM_PURGE_THINNED;
+    } else {
+      page->purge_mark = QM_PURGE_CANDIDATE;
+    }
+  } else if (!first && page_is_sparse(page)) {
+    if (act) {
+      *released |= page_thin(page, purges) > 0;
+      page->purge_mark = QM_PURGE_THINNED;
+    } else {
+      page->purge_mark = QM_PURGE_CANDIDATE;
+    }
+  }
+}
+
+/* Empty and sparse pages of the heap, acted on when a second pass in a row sees them so (`force`:
+ * at once). The first page of each class queue is the one the fast path allocates from, which does
+ * not mark it in use: it stays in place (releasing it would take a busy class's page away), but
+ * when it is empty it is uncarved (its memory purged, page_uncarve), so that the classes a program
+ * has stopped using (a block grown with realloc passes through many) do not each keep a page
+ * resident. It is not thinned while sparse.
+ *
+ * Most passes read only the pages of each segment's decay_watch (types.h): a page the walk clears
+ * there is full or thinned, and stays so until an allocation or a free into a full page sets its
+ * bit again. The one exception is a thinned page that the frees empty, which is not watched again
+ * (that would put work on the free fast path's branch for an emptied page, which a loop of single
+ * malloc/free pairs takes at every free). Such a page is behind the front of its queue, and the
+ * frees count every page they empty there for the sweeps (page.c): so while that count is ahead of
+ * the last sweep, the pass reads every descriptor instead, as all passes once did. Either walk goes
+ * in address order rather than along the class queues and asks for descriptors ahead of the one it
+ * reads: the loads overlap, where the queues' links made them a chain of cache misses. */
 static bool decay_pages(qm_heap_t *heap, bool force) {
   bool released = false;
   qm_purge_list_t purges; /* the pass's thinned holes and uncarved pages, purged a few calls at a time */
   purges.count = 0;
-  /* The walk goes through each segment's descriptor array in address order rather than along the
-   * class queues: the next descriptor's address does not wait on the last one's link, so the loads
-   * overlap (with a million small blocks spread over thousands of pages, the queue walk was a
-   * cache miss per page). A small page is queued exactly when it is not IN_FULL (validate.c). */
+  bool every_page = heap->pages_emptied != heap->pages_emptied_swept;
   for (qm_segment_t *segment = heap->segments, *next_segment; segment != NULL; segment = next_segment) {
     next_segment = segment->next;
     qm_page_t *idle[QM_SLICES_PER_SEGMENT / QM_SMALL_PAGE_SLICES]; /* no small page is smaller */
     size_t idle_count = 0;
-    for (size_t i = QM_SEGMENT_FIRST_SLICE; i < QM_SLICES_PER_SEGMENT;) {
-      qm_page_t *page = &segment->slices[i];
-      qm_assert_internal(page->slice_count > 0);
-      i += page->slice_count;
-      if (page->kind != QM_SPAN_SMALL || (page->flags & QM_PAGE_IN_FULL))
-        continue;
-      bool first = heap->class_queue[page->size_class].first == page;
-      bool act = force || page->purge_mark == QM_PURGE_CANDIDATE;
-      if (first && page->used == 0) {
-        if (page->purge_mark == QM_PURGE_THINNED || page->hole_blocks == page->capacity)
-          continue;
-        if (act) {
-          released |= page_uncarve(page, &purges) > 0;
-          page->purge_mark = QM_PURGE_THINNED;
-        } else {
-          page->purge_mark = QM_PURGE_CANDIDATE;
-        }
-      } else if (page->used == 0) {
-        if (act) {
-          qm_assert_internal(idle_count < sizeof idle / sizeof idle[0]);
-          idle[idle_count++] = page;
-        } else {
-          page->purge_mark = QM_PURGE_CANDIDATE;
-        }
-      } else if (!first && page->purge_mark != QM_PURGE_THINNED && page_is_sparse(page)) {
-        if (act) {
-          released |= page_thin(page, &purges) > 0;
-          page->purge_mark = QM_PURGE_THINNED;
-        } else {
-          page->purge_mark = QM_PURGE_CANDIDATE;
+    if (every_page) {
+      for (size_t i = QM_SEGMENT_FIRST_SLICE; i < QM_SLICES_PER_SEGMENT;) {
+        qm_page_t *page = &segment->slices[i];
+        /* Small pages span 2 slices or more: this asks for the descriptors of about 16 pages on. */
+        if (i + 32 < QM_SLICES_PER_SEGMENT)
+          __builtin_prefetch(&segment->slices[i + 32]);
+        qm_assert_internal(page->slice_count > 0);
+        i += page->slice_count;
+        if (page->kind == QM_SPAN_SMALL)
+          decay_page(heap, page, force, &purges, idle, &idle_count, &released);
+      }
+    } else {
+      for (size_t w = 0; w < QM_SLICES_PER_SEGMENT / 64; w++) {
+        for (uint64_t bits = segment->decay_watch[w]; bits != 0; bits &= bits - 1) {
+          qm_page_t *page = &segment->slices[w * 64 + (size_t)__builtin_ctzll(bits)];
+          uint64_t later = bits & (bits - 1);
+          if (later != 0)
+            __builtin_prefetch(&segment->slices[w * 64 + (size_t)__builtin_ctzll(later)]);
+          qm_assert_internal(page->kind == QM_SPAN_SMALL && qm_slice_head(page) == page);
+          decay_page(heap, page, force, &purges, idle, &idle_count, &released);
         }
       }
     }

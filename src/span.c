@@ -146,6 +146,7 @@ static void span_free_locked(qm_heap_t *heap, qm_page_t *span) {
   qm_assert(segment->used_slices >= count);
   segment->used_slices -= (uint32_t)count;
   qm_slice_class_set(span, count, QM_SLICE_NO_BLOCK);
+  qm_page_unwatch(span); /* no small page begins here now */
   /* The span's slices stop pointing at its head: a late free of a pointer into this memory (a
    * double free after the page was given back) then meets a descriptor marked NOT_IN_USE and is
    * reported, instead of landing on whatever span later begins at the old head. */

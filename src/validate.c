@@ -57,6 +57,9 @@ static void validate_small_page(validation_t *v, qm_heap_t *heap, qm_page_t *pag
         page->capacity, page->reserved);
   CHECK(v, page->resident_slices <= page->slice_count, "page %p: resident slices %u > slices %u",
         (void *)page, page->resident_slices, page->slice_count);
+  CHECK(v,
+        qm_page_is_watched(page) || (page->flags & QM_PAGE_IN_FULL) || page->purge_mark == QM_PURGE_THINNED,
+        "page %p: unwatched by the decay passes, yet neither full nor thinned", (void *)page);
   size_t free_count = 0;
   for (qm_block_t *b = page->free; b != NULL; b = qm_block_next(page, b)) {
     const uint8_t *bp = (const uint8_t *)b;
@@ -134,6 +137,10 @@ static void validate_segment(validation_t *v, qm_heap_t *heap, qm_segment_t *seg
     uint8_t holds = span->kind == QM_SPAN_SMALL   ? span->size_class
                     : span->kind == QM_SPAN_LARGE ? QM_CLASS_LARGE
                                                   : QM_SLICE_NO_BLOCK;
+    for (size_t k = i + (span->kind == QM_SPAN_SMALL); k < i + count; k++)
+      CHECK(v, !((segment->decay_watch[k / 64] >> (k % 64)) & 1),
+            "segment %p: slice %zu is watched by the decay passes but begins no small page", (void *)segment,
+            k);
     for (size_t k = i; k < i + count; k++)
       CHECK(v, segment->slice_class[k] == holds,
             "segment %p: slice %zu is marked %u in the slice map, not %u", (void *)segment, k,
