@@ -310,7 +310,7 @@ void _qm_page_free_flagged(qm_heap_t *heap, qm_page_t *page, qm_block_t *block) 
   page->flags = flags & (uint8_t) ~(QM_PAGE_FREE_ZERO | QM_PAGE_IN_FULL);
   if (flags & QM_PAGE_IN_FULL) {
     page->purge_mark = QM_PURGE_NONE;
-    qm_page_watch(page);
+    qm_page_watch(page); /* a pass that saw it full stopped watching it */
     queue_append(heap, page);
     qm_heap_decay_tick(heap);
   }

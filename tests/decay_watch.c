@@ -13,9 +13,10 @@
  *      kept block must be given back;
  *   2b. allocate a few blocks: they come from a thinned page, which must be watched again;
  *   3. free the kept blocks: the free fast path empties thinned pages, which the passes no longer
- *      read; a pass must then run the sweep of emptied pages (no small allocation runs the
- *      periodic one here), which gives them back to the span layer: the class's page count, from
- *      the statistics, falls to at most the front page.
+ *      watch; while the count of emptied pages is ahead of the last sweep (no small allocation
+ *      runs the periodic one here), a pass must read every descriptor, find them, and give them
+ *      back to the span layer: the class's page count, from the statistics, falls to at most the
+ *      front page.
  * The passes run from the slow paths when due: the waits below sleep and make a slow-path call
  * (a large block) every 10 ms. Nothing is timed; the waits give up after 5 s. */
 #include <time.h>
