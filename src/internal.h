@@ -166,16 +166,20 @@ static inline uint64_t *qm_page_watch_word(const qm_page_t *page, uint64_t *bit)
 }
 /* The decay passes look at the small page again, or no more. */
 static inline void qm_page_watch(const qm_page_t *page) {
+  qm_assert_internal(page->kind == QM_SPAN_SMALL && page->slice_count > 0);
   uint64_t bit;
-  *qm_page_watch_word(page, &bit) |= bit;
+  uint64_t *word = qm_page_watch_word(page, &bit); /* first: the call sets bit */
+  *word |= bit;
 }
 static inline void qm_page_unwatch(const qm_page_t *page) {
   uint64_t bit;
-  *qm_page_watch_word(page, &bit) &= ~bit;
+  uint64_t *word = qm_page_watch_word(page, &bit);
+  *word &= ~bit;
 }
 static inline bool qm_page_is_watched(const qm_page_t *page) {
   uint64_t bit;
-  return (*qm_page_watch_word(page, &bit) & bit) != 0;
+  uint64_t *word = qm_page_watch_word(page, &bit);
+  return (*word & bit) != 0;
 }
 
 /* The head descriptor that slice_head names for the slice whose descriptor is slice. */
@@ -207,6 +211,8 @@ static inline uint8_t qm_slice_class_of(const qm_segment_t *segment, const void 
 /* Marks the count slices of the span whose head is page as holding `what` (a slice_class value). */
 static inline void qm_slice_class_set(qm_page_t *page, size_t count, uint8_t what) {
   qm_segment_t *segment = qm_segment_of_page(page);
+  qm_assert_internal(qm_slice_index(segment, page) < QM_SLICES_PER_SEGMENT &&
+                     count <= QM_SLICES_PER_SEGMENT - qm_slice_index(segment, page));
   memset(&segment->slice_class[qm_slice_index(segment, page)], what, count);
 }
 
