@@ -157,29 +157,22 @@ static inline uint8_t *qm_page_start(const qm_page_t *page) {
   return (uint8_t *)segment + (qm_slice_index(segment, page) << QM_SLICE_SHIFT);
 }
 
-/* The word of the segment's decay_watch (types.h) that holds page's bit, and the bit. */
-static inline uint64_t *qm_page_watch_word(const qm_page_t *page, uint64_t *bit) {
-  qm_segment_t *segment = qm_segment_of_page(page);
-  size_t index = qm_slice_index(segment, page);
-  *bit = 1ull << (index % 64);
-  return &segment->decay_watch[index / 64];
-}
-/* The decay passes look at the small page again, or no more. */
+/* The decay passes look at the small page again, or no more (the segment's decay_watch, types.h). */
 static inline void qm_page_watch(const qm_page_t *page) {
   qm_assert_internal(page->kind == QM_SPAN_SMALL && page->slice_count > 0);
-  uint64_t bit;
-  uint64_t *word = qm_page_watch_word(page, &bit); /* first: the call sets bit */
-  *word |= bit;
+  qm_segment_t *segment = qm_segment_of_page(page);
+  size_t index = qm_slice_index(segment, page);
+  segment->decay_watch[index / 64] |= 1ull << (index % 64);
 }
 static inline void qm_page_unwatch(const qm_page_t *page) {
-  uint64_t bit;
-  uint64_t *word = qm_page_watch_word(page, &bit);
-  *word &= ~bit;
+  qm_segment_t *segment = qm_segment_of_page(page);
+  size_t index = qm_slice_index(segment, page);
+  segment->decay_watch[index / 64] &= ~(1ull << (index % 64));
 }
 static inline bool qm_page_is_watched(const qm_page_t *page) {
-  uint64_t bit;
-  uint64_t *word = qm_page_watch_word(page, &bit);
-  return (*word & bit) != 0;
+  const qm_segment_t *segment = qm_segment_of_page(page);
+  size_t index = qm_slice_index(segment, page);
+  return (segment->decay_watch[index / 64] >> (index % 64)) & 1;
 }
 
 /* The head descriptor that slice_head names for the slice whose descriptor is slice. */
