@@ -255,6 +255,7 @@ static void decay_page(qm_heap_t *heap, qm_page_t *page, bool force, qm_purge_li
   bool act = force || page->purge_mark == QM_PURGE_CANDIDATE;
   if (page->used == 0 && !first) {
     if (act) {
+      qm_assert_internal(*idle_count < QM_SLICES_PER_SEGMENT / QM_SMALL_PAGE_SLICES);
       idle[(*idle_count)++] = page;
     } else {
       page->purge_mark = QM_PURGE_CANDIDATE;
