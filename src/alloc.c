@@ -46,7 +46,10 @@ static inline void *small_alloc(qm_heap_t *heap, size_t cls, bool zero, bool may
   return _qm_small_alloc_slow(heap, cls, zero, may_borrow);
 }
 
-void *_qm_malloc_generic(size_t size, qm_heap_t *heap, bool zero) {
+/* What _qm_malloc_generic does not do inline: large and huge blocks, and the first call of a thread
+ * whose heap is not made yet when statistics count requests. Out of line, so that the pop of a small
+ * block runs without a stack frame. */
+static __attribute__((noinline)) void *malloc_large_or_first(size_t size, qm_heap_t *heap, bool zero) {
   if (qm_unlikely(heap == &_qm_empty_heap)) {
     heap = _qm_heap_get_or_init();
     if (heap == NULL) {
@@ -62,6 +65,18 @@ void *_qm_malloc_generic(size_t size, qm_heap_t *heap, bool zero) {
   if (size <= QM_LARGE_MAX)
     return large_alloc(heap, size, zero);
   return _qm_huge_alloc(size, 0, zero);
+}
+
+void *_qm_malloc_generic(size_t size, qm_heap_t *heap, bool zero) {
+  /* A thread's first small malloc meets the empty heap, whose pages have no free block: the slow
+   * path takes the thread's heap (_qm_small_alloc_slow), so the pop needs no test for it. Only the
+   * request counters of QMALLOC_STATS=2 builds must not be written into the shared empty heap. */
+  if (qm_likely(size <= QM_SMALL_MAX) && (QM_STATS < 2 || heap != &_qm_empty_heap)) {
+    size_t cls = qm_size_class(size);
+    qm_stats_small_request(heap, cls, size);
+    return small_alloc(heap, cls, zero, true);
+  }
+  return malloc_large_or_first(size, heap, zero);
 }
 
 /* Pages start on slice boundaries, so a block whose size is a multiple of the alignment is aligned:

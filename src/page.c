@@ -251,6 +251,13 @@ static qm_page_t *page_find(qm_heap_t *heap, size_t cls, bool may_borrow) {
 }
 
 void *_qm_small_alloc_slow(qm_heap_t *heap, size_t cls, bool zero, bool may_borrow) {
+  if (qm_unlikely(heap == &_qm_empty_heap)) { /* the thread's first malloc (_qm_malloc_generic) */
+    heap = _qm_heap_get_or_init();
+    if (heap == NULL) {
+      errno = ENOMEM;
+      return NULL;
+    }
+  }
   heap->slow_path_count++;
   if (qm_heap_has_inbox_work(heap))
     _qm_heap_collect_share(heap, QM_DRAIN_MALLOC_MIN); /* fewer: the frees collect them (heap.c) */

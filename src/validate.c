@@ -188,10 +188,29 @@ static void validate_remote_batch(validation_t *v, size_t index, qm_remote_batch
         "remote batch %zu: %u blocks counted, the chain holds another number", index, batch->count);
 }
 
+/* The heap of every thread that has not allocated yet is one shared, static heap whose pages have
+ * no free block, so that its first malloc falls to a slow path, which takes the thread's own heap.
+ * Were a slow path ever to work on the shared heap instead, threads would allocate from it
+ * together: so it must hold nothing, ever. */
+static void validate_empty_heap(validation_t *v) {
+  const qm_heap_t *empty = &_qm_empty_heap;
+  CHECK(v, empty->segments == NULL && empty->segment_count == 0, "the empty heap holds segments");
+  CHECK(v, empty->slow_path_count == 0, "a slow path ran on the empty heap");
+  CHECK(v, _qm_empty_page.free == NULL && _qm_empty_page.used == 0, "the empty page is not empty");
+  for (size_t c = 0; c < QM_CLASS_COUNT; c++)
+    CHECK(v, empty->class_queue[c].first == NULL && empty->class_page[c] == &_qm_empty_page,
+          "the empty heap has a page of class %zu", c);
+  for (size_t i = 0; i < QM_DIRECT_COUNT; i++)
+    CHECK(v, empty->direct[i] == &_qm_empty_page, "the empty heap's direct[%zu] is not the empty page", i);
+  for (size_t b = 0; b < QM_SPAN_BINS; b++)
+    CHECK(v, empty->span_bins[b].first == NULL, "the empty heap has a free span in bin %zu", b);
+}
+
 bool _qm_heap_is_valid(qm_heap_t *heap) {
   validation_t v = {0};
+  validate_empty_heap(&v);
   if (heap == &_qm_empty_heap)
-    return true;
+    return v.errors == 0;
   for (size_t c = 0; c < QM_CLASS_COUNT; c++) {
     validate_list(&v, &heap->class_queue[c], "class queue", c);
     qm_page_t *first = heap->class_queue[c].first;

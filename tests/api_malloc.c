@@ -197,8 +197,53 @@ static void test_reuse(void) {
   }
 }
 
+/* A new thread's first call meets a heap not made yet, whichever path its size takes: the inline
+ * pop (up to 1 KiB), the pop of the generic path (up to 64 KiB), large and huge blocks; and calloc,
+ * whose blocks must be zero. One fresh thread per size and call. */
+static const size_t first_call_sizes[] = {16, 1000, 1025, 2000, 8192, 60000, 65537, 300000, 3 * MiB};
+static size_t first_call_index;
+static bool first_call_zero;
+
+static void *first_call(void *arg) {
+  (void)arg;
+  size_t n = first_call_sizes[first_call_index];
+  unsigned char *p = first_call_zero ? T_CALLOC(1, n) : T_MALLOC(n);
+  CHECKF(p != NULL, "first %s(%zu) of a new thread", first_call_zero ? "calloc" : "malloc", n);
+  if (p == NULL)
+    return NULL;
+  CHECKF(qmt_aligned(p, 16), "first malloc(%zu) of a new thread = %p", n, (void *)p);
+  if (first_call_zero) {
+    size_t nonzero = 0;
+    for (size_t i = 0; i < n; i++)
+      nonzero += p[i] != 0;
+    CHECKF(nonzero == 0, "first calloc(1, %zu) of a new thread has %zu bytes not zero", n, nonzero);
+  }
+  memset(p, 0xA5, n);
+  /* The block came from the thread's own heap, not from the heap threads share before they allocate
+   * (the validator checks that one holds nothing). */
+  CHECKF(qmt_heap_validate(), "heap after the first %s(%zu) of a new thread",
+         first_call_zero ? "calloc" : "malloc", n);
+  T_FREE(p);
+  /* The thread's heap is usable afterwards for the same size. */
+  p = T_MALLOC(n);
+  CHECK(p != NULL);
+  T_FREE(p);
+  return NULL;
+}
+
+static void test_first_call_in_thread(void) {
+  for (int zero = 0; zero < 2; zero++) {
+    for (size_t i = 0; i < sizeof first_call_sizes / sizeof first_call_sizes[0]; i++) {
+      first_call_index = i;
+      first_call_zero = zero;
+      qmt_in_thread(first_call);
+    }
+  }
+}
+
 int main(void) {
   qmt_start("api_malloc");
+  test_first_call_in_thread();
   test_zero();
   test_free_null();
   test_sizes();
