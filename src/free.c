@@ -277,7 +277,9 @@ static __attribute__((noinline)) void remote_free(qm_heap_t *heap, qm_heap_t *ow
   parcel_open(batch, block);
 }
 
-void _qm_free_generic(void *p) {
+/* Never inlined: _qm_free_foreign ends in a tail call to it, which keeps that path free of saved
+ * registers (inlined, its call to checked_segment made the common case save one). */
+__attribute__((noinline)) void _qm_free_generic(void *p) {
   if (p == NULL)
     return;
   qm_segment_t *segment = checked_segment(p);
