@@ -194,7 +194,8 @@ def pinned_sources(source_dir, revision):
         return None
     staging = tempfile.mkdtemp(prefix="qmb-cc-sources-")
     with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
-        tar.extractall(staging)
+        # The "data" filter where this Python has it (newer ones warn without a filter).
+        tar.extractall(staging, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
     write_file(os.path.join(staging, ".complete"), "")
     try:
         os.rename(staging, target)

@@ -57,11 +57,8 @@ static __attribute__((noinline)) void *malloc_large_or_first(size_t size, qm_hea
       return NULL;
     }
   }
-  if (size <= QM_SMALL_MAX) {
-    size_t cls = qm_size_class(size);
-    qm_stats_small_request(heap, cls, size);
-    return small_alloc(heap, cls, zero, true);
-  }
+  if (size <= QM_SMALL_MAX) /* only a first request, in QMALLOC_STATS=2 builds: now with its heap */
+    return _qm_malloc_generic(size, heap, zero);
   if (size <= QM_LARGE_MAX)
     return large_alloc(heap, size, zero);
   return _qm_huge_alloc(size, 0, zero);
