@@ -138,7 +138,7 @@ static void validate_segment(validation_t *v, qm_heap_t *heap, qm_segment_t *seg
                     : span->kind == QM_SPAN_LARGE ? QM_CLASS_LARGE
                                                   : QM_SLICE_NO_BLOCK;
     for (size_t k = i + (span->kind == QM_SPAN_SMALL); k < i + count; k++)
-      CHECK(v, !((segment->decay_watch[k / 64] >> (k % 64)) & 1),
+      CHECK(v, !qm_page_is_watched(&segment->slices[k]),
             "segment %p: slice %zu is watched by the decay passes but begins no small page", (void *)segment,
             k);
     for (size_t k = i; k < i + count; k++)
