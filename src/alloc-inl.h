@@ -88,6 +88,8 @@ static inline void qm_free_inline(void *p) {
           _qm_page_emptied(segment);
         return;
       }
+      _qm_free_owned_slow(segment, p);
+      return;
     } else {
       _qm_free_foreign(segment, p);
       return;

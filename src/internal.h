@@ -696,6 +696,9 @@ void _qm_free_generic(void *p);
 /* free of p, in the normal segment `segment` (the segment map said so), which the calling thread
  * does not own: the cross-thread path, kept short (free.c). */
 void _qm_free_foreign(qm_segment_t *segment, void *p);
+/* free of p, in the normal segment `segment` that the calling thread owns, when the fast path found
+ * the flags of p's span set (a full page, a large block, no block) or p heading its free list. */
+void _qm_free_owned_slow(qm_segment_t *segment, void *p);
 /* The usable size of a block of qmalloc (below the debug layer: what the block holds). */
 size_t _qm_usable_size(const void *p);
 /* The same for a block the program freed earlier that comes back from an inbox (memory tools were
