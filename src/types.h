@@ -318,11 +318,11 @@ typedef struct qm_segment_s {
   uint8_t padding_[12];
   /* The small pages the decay passes must look at (purge.c), one bit per slice, set only at the
    * head of a small page. A small page whose bit is clear is full (IN_FULL) or thinned: a pass
-   * would do nothing with it (but for a thinned page the frees have emptied since, which a pass that
-   * reads every descriptor finds, purge.c). What ends either state (a block freed into a full page,
-   * the page allocated from again) sets the bit; the pass clears it. So a pass reads only the descriptors it
-   * may act on: a big heap of full or thinned pages costs it a few words per segment. Owner only, as the
-   * descriptors. */
+   * would do nothing with it (but for a thinned page the frees have emptied since, which a pass
+   * that reads every descriptor finds, purge.c). What ends either state (a block freed into a full
+   * page, the page allocated from again) sets the bit; the pass clears it. So a pass reads only the
+   * descriptors it may act on: a big heap of full or thinned pages costs it a few words per
+   * segment. Owner only, as the descriptors. */
   uint64_t decay_watch[QM_SLICES_PER_SEGMENT / 64];
   /* What each slice holds, for a free by another thread, which so reads no page descriptor (the
    * owner writes those with every malloc and free): the class of the small page it is part of,
