@@ -7,11 +7,14 @@
  * no background thread: the owner of a heap runs a decay pass from its slow paths (page refills,
  * frees into full pages, large blocks) at most every half delay.
  *
- * A pass looks at three kinds of free memory:
+ * A pass looks at four kinds of free memory:
  *   - empty small pages (no live block): released to the span layer once a pass has seen them
  *     empty twice in a row (so a page that empties and fills again between passes stays a page);
  *   - sparse small pages (at most a quarter of their blocks live): the OS pages that hold no live
  *     block are purged, again only when two passes in a row saw the page unused by allocation;
+ *   - the uncarved tails of small pages: what of its span a page took over resident when it was
+ *     made (resident_slices) beyond the part it has carved, purged once two passes in a row saw no
+ *     carving (which marks the page in use);
  *   - free spans: purged once dirty for longer than half the delay (span.c stamps when they got
  *     dirty; QM_SPAN_DELAY_DIVISOR below says why half);
  * and then ages the empty-segment cache (segment.c). Once per half delay, some pass also purges the
@@ -179,17 +182,46 @@ static bool page_on_os_pages(const qm_page_t *page) {
   return (((uintptr_t)qm_page_start(page) | span_bytes) & (_qm_os_page_size() - 1)) == 0;
 }
 
+/* Where the carved part of a page ends, rounded up to an OS page (at most the span's end). */
+static size_t carved_extent(const qm_page_t *page) {
+  size_t os_page = _qm_os_page_size();
+  size_t span_bytes = (size_t)page->slice_count << QM_SLICE_SHIFT;
+  size_t bytes = ((size_t)page->capacity * page->block_size + os_page - 1) & ~(os_page - 1);
+  return bytes < span_bytes ? bytes : span_bytes;
+}
+
+/* The memory a page's span had resident when the page was made reaches past its carved part: the
+ * page inherited it from the span's last user, and only carving will use it. */
+static bool page_has_resident_tail(const qm_page_t *page) {
+  return ((size_t)page->resident_slices << QM_SLICE_SHIFT) > carved_extent(page) && page_on_os_pages(page);
+}
+
+/* Purges the resident memory past a page's carved part (page_has_resident_tail): a decay pass that
+ * finds the page idle, or thins or uncarves it. Without this, a page made on memory that a big
+ * block or an emptied page left behind kept all of it resident, though its class might only ever
+ * carve a block or two there. Returns the bytes added to the purge list. */
+static size_t page_purge_tail(qm_page_t *page, qm_purge_list_t *purges) {
+  if (!page_has_resident_tail(page))
+    return 0;
+  size_t from = carved_extent(page);
+  size_t to = (size_t)page->resident_slices << QM_SLICE_SHIFT;
+  _qm_os_purge_add(purges, qm_page_start(page) + from, to - from);
+  /* Carving past what stays resident counts as growth again (page_extend). */
+  page->resident_slices = (uint32_t)((from + QM_SLICE_SIZE - 1) >> QM_SLICE_SHIFT);
+  return to - from;
+}
+
 size_t _qm_page_uncarve_reset(qm_page_t *page, qm_purge_list_t *purges) {
   qm_assert_internal(page->kind == QM_SPAN_SMALL && page->used == 0);
-  size_t os_page = _qm_os_page_size();
   uint8_t *start = qm_page_start(page);
-  size_t span_bytes = (size_t)page->slice_count << QM_SLICE_SHIFT;
   size_t bytes = 0;
   if (page_on_os_pages(page)) {
-    bytes = ((size_t)page->capacity * page->block_size + os_page - 1) & ~(os_page - 1);
-    if (bytes > span_bytes)
-      bytes = span_bytes;
+    bytes = carved_extent(page);
+    size_t resident = (size_t)page->resident_slices << QM_SLICE_SHIFT;
+    if (resident > bytes)
+      bytes = resident; /* the tail the page inherited goes too */
     _qm_os_purge_add(purges, start, bytes);
+    page->resident_slices = 0;
   }
   page->capacity = 0;
   page->free = NULL;
@@ -279,10 +311,17 @@ static void decay_page(qm_heap_t *heap, qm_page_t *page, bool force, qm_purge_li
   } else if (!first && page_is_sparse(page)) {
     if (act) {
       *released |= page_thin(page, purges) > 0;
+      *released |= page_purge_tail(page, purges) > 0;
       page->purge_mark = QM_PURGE_THINNED;
     } else {
       page->purge_mark = QM_PURGE_CANDIDATE;
     }
+  } else if (page_has_resident_tail(page)) {
+    /* Only carving reaches the tail, and carving marks the page in use (page.c). */
+    if (act)
+      *released |= page_purge_tail(page, purges) > 0;
+    else
+      page->purge_mark = QM_PURGE_CANDIDATE;
   }
 }
 

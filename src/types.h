@@ -188,7 +188,8 @@ typedef enum qm_purge_mark_e {
  *                them) are on no list until the page refills from its holes.
  *                (Blocks sitting in the heap's inbox still count as used.)
  *                resident_slices <= slice_count: what of the span may have been resident when the
- *                page was made; carving past it counts as growth (purge.c, growth passes).
+ *                page was made, less what a decay pass purged past the carved part since; carving
+ *                past it counts as growth (purge.c, growth passes).
  *                IN_FULL  <=>  the page is in no class queue.
  *   Large page:  reserved == capacity == 1; block_size == slice_count * QM_SLICE_SIZE;
  *                used == 1 while the block is live.
