@@ -19,7 +19,6 @@
  *      front page.
  * The passes run from the slow paths when due: the waits below sleep and make a slow-path call
  * (a large block) every 10 ms. Nothing is timed; the waits give up after 5 s. */
-#include <time.h>
 #include <unistd.h>
 
 #include "qmt.h"
@@ -34,16 +33,6 @@
 
 static void *blocks[COUNT];
 static void *front[PER_PAGE];
-
-static void slow_path_pause(void) {
-  struct timespec pause = {0, 10 * 1000 * 1000};
-  nanosleep(&pause, NULL);
-  unsigned char *large = T_MALLOC(200 * KiB);
-  CHECK(large != NULL);
-  if (large)
-    large[0] = 1;
-  T_FREE(large);
-}
 
 static bool is_kept(size_t i) { return i % KEEP_EVERY == 0; }
 
@@ -94,7 +83,7 @@ static void *watched_again(void *arg) {
   }
   /* 1. Enough passes to see the full pages twice. */
   for (int step = 0; step < 30; step++)
-    slow_path_pause();
+    qmt_slow_path_pause();
   CHECKF(qmt_heap_validate(), "the heap validator failed with full pages");
 
   /* 2. Sparse pages, thinned by the passes. */
@@ -105,7 +94,7 @@ static void *watched_again(void *arg) {
     T_FREE(front[i]);
   size_t resident = freed_blocks_resident();
   for (int step = 0; step < WAIT_STEPS && resident != 0; step++) {
-    slow_path_pause();
+    qmt_slow_path_pause();
     resident = freed_blocks_resident();
   }
   CHECKF(resident == 0,
@@ -118,7 +107,7 @@ static void *watched_again(void *arg) {
    * allocates again: freed blocks come before fresh memory, so from a thinned page, which is in
    * use again and must be watched. */
   for (int step = 0; step < 30; step++)
-    slow_path_pause();
+    qmt_slow_path_pause();
   void *again[AGAIN];
   for (size_t i = 0; i < AGAIN; i++) {
     again[i] = T_MALLOC(SIZE);
@@ -136,7 +125,7 @@ static void *watched_again(void *arg) {
   CHECKF(qmt_heap_validate(), "the heap validator failed after thinned pages emptied");
   size_t pages = class_pages();
   for (int step = 0; step < WAIT_STEPS && pages > 1; step++) {
-    slow_path_pause();
+    qmt_slow_path_pause();
     pages = class_pages();
   }
   CHECKF(pages <= 1, "the %d-byte class kept %zu pages for 5 s after every block was freed", SIZE, pages);

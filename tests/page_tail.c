@@ -12,8 +12,6 @@
  *   purged_by_trim     malloc_trim purges them at once.
  * Then the class allocates the page's other seven blocks (carving into the purged memory): every
  * block must be usable, and the first must still hold what was written into it. */
-#include <time.h>
-#include <unistd.h>
 
 #include "stats_api.h"
 
@@ -22,16 +20,6 @@
 #define PER_PAGE 8
 #define TAIL_BYTES ((PER_PAGE - 1) * SIZE) /* 28 OS pages of 4 KiB */
 #define WAIT_STEPS 500
-
-static void slow_path_pause(void) {
-  struct timespec pause = {0, 10 * 1000 * 1000};
-  nanosleep(&pause, NULL);
-  unsigned char *large = T_MALLOC(200 * KiB);
-  CHECK(large != NULL);
-  if (large)
-    large[0] = 1;
-  T_FREE(large);
-}
 
 /* Writes and frees a big block, then allocates a SIZE block, which its class's new page places
  * where the big block was: blocks[0], written with 0x5c. False when the block landed elsewhere
@@ -90,7 +78,7 @@ static void *purged_by_passes(void *arg) {
     return NULL;
   size_t resident = qmt_resident_os_pages(blocks[0] + SIZE, TAIL_BYTES);
   for (int step = 0; step < WAIT_STEPS && resident != 0; step++) {
-    slow_path_pause();
+    qmt_slow_path_pause();
     resident = qmt_resident_os_pages(blocks[0] + SIZE, TAIL_BYTES);
   }
   CHECKF(resident == 0,

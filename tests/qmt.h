@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -380,6 +381,19 @@ static inline size_t qmt_verify_sparse(const void *p, size_t n, uint64_t seed) {
         return (n & ~(size_t)7) + j;
   }
   return SIZE_MAX;
+}
+
+/* Sleeps 10 ms, then makes a call that reaches a slow path (a large block, written and freed), so
+ * that a decay pass runs whenever one is due: the tests that wait for the passes call this in a
+ * loop. */
+static inline void qmt_slow_path_pause(void) {
+  struct timespec pause = {0, 10 * 1000 * 1000};
+  nanosleep(&pause, NULL);
+  unsigned char *large = T_MALLOC(200 * KiB);
+  CHECK(large != NULL);
+  if (large)
+    large[0] = 1;
+  T_FREE(large);
 }
 
 #endif /* QMT_H */
