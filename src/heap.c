@@ -53,14 +53,14 @@ void _qm_heap_reset(qm_heap_t *heap) {
   heap->empty_segment_count = 0;
   heap->adopting = NULL;
   heap->slow_path_count = 0;
-  heap->pages_emptied = heap->pages_emptied_swept = 0;
+  heap->pages_emptied = heap->pages_emptied_swept = heap->pages_emptied_quick_swept = 0;
   heap->inbox_drains = heap->purge_seen_drains = 0;
   heap->inbox_purged = heap->inbox_purge_seen = NULL;
   /* inbox_pushed and inbox_collected run on across the struct's lives: blocks pushed while it sat
    * in the pool are collected by its next owner. */
   heap->drain_parcel = NULL;
   heap->drain_slot = heap->drain_end = 0;
-  heap->decay_next_ns = 0;
+  heap->decay_next_ns = heap->decay_pass_ns = 0;
   heap->grown_bytes = heap->growth_pass_ns = 0;
   heap->span_lock_depth = 0;
   heap->user_magic = 0;

@@ -525,6 +525,10 @@ void _qm_page_free_flagged(qm_heap_t *heap, qm_page_t *page, qm_block_t *block);
 /* Frees the spans of pages with no used block (all but each queue's current page if keep_current,
  * and then only if an empty page may have been left behind a queue's front since the last sweep). */
 bool _qm_heap_sweep_pages(qm_heap_t *heap, bool keep_current);
+/* The quick sweep of the decay schedule (purge.c): the same for the classes of blocks up to
+ * QM_QUICK_SWEEP_MAX_SIZE, keeping each queue's first page. */
+#define QM_QUICK_SWEEP_MAX_SIZE 1024
+bool _qm_heap_sweep_small_pages(qm_heap_t *heap);
 /* After an owner's free took a page's used count from 1 to 0 (the page is released if idle) or
  * from 0 (wrapped to UINT32_MAX: the block was free already, reported). */
 void _qm_page_free_emptied(qm_heap_t *heap, qm_page_t *page, qm_block_t *block);
@@ -549,9 +553,10 @@ void _qm_page_refill_holes(qm_page_t *page);
  * purge.c: memory back to the OS on a decay schedule
  * ------------------------------------------------------------------------------------------- */
 
-/* One decay pass over heap (owner only): idle empty pages go back to the span layer, sparse pages
- * give back the OS pages that hold no live block, and free spans dirty for longer than the purge
- * delay are purged. Also ages the segment cache and, now and then, idle heaps of other threads. */
+/* Runs a quick sweep (owner only), and when one is due a decay pass over heap: idle empty pages go
+ * back to the span layer, sparse pages give back the OS pages that hold no live block, and free
+ * spans dirty for longer than the purge delay are purged. The pass also ages the segment cache and,
+ * now and then, idle heaps of other threads (purge.c). */
 void _qm_heap_decay(qm_heap_t *heap, uint64_t now);
 /* A decay pass's page half, run when the heap has made QM_GROWTH_PASS_BYTES of fresh memory
  * resident per segment it owns (purge.c, "Growth passes"). Owner only. */

@@ -368,11 +368,11 @@ void _qm_page_emptied(qm_segment_t *segment) {
  * fast path counts every page it empties; the slow frees release such a page at once; an empty page
  * that leaves the front (queue_find_free, queue_push_front) or joins a queue (_qm_page_adopt) is
  * counted. */
-bool _qm_heap_sweep_pages(qm_heap_t *heap, bool keep_current) {
-  if (keep_current && heap->pages_emptied == heap->pages_emptied_swept)
-    return false;
+/* Frees the empty pages of the classes below class_end (all but each queue's first if
+ * keep_current). */
+static bool sweep_classes(qm_heap_t *heap, bool keep_current, size_t class_end) {
   bool freed = false;
-  for (size_t cls = 0; cls < QM_CLASS_COUNT; cls++) {
+  for (size_t cls = 0; cls < class_end; cls++) {
     qm_page_list_t *queue = &heap->class_queue[cls];
     qm_page_t *page = queue->first;
     if (page == NULL)
@@ -393,7 +393,25 @@ bool _qm_heap_sweep_pages(qm_heap_t *heap, bool keep_current) {
     if (queue->first != first)
       _qm_heap_update_class_page(heap, cls);
   }
-  heap->pages_emptied_swept = heap->pages_emptied;
+  return freed;
+}
+
+bool _qm_heap_sweep_pages(qm_heap_t *heap, bool keep_current) {
+  if (keep_current && heap->pages_emptied == heap->pages_emptied_swept)
+    return false;
+  bool freed = sweep_classes(heap, keep_current, QM_CLASS_COUNT);
+  heap->pages_emptied_swept = heap->pages_emptied_quick_swept = heap->pages_emptied;
+  return freed;
+}
+
+/* The quick sweep (purge.c, "Quick sweeps"): the classes up to QM_QUICK_SWEEP_MAX_SIZE only, run
+ * from the decay schedule, and only when a page may have emptied behind a queue's front since the
+ * last sweep of either kind. */
+bool _qm_heap_sweep_small_pages(qm_heap_t *heap) {
+  if (heap->pages_emptied == heap->pages_emptied_quick_swept)
+    return false;
+  bool freed = sweep_classes(heap, true, qm_size_class(QM_QUICK_SWEEP_MAX_SIZE) + 1);
+  heap->pages_emptied_quick_swept = heap->pages_emptied;
   return freed;
 }
 

@@ -31,6 +31,15 @@
  * free spans dirty since before the previous growth pass. Growth, not time, measures idleness
  * there: a heap that reuses what it frees makes nothing fresh resident and runs no growth pass.
  *
+ * Quick sweeps. Between two passes, _qm_heap_decay runs every sixteenth of the delay and gives the
+ * empty pages of the classes up to QM_QUICK_SWEEP_MAX_SIZE (1 KiB) that lie behind the front of
+ * their queue back to the span layer at once (_qm_heap_sweep_small_pages), when the frees may have
+ * left one there since the last sweep. Such a page holds 16-1024 blocks and its class allocates
+ * from another, so the class has more free blocks than it is using; in the span layer any class
+ * or large block can take the page's memory, still resident, where the passes kept it for its own
+ * class for one to two half-delays (the pages of bigger classes, which empty in the normal course
+ * of a busy class, still wait for the passes). Nothing is purged: the span ages as any other.
+ *
  * Holes. A small page is cut into purge units (an OS page, or 1/64 of the page if that is more),
  * and a unit all of whose overlapping blocks are free can be purged. Its blocks are taken off the
  * free list first (their links live in the memory being purged), and the unit's bit is set in
@@ -580,12 +589,27 @@ bool _qm_purge_other_heaps(qm_heap_t *self, uint64_t older_than) {
  * (9.7k) and cost it 6% in time. */
 #define QM_SPAN_DELAY_DIVISOR 2
 
+/* Quick sweeps run every delay / QM_QUICK_SWEEP_DIVISOR (6.25 ms at the default 100 ms). Measured on
+ * `python-malloc` (5 runs each, medians): peak RSS 26.30 MiB without them, 25.72 at a sixteenth,
+ * 25.70 at a thirty-second, 25.73 at a hundredth, 26.15 at an eighth (glibc 25.57). */
+#define QM_QUICK_SWEEP_DIVISOR 16
+
 static _Atomic uint64_t others_due_ns; /* when some pass should next purge the other heaps */
 
 void _qm_heap_decay(qm_heap_t *heap, uint64_t now) {
   uint64_t delay = qm_purge_delay_ns();
   uint64_t interval = delay / 2 > QM_DECAY_MIN_INTERVAL_NS ? delay / 2 : QM_DECAY_MIN_INTERVAL_NS;
-  heap->decay_next_ns = now + interval;
+  uint64_t quick = delay / QM_QUICK_SWEEP_DIVISOR;
+  quick = quick > QM_DECAY_MIN_INTERVAL_NS ? quick : QM_DECAY_MIN_INTERVAL_NS;
+  /* Called when the earlier of the next quick sweep and the next pass is due. */
+  _qm_heap_sweep_small_pages(heap);
+  heap->decay_next_ns = now + quick;
+  if (now < heap->decay_pass_ns) {
+    if (heap->decay_pass_ns < heap->decay_next_ns)
+      heap->decay_next_ns = heap->decay_pass_ns;
+    return;
+  }
+  heap->decay_pass_ns = now + interval;
   /* Blocks held for other heaps: no later than one decay interval. */
   _qm_heap_flush_remote(heap);
   qm_span_lock_enter(heap);

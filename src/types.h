@@ -397,6 +397,7 @@ typedef struct qm_heap_stats_s {
  *   never tests for a missing page.
  *   Every page in class_queue[c] has size_class == c and is not IN_FULL.
  *   pages_emptied == pages_emptied_swept => every page in class_queue[c] but the first has used > 0.
+ *   pages_emptied == pages_emptied_quick_swept => the same for the classes of the quick sweeps.
  *   Every free span of every segment in `segments` is in span_bins[span_bin(count)].
  *   inbox and inbox_pushed are the only fields other threads write freely (atomic push, then an
  *   atomic add of the count pushed); the owner takes the inbox with exchange. Taken parcels are
@@ -484,7 +485,9 @@ typedef struct qm_heap_s {
    * first holds a block, and a sweep that keeps the first pages would free nothing (page.c). */
   uint64_t pages_emptied;
   uint64_t pages_emptied_swept;
-  uint64_t decay_next_ns; /* when the next decay pass is due (purge.c) */
+  uint64_t pages_emptied_quick_swept; /* the count after the last sweep of either kind */
+  uint64_t decay_next_ns; /* when _qm_heap_decay is next due: a quick sweep, or a decay pass */
+  uint64_t decay_pass_ns; /* when the next decay pass is due (purge.c) */
   /* Fresh memory (never written, or purged) the heap has made resident since its last growth pass
    * (purge.c, "Growth passes"); counted where it carves or hands out such memory. */
   uint64_t grown_bytes;
