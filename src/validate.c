@@ -228,8 +228,8 @@ bool _qm_heap_is_valid(qm_heap_t *heap) {
       CHECK(&v,
             p == first || p->used > 0 || c > qm_size_class(QM_QUICK_SWEEP_MAX_SIZE) ||
                 heap->pages_emptied != heap->pages_emptied_quick_swept,
-            "class queue %zu: page %p is empty, but no emptied page was counted since the last quick sweep", c,
-            (void *)p);
+            "class queue %zu: page %p is empty, but no emptied page was counted since the last quick sweep",
+            c, (void *)p);
     }
   }
   for (size_t i = 0; i < QM_DIRECT_COUNT; i++) {

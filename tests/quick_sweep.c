@@ -61,7 +61,8 @@ static size_t wait_for_pages(size_t size, size_t target, int steps) {
 static void free_rest(size_t size, size_t per_page) {
   for (size_t i = 0; i < PAGES * per_page + 1; i++) {
     if (blocks[i]) {
-      CHECKF(((unsigned char *)blocks[i])[size - 1] == 0x3c, "block %zu of %zu bytes was overwritten", i, size);
+      CHECKF(((unsigned char *)blocks[i])[size - 1] == 0x3c, "block %zu of %zu bytes was overwritten", i,
+             size);
       T_FREE(blocks[i]);
       blocks[i] = NULL;
     }
@@ -73,7 +74,8 @@ static void *small_class_released(void *arg) {
   (void)arg;
   const size_t size = 64, per_page = 16 * KiB / 64;
   size_t before = empty_pages_behind_front(size, per_page);
-  CHECKF(before >= PAGES + 1, "the class of %zu bytes has %zu pages after filling %d", size, before, PAGES + 1);
+  CHECKF(before >= PAGES + 1, "the class of %zu bytes has %zu pages after filling %d", size, before,
+         PAGES + 1);
   size_t after = wait_for_pages(size, before - (PAGES - 1), 300);
   CHECKF(after <= before - (PAGES - 1),
          "the class of %zu bytes kept %zu of its %d empty pages for 3 s (pages: %zu before, %zu after)", size,
@@ -86,11 +88,13 @@ static void *big_class_kept(void *arg) {
   (void)arg;
   const size_t size = 2 * KiB, per_page = 64 * KiB / (2 * KiB);
   size_t before = empty_pages_behind_front(size, per_page);
-  CHECKF(before >= PAGES + 1, "the class of %zu bytes has %zu pages after filling %d", size, before, PAGES + 1);
+  CHECKF(before >= PAGES + 1, "the class of %zu bytes has %zu pages after filling %d", size, before,
+         PAGES + 1);
   for (int step = 0; step < 120; step++)
     qmt_slow_path_pause();
   size_t after = class_pages(size);
-  CHECKF(after == before, "the class of %zu bytes went from %zu to %zu pages within 1.2 s", size, before, after);
+  CHECKF(after == before, "the class of %zu bytes went from %zu to %zu pages within 1.2 s", size, before,
+         after);
   free_rest(size, per_page);
   return NULL;
 }
