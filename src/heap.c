@@ -54,7 +54,7 @@ void _qm_heap_reset(qm_heap_t *heap) {
   heap->adopting = NULL;
   heap->slow_path_count = 0;
   heap->pages_emptied = heap->pages_emptied_swept = heap->pages_emptied_quick_swept = 0;
-  heap->inbox_drains = heap->purge_seen_drains = 0;
+  heap->inbox_drains = heap->purge_seen_drains = heap->quick_sweep_drains = 0;
   heap->inbox_purged = heap->inbox_purge_seen = NULL;
   /* inbox_pushed and inbox_collected run on across the struct's lives: blocks pushed while it sat
    * in the pool are collected by its next owner. */

@@ -406,10 +406,16 @@ bool _qm_heap_sweep_pages(qm_heap_t *heap, bool keep_current) {
 
 /* The quick sweep (purge.c, "Quick sweeps"): the classes up to QM_QUICK_SWEEP_MAX_SIZE only, run
  * from the decay schedule, and only when a page may have emptied behind a queue's front since the
- * last sweep of either kind. */
+ * last sweep of either kind. Not while the heap collects blocks that other threads freed: its
+ * drains empty pages of busy classes all the time, and the classes soon fill them again (as in
+ * _qm_page_free_emptied); the decay passes give back those that stay empty. */
 bool _qm_heap_sweep_small_pages(qm_heap_t *heap) {
   if (heap->pages_emptied == heap->pages_emptied_quick_swept)
     return false;
+  if (heap->inbox_drains != heap->quick_sweep_drains) {
+    heap->quick_sweep_drains = heap->inbox_drains;
+    return false;
+  }
   bool freed = sweep_classes(heap, true, qm_size_class(QM_QUICK_SWEEP_MAX_SIZE) + 1);
   heap->pages_emptied_quick_swept = heap->pages_emptied;
   return freed;

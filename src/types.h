@@ -498,6 +498,7 @@ typedef struct qm_heap_s {
    * threads' decay passes, under this heap's span lock; inbox_purged is stored before the chain
    * goes back into the inbox, so the owner's exchange that takes it sees the mark (heap.c). */
   uint64_t inbox_drains;
+  uint64_t quick_sweep_drains; /* the owner's: inbox_drains at its last quick sweep (page.c) */
   uint64_t purge_seen_drains;
   qm_block_t *inbox_purged;
   qm_block_t *inbox_purge_seen; /* the owner's: the last inbox_purged its collect acted on (heap.c) */

@@ -13,8 +13,17 @@
  *                          call (a large block) every 10 ms, which runs the schedule when due.
  *   big_class_kept         2 KiB blocks (64 KiB pages): the count must stay as it is for 1.2 s,
  *                          more than two quick sweeps.
+ *   drained_pages_kept     64-byte blocks again, freed by another thread (which then exits, so
+ *                          that all of them reach the owner's inbox) and collected by the owner's
+ *                          slow paths; while a third thread keeps freeing the owner's 128-byte
+ *                          blocks, 32 every 10 ms, the owner drains all the time and its quick
+ *                          sweeps skip: the count must stay as it is for 1.2 s.
  * Nothing is timed: the waits bound how long the test runs, and the bounds lie between what the
  * quick sweep and the decay passes take. */
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <time.h>
 
 #include "stats_api.h"
 
@@ -99,6 +108,80 @@ static void *big_class_kept(void *arg) {
   return NULL;
 }
 
+static _Atomic bool stream_stop;
+#define STREAM_BLOCKS (32 * 200)
+static void *stream[STREAM_BLOCKS];
+
+static void *free_first_pages(void *arg) {
+  size_t per_page = *(size_t *)arg;
+  for (size_t i = 0; i < (PAGES - 1) * per_page; i++) {
+    T_FREE(blocks[i]);
+    blocks[i] = NULL;
+  }
+  return NULL; /* the thread's exit sends what it still holds for the owner */
+}
+
+static void *free_stream(void *arg) {
+  (void)arg;
+  for (size_t i = 0; i < STREAM_BLOCKS && !atomic_load(&stream_stop); i += 32) {
+    for (size_t k = i; k < i + 32; k++) {
+      T_FREE(stream[k]);
+      stream[k] = NULL;
+    }
+    struct timespec pause = {0, 10 * 1000 * 1000};
+    nanosleep(&pause, NULL);
+  }
+  return NULL;
+}
+
+static void *drained_pages_kept(void *arg) {
+  (void)arg;
+  const size_t size = 64, per_page = 16 * KiB / 64;
+  qm_stats_t stats;
+  qmt_stats_get(&stats);
+  size_t in_use_before = stats.rows[qmt_stats_row(&stats, size)].blocks_in_use;
+  for (size_t i = 0; i < PAGES * per_page + 1; i++) {
+    blocks[i] = T_MALLOC(size);
+    CHECK(blocks[i] != NULL);
+    if (blocks[i])
+      memset(blocks[i], 0x3c, size);
+  }
+  for (size_t i = 0; i < STREAM_BLOCKS; i++) {
+    stream[i] = T_MALLOC(128);
+    CHECK(stream[i] != NULL);
+  }
+  size_t before = class_pages(size);
+  pthread_t freer;
+  size_t arg_per_page = per_page;
+  CHECK(pthread_create(&freer, NULL, free_first_pages, &arg_per_page) == 0);
+  CHECK(pthread_join(freer, NULL) == 0);
+  /* Collect: the slow-path calls drain the inbox. */
+  size_t in_use = SIZE_MAX, live = per_page + 1;
+  for (int step = 0; step < 300 && in_use > in_use_before + live; step++) {
+    qmt_slow_path_pause();
+    qmt_stats_get(&stats);
+    in_use = stats.rows[qmt_stats_row(&stats, size)].blocks_in_use;
+  }
+  CHECKF(in_use <= in_use_before + live,
+         "%zu blocks of %zu bytes in use after the other thread's frees (%zu live)", in_use - in_use_before,
+         size, live);
+  atomic_store(&stream_stop, false);
+  pthread_t streamer;
+  CHECK(pthread_create(&streamer, NULL, free_stream, NULL) == 0);
+  for (int step = 0; step < 120; step++)
+    qmt_slow_path_pause();
+  size_t after = class_pages(size);
+  atomic_store(&stream_stop, true);
+  CHECK(pthread_join(streamer, NULL) == 0);
+  CHECKF(after == before, "a heap that drained other threads' frees went from %zu to %zu pages of %zu bytes",
+         before, after, size);
+  for (size_t i = 0; i < STREAM_BLOCKS; i++)
+    if (stream[i])
+      T_FREE(stream[i]);
+  free_rest(size, per_page);
+  return NULL;
+}
+
 int main(void) {
   qmt_start("quick_sweep");
   int result = 0;
@@ -106,6 +189,7 @@ int main(void) {
     CHECK(result == 0);
     qmt_in_thread(small_class_released);
     qmt_in_thread(big_class_kept);
+    qmt_in_thread(drained_pages_kept);
   }
   return check_result("quick_sweep");
 }
