@@ -34,11 +34,12 @@
  * Quick sweeps. Between two passes, _qm_heap_decay runs every sixteenth of the delay and gives the
  * empty pages of the classes up to QM_QUICK_SWEEP_MAX_SIZE (1 KiB) that lie behind the front of
  * their queue back to the span layer at once (_qm_heap_sweep_small_pages), when the frees may have
- * left one there since the last sweep and the heap is not collecting other threads' frees. Such a page holds 16-1024 blocks and its class allocates
- * from another, so the class has more free blocks than it is using; in the span layer any class
- * or large block can take the page's memory, still resident, where the passes kept it for its own
- * class for one to two half-delays (the pages of bigger classes, which empty in the normal course
- * of a busy class, still wait for the passes). Nothing is purged: the span ages as any other.
+ * left one there since the last sweep and the heap is not collecting other threads' frees. Such a
+ * page holds 16-1024 blocks and its class allocates from another, so the class has more free
+ * blocks than it is using; in the span layer any class or large block can take the page's memory,
+ * still resident, where the passes kept it for its own class for one to two half-delays (the
+ * pages of bigger classes, which empty in the normal course of a busy class, still wait for the
+ * passes). Nothing is purged: the span ages as any other.
  *
  * Holes. A small page is cut into purge units (an OS page, or 1/64 of the page if that is more),
  * and a unit all of whose overlapping blocks are free can be purged. Its blocks are taken off the
