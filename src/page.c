@@ -319,10 +319,12 @@ void _qm_page_free_flagged(qm_heap_t *heap, qm_page_t *page, qm_block_t *block) 
     page->purge_mark = QM_PURGE_NONE;
     qm_page_watch(page); /* a pass that saw it full stopped watching it */
     queue_append(heap, page);
-    qm_heap_decay_tick(heap);
   }
   if (page->used == 0)
     _qm_page_release_if_idle(heap, page);
+  /* Last: a quick sweep may give back an empty page, this one included. */
+  if (flags & QM_PAGE_IN_FULL)
+    qm_heap_decay_tick(heap);
 }
 
 void _qm_page_free_emptied(qm_heap_t *heap, qm_page_t *page, qm_block_t *block) {
