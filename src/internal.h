@@ -528,6 +528,7 @@ bool _qm_heap_sweep_pages(qm_heap_t *heap, bool keep_current);
 /* The quick sweep of the decay schedule (purge.c): the same for the classes of blocks up to
  * QM_QUICK_SWEEP_MAX_SIZE, keeping each queue's first page. */
 #define QM_QUICK_SWEEP_MAX_SIZE 1024
+#define QM_QUICK_SWEEP_CLASSES (qm_size_class(QM_QUICK_SWEEP_MAX_SIZE) + 1) /* classes 0 .. this - 1 */
 bool _qm_heap_sweep_small_pages(qm_heap_t *heap);
 /* After an owner's free took a page's used count from 1 to 0 (the page is released if idle) or
  * from 0 (wrapped to UINT32_MAX: the block was free already, reported). */

@@ -418,7 +418,7 @@ bool _qm_heap_sweep_small_pages(qm_heap_t *heap) {
     heap->quick_sweep_drains = heap->inbox_drains;
     return false;
   }
-  bool freed = sweep_classes(heap, true, qm_size_class(QM_QUICK_SWEEP_MAX_SIZE) + 1);
+  bool freed = sweep_classes(heap, true, QM_QUICK_SWEEP_CLASSES);
   heap->pages_emptied_quick_swept = heap->pages_emptied;
   return freed;
 }

@@ -226,7 +226,7 @@ bool _qm_heap_is_valid(qm_heap_t *heap) {
             "class queue %zu: page %p is empty, but no emptied page was counted since the last sweep", c,
             (void *)p);
       CHECK(&v,
-            p == first || p->used > 0 || c > qm_size_class(QM_QUICK_SWEEP_MAX_SIZE) ||
+            p == first || p->used > 0 || c >= QM_QUICK_SWEEP_CLASSES ||
                 heap->pages_emptied != heap->pages_emptied_quick_swept,
             "class queue %zu: page %p is empty, but no emptied page was counted since the last quick sweep",
             c, (void *)p);

@@ -38,20 +38,28 @@ static size_t class_pages(size_t size) {
   return stats.rows[qmt_stats_row(&stats, size)].pages;
 }
 
-/* Fills PAGES pages of the class of `size` (per_page blocks each) and one block more, then frees the
- * blocks of the first PAGES - 1 pages. Returns the class's page count after the frees. */
-static size_t empty_pages_behind_front(size_t size, size_t per_page) {
-  size_t count = PAGES * per_page + 1;
-  for (size_t i = 0; i < count; i++) {
+/* Fills PAGES pages of the class of `size` (per_page blocks each) and one block more. */
+static void fill_pages(size_t size, size_t per_page) {
+  for (size_t i = 0; i < PAGES * per_page + 1; i++) {
     blocks[i] = T_MALLOC(size);
     CHECK(blocks[i] != NULL);
     if (blocks[i])
       memset(blocks[i], 0x3c, size);
   }
+}
+
+/* Frees the blocks of the first PAGES - 1 pages that fill_pages filled. */
+static void free_first_pages(size_t per_page) {
   for (size_t i = 0; i < (PAGES - 1) * per_page; i++) {
     T_FREE(blocks[i]);
     blocks[i] = NULL;
   }
+}
+
+/* fill_pages, then free_first_pages. Returns the class's page count after the frees. */
+static size_t empty_pages_behind_front(size_t size, size_t per_page) {
+  fill_pages(size, per_page);
+  free_first_pages(per_page);
   CHECKF(qmt_heap_validate(), "the heap validator failed after the frees");
   return class_pages(size);
 }
@@ -112,12 +120,8 @@ static _Atomic bool stream_stop;
 #define STREAM_BLOCKS (32 * 200)
 static void *stream[STREAM_BLOCKS];
 
-static void *free_first_pages(void *arg) {
-  size_t per_page = *(size_t *)arg;
-  for (size_t i = 0; i < (PAGES - 1) * per_page; i++) {
-    T_FREE(blocks[i]);
-    blocks[i] = NULL;
-  }
+static void *free_first_pages_elsewhere(void *arg) {
+  free_first_pages(*(size_t *)arg);
   return NULL; /* the thread's exit sends what it still holds for the owner */
 }
 
@@ -140,12 +144,7 @@ static void *drained_pages_kept(void *arg) {
   qm_stats_t stats;
   qmt_stats_get(&stats);
   size_t in_use_before = stats.rows[qmt_stats_row(&stats, size)].blocks_in_use;
-  for (size_t i = 0; i < PAGES * per_page + 1; i++) {
-    blocks[i] = T_MALLOC(size);
-    CHECK(blocks[i] != NULL);
-    if (blocks[i])
-      memset(blocks[i], 0x3c, size);
-  }
+  fill_pages(size, per_page);
   for (size_t i = 0; i < STREAM_BLOCKS; i++) {
     stream[i] = T_MALLOC(128);
     CHECK(stream[i] != NULL);
@@ -153,7 +152,7 @@ static void *drained_pages_kept(void *arg) {
   size_t before = class_pages(size);
   pthread_t freer;
   size_t arg_per_page = per_page;
-  CHECK(pthread_create(&freer, NULL, free_first_pages, &arg_per_page) == 0);
+  CHECK(pthread_create(&freer, NULL, free_first_pages_elsewhere, &arg_per_page) == 0);
   CHECK(pthread_join(freer, NULL) == 0);
   /* Collect: the slow-path calls drain the inbox. */
   size_t in_use = SIZE_MAX, live = per_page + 1;
