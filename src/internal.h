@@ -513,6 +513,15 @@ void _qm_span_free(qm_heap_t *heap, qm_page_t *span);
 void *_qm_large_alloc(qm_heap_t *heap, size_t size, size_t alignment, bool zero);
 /* Resizes a large block in place; returns whether it could. */
 bool _qm_large_resize_in_place(qm_heap_t *heap, qm_page_t *page, size_t new_size);
+/* Frees the live large block whose page is `page`, by its owner; gives a big one back to the OS at
+ * once while the heap's eager-purge budget allows (span.c, "Eager purges"). */
+void _qm_large_free(qm_heap_t *heap, qm_page_t *page);
+/* A freed large block of at least QM_EAGER_PURGE_MIN bytes is purged at once, up to a budget of
+ * bytes between two decay passes of its heap (span.c): QM_EAGER_PURGE_BUDGET at the default purge
+ * delay, less in proportion to a longer one (nothing from 1.6 s: the program wants its freed
+ * memory kept), everything with no delay. */
+#define QM_EAGER_PURGE_MIN ((size_t)128 * 1024)
+#define QM_EAGER_PURGE_BUDGET ((size_t)2 * 1024 * 1024)
 
 /* ---------------------------------------------------------------------------------------------
  * page.c: small blocks
@@ -731,6 +740,7 @@ static inline void qm_ensure_process_init(void) {
 void _qm_thread_key_set(qm_heap_t *heap);
 
 enum { QM_PURGE_DONTNEED = 0, QM_PURGE_FREE = 1 };
+#define QM_PURGE_DELAY_DEFAULT_MS 100 /* QMALLOC_PURGE_DELAY's default */
 
 /* The options in force, one field per entry of the table in options.c (which says what each one
  * means, its default and its range). Written at start-up and by qm_option_set (relaxed atomic
@@ -957,6 +967,10 @@ static inline void qm_profile_alloc(size_t size) { (void)size; }
 #endif
 
 static inline uint64_t qm_purge_delay_ns(void) { return _qm_options.purge_delay_ms * 1000000ull; }
+static inline size_t qm_eager_purge_budget(void) {
+  uint64_t delay_ms = _qm_options.purge_delay_ms;
+  return delay_ms == 0 ? SIZE_MAX : (size_t)(QM_EAGER_PURGE_BUDGET * QM_PURGE_DELAY_DEFAULT_MS / delay_ms);
+}
 static inline uint64_t qm_segment_decay_ns(void) { return _qm_options.segment_decay_ms * 1000000ull; }
 
 #endif /* QM_INTERNAL_H */

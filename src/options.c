@@ -68,8 +68,8 @@ static const option_desc_t option_table[] = {
      "print a line when qmalloc starts and a summary when the process exits, on stderr"},
     {"QMALLOC_SHOW_STATS", OPTION_BOOL, FIELD(show_stats), 0, 0, 1, NULL, ANY_TIME, NULL,
      "print the statistics table (as `malloc_stats()` does) on stderr when the process exits"},
-    {"QMALLOC_PURGE_DELAY", OPTION_DURATION, FIELD(purge_delay_ms), 100, 0, 60 * MS_PER_S, NULL, ANY_TIME,
-     NULL,
+    {"QMALLOC_PURGE_DELAY", OPTION_DURATION, FIELD(purge_delay_ms), QM_PURGE_DELAY_DEFAULT_MS, 0,
+     60 * MS_PER_S, NULL, ANY_TIME, NULL,
      "how long free memory stays resident before its pages are given back to the OS (free spans: half "
      "of it; 0: at once; a heap that grows gives back sooner)"},
     {"QMALLOC_PURGE_METHOD", OPTION_ENUM, FIELD(purge_method), QM_PURGE_DONTNEED, 0, 1, purge_methods,

@@ -302,9 +302,7 @@ void _qm_page_free_flagged(qm_heap_t *heap, qm_page_t *page, qm_block_t *block) 
     if ((void *)block != (void *)qm_page_start(page))
       _qm_fatal("invalid free: %p points inside the %u-byte block at %p", (void *)block, page->block_size,
                 (void *)qm_page_start(page));
-    page->used = 0;
-    qm_stats_large_free(heap, page->block_size);
-    _qm_span_free(heap, page);
+    _qm_large_free(heap, page);
     qm_heap_decay_tick(heap);
     return;
   }

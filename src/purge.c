@@ -611,6 +611,7 @@ void _qm_heap_decay(qm_heap_t *heap, uint64_t now) {
     return;
   }
   heap->decay_pass_ns = now + interval;
+  heap->eager_purge_left = qm_eager_purge_budget();
   /* Blocks held for other heaps: no later than one decay interval. */
   _qm_heap_flush_remote(heap);
   qm_span_lock_enter(heap);

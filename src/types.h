@@ -488,6 +488,9 @@ typedef struct qm_heap_s {
   uint64_t pages_emptied_quick_swept; /* the count after the last sweep of either kind */
   uint64_t decay_next_ns;             /* when _qm_heap_decay is next due: a quick sweep, or a decay pass */
   uint64_t decay_pass_ns;             /* when the next decay pass is due (purge.c) */
+  /* Bytes of freed large blocks the owner may still purge at once before the next decay pass,
+   * which sets it back to qm_eager_purge_budget() (span.c, "Eager purges"). */
+  size_t eager_purge_left;
   /* Fresh memory (never written, or purged) the heap has made resident since its last growth pass
    * (purge.c, "Growth passes"); counted where it carves or hands out such memory. */
   uint64_t grown_bytes;

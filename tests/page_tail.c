@@ -2,10 +2,10 @@
  * carved once the decay passes find it idle (purge.c, page_purge_tail): carving is the only way
  * into that memory, so until the class carves again it is free memory like any other.
  *
- * Each case runs in a thread of its own (an empty heap). A 512 KiB block is written and freed, so
- * that the segment's free span starts with 512 KiB of resident memory; then one 16 KiB block is
+ * Each case runs in a thread of its own (an empty heap). A 120 KiB block is written and freed, so
+ * that the segment's free span starts with 120 KiB of resident memory; then one 16 KiB block is
  * allocated, whose class makes a 128 KiB page (8 blocks) on the start of that span and carves one
- * block. The other 112 KiB of the page stay resident until:
+ * block. The other 104 KiB of resident memory in the page stay resident until:
  *   purged_by_passes   a decay pass purges them. The passes run from the slow paths when due: the
  *                      wait sleeps and makes a slow-path call (a large block, placed after the
  *                      page) every 10 ms, and gives up after 5 s. Nothing is timed.
@@ -15,7 +15,9 @@
 
 #include "stats_api.h"
 
-#define OLD_BLOCK (512 * KiB)
+/* Below the size of the large blocks that are purged as soon as they are freed (span.c, "Eager
+ * purges"), so that its memory stays resident; above the page's 128 KiB but for one slice. */
+#define OLD_BLOCK (120 * KiB)
 #define SIZE (16 * KiB) /* a class of 8-block pages: 128 KiB */
 #define PER_PAGE 8
 #define TAIL_BYTES ((PER_PAGE - 1) * SIZE) /* 28 OS pages of 4 KiB */
@@ -38,7 +40,7 @@ static bool make_page_with_tail(unsigned char **blocks) {
   memset(blocks[0], 0x5c, SIZE);
   /* The page lies where the old block was (the start of the free span), so its tail is resident. */
   if (blocks[0] != old) {
-    CHECKF(!qmt_strict, "the 16 KiB block is not where the freed 512 KiB block was (%p, %p)",
+    CHECKF(!qmt_strict, "the 16 KiB block is not where the freed 120 KiB block was (%p, %p)",
            (void *)blocks[0], (void *)old);
     T_FREE(blocks[0]);
     return false;
