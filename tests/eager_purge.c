@@ -1,0 +1,118 @@
+/* A freed large block of 128 KiB or more goes back to the OS at once, within a budget of bytes
+ * between two decay passes of its heap that shrinks as the purge delay grows (span.c, "Eager
+ * purges"): 2 MiB at the default 100 ms, 204 KiB at 1 s, 102 KiB at 2 s.
+ *
+ * Each case runs in a thread of its own (an empty heap), writes its blocks whole and checks which
+ * of their OS pages are resident (mincore) right after each free:
+ *   purged_within_budget   purge delay 1 s: a freed 192 KiB block is not resident any more; a
+ *                          second one freed at once after it stays resident (the pass's budget is
+ *                          spent); after the next decay pass (due half a second later: the test
+ *                          sleeps 0.6 s, then frees a block, which runs it), a third one goes back
+ *                          again;
+ *   smaller_block_kept     purge delay 1 s: a freed 96 KiB block (a large block, below 128 KiB)
+ *                          stays resident;
+ *   long_delay_keeps       purge delay 2 s: a freed 192 KiB block stays resident.
+ * A decay pass purges a free span only once it has been dirty for half the delay, so nothing else
+ * gives the blocks back within the checks. Nothing is timed: the frees that must fall in one pass
+ * run microseconds apart, and the sleep only has to outlast the half second to the next pass. */
+
+#include "stats_api.h"
+
+#include <time.h>
+
+#define BIG (192 * KiB)  /* 48 OS pages of 4 KiB */
+#define SMALL (96 * KiB) /* a large block (above 64 KiB), below the eager purges' 128 KiB */
+#define OS_PAGE 4096
+
+static bool set_delay(const char *value) {
+  int result = -1;
+  return qmt_option_set("QMALLOC_PURGE_DELAY", value, &result) && result == 0;
+}
+
+/* Allocates and writes a block of `size` bytes, with a live block after it, so that its span does
+ * not merge with the free rest of the segment; returns the block (the fence is left live). */
+static unsigned char *written_block(size_t size) {
+  unsigned char *p = T_MALLOC(size);
+  CHECK(p != NULL);
+  if (p != NULL)
+    memset(p, 0x5a, size);
+  void *fence = T_MALLOC(SMALL);
+  CHECK(fence != NULL);
+  return p;
+}
+
+/* Frees p (size bytes, written) and returns how many of its OS pages are still resident. */
+static size_t resident_after_free(unsigned char *p, size_t size) {
+  T_FREE(p);
+  size_t resident = qmt_resident_os_pages(p, size);
+  CHECK(resident != (size_t)-1);
+  return resident;
+}
+
+static void *purged_within_budget(void *arg) {
+  (void)arg;
+  unsigned char *first = written_block(BIG), *second = written_block(BIG);
+  if (first == NULL || second == NULL)
+    return NULL;
+  size_t first_left = resident_after_free(first, BIG);
+  size_t second_left = resident_after_free(second, BIG);
+  CHECKF(first_left == 0, "a freed %zu KiB block kept %zu of its %zu OS pages", BIG / KiB, first_left,
+         BIG / OS_PAGE);
+  CHECKF(second_left == BIG / OS_PAGE,
+         "a second %zu KiB block freed in the same decay pass (past its budget) kept only %zu of its %zu "
+         "OS pages",
+         BIG / KiB, second_left, BIG / OS_PAGE);
+  /* The next decay pass sets the budget back: it is due half a second after the one the thread's
+   * first slow path ran, and the next slow path (the free of a large block) runs it. */
+  struct timespec wait = {0, 600 * 1000 * 1000};
+  nanosleep(&wait, NULL);
+  T_FREE(T_MALLOC(SMALL));
+  unsigned char *third = written_block(BIG);
+  if (third == NULL)
+    return NULL;
+  size_t third_left = resident_after_free(third, BIG);
+  CHECKF(third_left == 0, "after the next decay pass a freed %zu KiB block kept %zu of its %zu OS pages",
+         BIG / KiB, third_left, BIG / OS_PAGE);
+  CHECK(qmt_heap_validate());
+  return NULL;
+}
+
+static void *smaller_block_kept(void *arg) {
+  (void)arg;
+  unsigned char *p = written_block(SMALL);
+  if (p == NULL)
+    return NULL;
+  size_t left = resident_after_free(p, SMALL);
+  CHECKF(left == SMALL / OS_PAGE, "a freed %zu KiB block kept only %zu of its %zu OS pages", SMALL / KiB,
+         left, SMALL / OS_PAGE);
+  return NULL;
+}
+
+static void *long_delay_keeps(void *arg) {
+  (void)arg;
+  unsigned char *p = written_block(BIG);
+  if (p == NULL)
+    return NULL;
+  size_t left = resident_after_free(p, BIG);
+  CHECKF(left == BIG / OS_PAGE,
+         "with a purge delay of 2 s a freed %zu KiB block kept only %zu of its %zu OS pages", BIG / KiB, left,
+         BIG / OS_PAGE);
+  return NULL;
+}
+
+int main(void) {
+  qmt_start("eager_purge");
+  if (!qmt_strict)
+    return check_result("eager_purge");
+  if (sysconf(_SC_PAGESIZE) != OS_PAGE || qmt_thp_always()) {
+    fprintf(stderr, "eager_purge: the residency checks need 4 KiB pages and no transparent huge pages "
+                    "set to always: skipped\n");
+    return check_result("eager_purge");
+  }
+  CHECK(set_delay("1s"));
+  qmt_in_thread(purged_within_budget);
+  qmt_in_thread(smaller_block_kept);
+  CHECK(set_delay("2s"));
+  qmt_in_thread(long_delay_keeps);
+  return check_result("eager_purge");
+}
