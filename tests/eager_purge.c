@@ -77,26 +77,25 @@ static void *purged_within_budget(void *arg) {
   return NULL;
 }
 
+/* Writes and frees a block of `size` bytes, which must keep every OS page resident. */
+static void freed_block_kept(size_t size, const char *when) {
+  unsigned char *p = written_block(size);
+  if (p == NULL)
+    return;
+  size_t left = resident_after_free(p, size);
+  CHECKF(left == size / OS_PAGE, "%s, a freed %zu KiB block kept only %zu of its %zu OS pages", when,
+         size / KiB, left, size / OS_PAGE);
+}
+
 static void *smaller_block_kept(void *arg) {
   (void)arg;
-  unsigned char *p = written_block(SMALL);
-  if (p == NULL)
-    return NULL;
-  size_t left = resident_after_free(p, SMALL);
-  CHECKF(left == SMALL / OS_PAGE, "a freed %zu KiB block kept only %zu of its %zu OS pages", SMALL / KiB,
-         left, SMALL / OS_PAGE);
+  freed_block_kept(SMALL, "below 128 KiB");
   return NULL;
 }
 
 static void *long_delay_keeps(void *arg) {
   (void)arg;
-  unsigned char *p = written_block(BIG);
-  if (p == NULL)
-    return NULL;
-  size_t left = resident_after_free(p, BIG);
-  CHECKF(left == BIG / OS_PAGE,
-         "with a purge delay of 2 s a freed %zu KiB block kept only %zu of its %zu OS pages", BIG / KiB, left,
-         BIG / OS_PAGE);
+  freed_block_kept(BIG, "with a purge delay of 2 s");
   return NULL;
 }
 
