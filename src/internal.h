@@ -518,7 +518,7 @@ bool _qm_large_resize_in_place(qm_heap_t *heap, qm_page_t *page, size_t new_size
 void _qm_large_free(qm_heap_t *heap, qm_page_t *page);
 /* A freed large block of at least QM_EAGER_PURGE_MIN bytes is purged at once, up to a budget of
  * bytes between two decay passes of its heap (span.c): QM_EAGER_PURGE_BUDGET at the default purge
- * delay, less in proportion to a longer one (nothing from 1.6 s: the program wants its freed
+ * delay, less in proportion to a longer one (nothing beyond 1.6 s: the program wants its freed
  * memory kept), everything with no delay. */
 #define QM_EAGER_PURGE_MIN ((size_t)128 * 1024)
 #define QM_EAGER_PURGE_BUDGET ((size_t)2 * 1024 * 1024)
