@@ -139,7 +139,9 @@ qm_page_t *_qm_span_alloc(qm_heap_t *heap, size_t count) {
   return span;
 }
 
-static void span_free_locked(qm_heap_t *heap, qm_page_t *span) {
+/* Frees a used span whose first `resident` slices may be resident (all of them, or none when the
+ * caller has just purged it). */
+static void span_free_locked(qm_heap_t *heap, qm_page_t *span, size_t resident) {
   qm_segment_t *segment = qm_segment_of_page(span);
   size_t index = qm_slice_index(segment, span);
   size_t count = span->slice_count;
@@ -155,15 +157,16 @@ static void span_free_locked(qm_heap_t *heap, qm_page_t *span) {
     span[i].kind = QM_SPAN_META;
     span[i].flags = QM_PAGE_NOT_IN_USE;
   }
-  /* The freed span was in use: all of it may be resident, and so may whatever precedes it in the
-   * merged span; what follows keeps its own resident part. */
-  size_t resident = count;
+  /* The merged span's resident part runs from its start to the last slice that may be resident:
+   * the freed span's, then the resident part of the span after it; a span before it counts in
+   * full, unless nothing after it is resident (then its own resident part is the merged one's). */
   /* Merge with the span that follows: it begins right after our last slice. */
   if (index + count < QM_SLICES_PER_SEGMENT) {
     qm_page_t *next = span + count;
     if (next->kind == QM_SPAN_FREE) {
       _qm_span_remove_free(heap, next);
-      resident = count + next->resident_slices;
+      if (next->resident_slices > 0)
+        resident = count + next->resident_slices;
       count += next->slice_count;
       next->kind = QM_SPAN_META;
       next->flags = QM_PAGE_NOT_IN_USE;
@@ -176,7 +179,7 @@ static void span_free_locked(qm_heap_t *heap, qm_page_t *span) {
     qm_page_t *before = qm_slice_head(before_last);
     if (before->kind == QM_SPAN_FREE) {
       _qm_span_remove_free(heap, before);
-      resident += before->slice_count;
+      resident = resident > 0 ? resident + before->slice_count : before->resident_slices;
       count += before->slice_count;
       span->kind = QM_SPAN_META;
       span->flags = QM_PAGE_NOT_IN_USE;
@@ -184,7 +187,8 @@ static void span_free_locked(qm_heap_t *heap, qm_page_t *span) {
       span = before;
     }
   }
-  _qm_span_make_free(heap, span, count, QM_MEMORY_DIRTY);
+  /* Nothing resident: every part reads as zero (past its resident part a free span does). */
+  _qm_span_make_free(heap, span, count, resident == 0 ? QM_MEMORY_ZERO : QM_MEMORY_DIRTY);
   span->resident_slices = (uint32_t)resident;
   if (segment->used_slices == 0) {
     heap->empty_segment_count++;
@@ -197,7 +201,7 @@ static void span_free_locked(qm_heap_t *heap, qm_page_t *span) {
 
 void _qm_span_free(qm_heap_t *heap, qm_page_t *span) {
   qm_span_lock_enter(heap);
-  span_free_locked(heap, span);
+  span_free_locked(heap, span, span->slice_count);
   qm_span_lock_leave(heap);
 }
 
@@ -325,13 +329,17 @@ void _qm_large_free(qm_heap_t *heap, qm_page_t *page) {
   size_t bytes = page->block_size;
   page->used = 0;
   qm_stats_large_free(heap, bytes);
+  size_t resident = page->slice_count;
   if (bytes >= QM_EAGER_PURGE_MIN && bytes <= heap->eager_purge_left) {
     heap->eager_purge_left -= bytes;
-    /* The span stays marked dirty: the decay pass purges it again later, a cheap call on pages
-     * that are not resident, and a calloc on it still clears it. */
-    (void)_qm_os_purge(qm_page_start(page), bytes);
+    /* Purged with MADV_FREE (QMALLOC_PURGE_METHOD=free), the pages stay resident until the system
+     * needs them and need not read as zero: counted resident, as before. */
+    if (_qm_os_purge(qm_page_start(page), bytes) == QM_MEMORY_ZERO)
+      resident = 0;
   }
-  _qm_span_free(heap, page);
+  qm_span_lock_enter(heap);
+  span_free_locked(heap, page, resident);
+  qm_span_lock_leave(heap);
 }
 
 bool _qm_heap_purge_spans(qm_heap_t *heap, uint64_t older_than) {

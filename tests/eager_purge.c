@@ -4,11 +4,12 @@
  *
  * Each case runs in a thread of its own (an empty heap), writes its blocks whole and checks which
  * of their OS pages are resident (mincore) right after each free:
- *   purged_within_budget   purge delay 1 s: a freed 192 KiB block is not resident any more; a
- *                          second one freed at once after it stays resident (the pass's budget is
- *                          spent); after the next decay pass (due half a second later: the test
- *                          sleeps 0.6 s, then frees a block, which runs it), a third one goes back
- *                          again;
+ *   purged_within_budget   purge delay 1 s: a freed 192 KiB block is not resident any more (nor
+ *                          counted as dirty free memory in the statistics); a second one freed at
+ *                          once after it stays resident (the pass's budget is spent); after the
+ *                          next decay pass (due half a second later: the test sleeps 0.6 s, then
+ *                          frees a block, which runs it), a third one goes back again, and
+ *                          calloc gets zeroed memory there;
  *   smaller_block_kept     purge delay 1 s: a freed 96 KiB block (a large block, below 128 KiB)
  *                          stays resident;
  *   long_delay_keeps       purge delay 2 s: a freed 192 KiB block stays resident.
@@ -54,10 +55,17 @@ static void *purged_within_budget(void *arg) {
   unsigned char *first = written_block(BIG), *second = written_block(BIG);
   if (first == NULL || second == NULL)
     return NULL;
+  qm_stats_t before, after;
+  CHECK(qmt_stats_get(&before));
   size_t first_left = resident_after_free(first, BIG);
+  CHECK(qmt_stats_get(&after));
   size_t second_left = resident_after_free(second, BIG);
   CHECKF(first_left == 0, "a freed %zu KiB block kept %zu of its %zu OS pages", BIG / KiB, first_left,
          BIG / OS_PAGE);
+  /* Its span is counted clean: the statistics do not call it dirty, nor does a pass purge it again. */
+  CHECKF(after.free_dirty < before.free_dirty + BIG / 2,
+         "the purged %zu KiB block's span is counted as dirty free memory (%zu KiB more)", BIG / KiB,
+         (after.free_dirty - before.free_dirty) / KiB);
   CHECKF(second_left == BIG / OS_PAGE,
          "a second %zu KiB block freed in the same decay pass (past its budget) kept only %zu of its %zu "
          "OS pages",
@@ -73,6 +81,15 @@ static void *purged_within_budget(void *arg) {
   size_t third_left = resident_after_free(third, BIG);
   CHECKF(third_left == 0, "after the next decay pass a freed %zu KiB block kept %zu of its %zu OS pages",
          BIG / KiB, third_left, BIG / OS_PAGE);
+  /* The purged span counts as zero memory, so calloc may leave it as it is: it must read as zero. */
+  unsigned char *zeroed = T_CALLOC(1, BIG);
+  CHECK(zeroed != NULL);
+  size_t nonzero = 0;
+  for (size_t i = 0; zeroed != NULL && i < BIG; i++)
+    nonzero += zeroed[i] != 0;
+  CHECKF(nonzero == 0, "calloc of %zu KiB on purged memory returned %zu bytes that are not zero", BIG / KiB,
+         nonzero);
+  T_FREE(zeroed);
   CHECK(qmt_heap_validate());
   return NULL;
 }
