@@ -318,13 +318,14 @@ bool _qm_large_resize_in_place(qm_heap_t *heap, qm_page_t *page, size_t new_size
  * a program's peak is then part of the peak (at Python's, the 784 KiB list and 384 KiB string of
  * its JSON phase, freed a few milliseconds before). glibc maps blocks of 128 KiB and more on their
  * own and unmaps them when they are freed. So the owner gives a freed block of QM_EAGER_PURGE_MIN
- * bytes or more back to the OS at once (its own pages only: the free neighbours it merges with keep
- * their age), within a budget of QM_EAGER_PURGE_BUDGET bytes between two decay passes of the heap:
- * a program that frees and takes again big blocks all the time pays the page faults of at most that
- * much memory per pass (half the purge delay, so a longer delay purges less here too). Measured
- * (DESIGN.md, section 7): peak RSS of `python` 25.45 → 25.05-25.16 MiB (glibc 24.97), `cc` 39.16 →
- * 38.76-38.80 (38.16), `python-malloc` at glibc's; `realloc` 3% slower (26k page faults against
- * 10k). Without the budget, `realloc` ran 33-50% slower and `large` 25%. */
+ * bytes or more back to the OS at once (its own pages only: the free neighbours it merges with are
+ * not purged with it, and the merged span is dated from the merge, as every merge is), within a
+ * budget of QM_EAGER_PURGE_BUDGET bytes between two decay passes of the heap: a program that frees
+ * and takes again big blocks all the time pays the page faults of at most that much memory per pass
+ * (half the purge delay, so a longer delay purges less here too). Measured (DESIGN.md, section 7):
+ * peak RSS of `python` 25.45 → 25.05-25.16 MiB (glibc 24.97), `cc` 39.16 → 38.76-38.80 (38.16),
+ * `python-malloc` at glibc's; `realloc` 3% slower (26k page faults against 10k). Without the
+ * budget, `realloc` ran 33-50% slower and `large` 25%. */
 void _qm_large_free(qm_heap_t *heap, qm_page_t *page) {
   size_t bytes = page->block_size;
   page->used = 0;
