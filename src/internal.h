@@ -366,8 +366,9 @@ void _qm_os_unmap(void *p, size_t size);
 /* Makes [p, p + size) inaccessible (a guard page); false if the system refused. */
 bool _qm_os_protect_none(void *p, size_t size);
 /* Gives the physical pages back with the configured method (QMALLOC_PURGE_METHOD); the range stays
- * mapped. Returns what the memory holds afterwards: QM_MEMORY_ZERO (MADV_DONTNEED) or
- * QM_MEMORY_LAZY (MADV_FREE: the OS takes the pages when it needs them). */
+ * mapped. Returns what the memory holds afterwards: QM_MEMORY_ZERO (MADV_DONTNEED), QM_MEMORY_LAZY
+ * (MADV_FREE: the OS takes the pages when it needs them), or QM_MEMORY_DIRTY when the kernel
+ * refused (locked pages): nothing, or not all, was given back. */
 qm_memory_t _qm_os_purge(void *p, size_t size);
 /* Ranges waiting to be purged together (_qm_os_purge_add). Invariant: ranges[0, count) are OS-page
  * aligned, disjoint, and hold nothing anybody reads: the caller flushes the list before any of

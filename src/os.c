@@ -101,21 +101,27 @@ void *_qm_os_map_aligned(size_t size, size_t alignment, size_t offset) {
   return aligned;
 }
 
+/* The kernel may refuse: MADV_DONTNEED fails with EINVAL on locked pages (a program that called
+ * mlockall, or mlock on a block it later freed), having purged the range only up to them. The
+ * memory then holds what it held, and is reported DIRTY: calloc must not take it for zero. */
 qm_memory_t _qm_os_purge(void *p, size_t size) {
   if (size == 0)
     return QM_MEMORY_ZERO;
   int saved_errno = errno;
   qm_memory_t result = QM_MEMORY_ZERO;
+  bool lazy = false;
 #ifdef MADV_FREE
   /* MADV_FREE is cheaper (pages are taken only under memory pressure) but leaves RSS as it was
    * until then, and the memory need not read as zero. Kernels before 4.5 refuse it. */
-  if (_qm_options.purge_method == QM_PURGE_FREE && madvise(p, size, MADV_FREE) == 0)
+  lazy = _qm_options.purge_method == QM_PURGE_FREE && madvise(p, size, MADV_FREE) == 0;
+  if (lazy)
     result = QM_MEMORY_LAZY;
-  else
 #endif
-    (void)madvise(p, size, MADV_DONTNEED);
+  if (!lazy && madvise(p, size, MADV_DONTNEED) != 0)
+    result = QM_MEMORY_DIRTY;
   qm_counter_add(&_qm_counters.os_purge_calls, 1);
-  QM_STAT_ADD(bytes_purged, size);
+  if (result != QM_MEMORY_DIRTY)
+    QM_STAT_ADD(bytes_purged, size);
   errno = saved_errno;
   return result;
 }
@@ -499,9 +505,13 @@ static bool arena_take_back(void *p, size_t size) {
       (uint8_t *)p >= atomic_load_explicit(&arena_end, memory_order_relaxed))
     return false;
   int saved_errno = errno;
-  (void)madvise(p, size, MADV_DONTNEED);
+  /* What the arena takes back is handed out again as fresh memory, zero (segment headers
+   * included). Where the kernel refuses to purge it (locked pages), it is cleared by hand. */
+  if (madvise(p, size, MADV_DONTNEED) != 0)
+    memset(p, 0, size);
+  else
+    QM_STAT_ADD(bytes_purged, size);
   qm_counter_add(&_qm_counters.os_purge_calls, 1);
-  QM_STAT_ADD(bytes_purged, size);
   errno = saved_errno;
   if (size == QM_SEGMENT_SIZE && ((uintptr_t)p & QM_SEGMENT_MASK) == 0) {
     _qm_lock(&arena_lock);

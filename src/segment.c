@@ -141,7 +141,8 @@ bool _qm_segment_cache_trim(void) {
  * Abandoned segments: owner NULL, linked through next/prev on one of three lists.
  *   dirty  (abandoned == 1): newest first; their free spans may still be resident. Adoption takes
  *          from the front, where memory is most likely still warm.
- *   clean  (abandoned == 2): their free spans have been purged. A segment moves here from the
+ *   clean  (abandoned == 2): their free spans have been purged (but for locked pages, which the
+ *          kernel does not let go: those spans stay dirty). A segment moves here from the
  *          back of the dirty list once it has waited the purge delay, checked whenever the lists
  *          change and once per decay interval by some live heap's pass; so the memory of exited
  *          threads is given back unless a new thread soon reuses it, even in a program whose

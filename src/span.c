@@ -89,6 +89,8 @@ void _qm_span_purge(qm_page_t *span) {
   span->is_zero = (uint8_t)memory;
   if (memory == QM_MEMORY_ZERO)
     span->resident_slices = 0;
+  else if (memory == QM_MEMORY_DIRTY) /* refused (locked pages): tried again once it has aged again */
+    span->dirty_since_ns = _qm_os_now_coarse_ns();
 }
 
 static qm_page_t *span_find(qm_heap_t *heap, size_t count) {
