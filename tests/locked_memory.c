@@ -89,30 +89,31 @@ static void calloc_reads_zero(const unsigned char *freed, size_t size, const cha
   T_FREE(p);
 }
 
+/* Writes a block of `size` bytes and frees it; with decay_pass, lets a decay pass run (at most one
+ * a millisecond, from a slow path: the free of a large block); then checks calloc. */
+static void freed_then_calloced(size_t size, bool decay_pass, const char *what) {
+  unsigned char *p = written_block(size);
+  if (p == NULL)
+    return;
+  T_FREE(p);
+  if (decay_pass) {
+    struct timespec wait = {0, 3 * 1000 * 1000};
+    nanosleep(&wait, NULL);
+    T_FREE(T_MALLOC(EAGER));
+  }
+  calloc_reads_zero(p, size, what);
+  CHECK(qmt_heap_validate());
+}
+
 static void *eager_purge(void *arg) {
   (void)arg;
-  unsigned char *p = written_block(EAGER);
-  if (p == NULL)
-    return NULL;
-  T_FREE(p);
-  calloc_reads_zero(p, EAGER, "eager purge");
-  CHECK(qmt_heap_validate());
+  freed_then_calloced(EAGER, false, "eager purge");
   return NULL;
 }
 
 static void *decay_purge(void *arg) {
   (void)arg;
-  unsigned char *p = written_block(DECAY);
-  if (p == NULL)
-    return NULL;
-  T_FREE(p);
-  /* A decay pass runs at most once a millisecond, from a slow path: the free of a large block. */
-  struct timespec wait = {0, 3 * 1000 * 1000};
-  nanosleep(&wait, NULL);
-  void *other = T_MALLOC(EAGER);
-  T_FREE(other);
-  calloc_reads_zero(p, DECAY, "decay pass");
-  CHECK(qmt_heap_validate());
+  freed_then_calloced(DECAY, true, "decay pass");
   return NULL;
 }
 
