@@ -336,7 +336,8 @@ void _qm_large_free(qm_heap_t *heap, qm_page_t *page) {
   if (bytes >= QM_EAGER_PURGE_MIN && bytes <= heap->eager_purge_left) {
     heap->eager_purge_left -= bytes;
     /* Purged with MADV_FREE (QMALLOC_PURGE_METHOD=free), the pages stay resident until the system
-     * needs them and need not read as zero: counted resident, as before. */
+     * needs them and need not read as zero; refused (locked pages), they stay as they were: either
+     * way counted resident, as before. */
     if (_qm_os_purge(qm_page_start(page), bytes) == QM_MEMORY_ZERO)
       resident = 0;
   }

@@ -30,18 +30,6 @@ static bool set_delay(const char *value) {
   return qmt_option_set("QMALLOC_PURGE_DELAY", value, &result) && result == 0;
 }
 
-/* Allocates and writes a block of `size` bytes, with a live block after it, so that its span does
- * not merge with the free rest of the segment; returns the block (the fence is left live). */
-static unsigned char *written_block(size_t size) {
-  unsigned char *p = T_MALLOC(size);
-  CHECK(p != NULL);
-  if (p != NULL)
-    memset(p, 0x5a, size);
-  void *fence = T_MALLOC(SMALL);
-  CHECK(fence != NULL);
-  return p;
-}
-
 /* Frees p (size bytes, written) and returns how many of its OS pages are still resident. */
 static size_t resident_after_free(unsigned char *p, size_t size) {
   T_FREE(p);
@@ -52,7 +40,7 @@ static size_t resident_after_free(unsigned char *p, size_t size) {
 
 static void *purged_within_budget(void *arg) {
   (void)arg;
-  unsigned char *first = written_block(BIG), *second = written_block(BIG);
+  unsigned char *first = qmt_fenced_block(BIG, SMALL, 0x5a), *second = qmt_fenced_block(BIG, SMALL, 0x5a);
   if (first == NULL || second == NULL)
     return NULL;
   qm_stats_t before, after;
@@ -75,7 +63,7 @@ static void *purged_within_budget(void *arg) {
   struct timespec wait = {0, 600 * 1000 * 1000};
   nanosleep(&wait, NULL);
   T_FREE(T_MALLOC(SMALL));
-  unsigned char *third = written_block(BIG);
+  unsigned char *third = qmt_fenced_block(BIG, SMALL, 0x5a);
   if (third == NULL)
     return NULL;
   size_t third_left = resident_after_free(third, BIG);
@@ -96,7 +84,7 @@ static void *purged_within_budget(void *arg) {
 
 /* Writes and frees a block of `size` bytes, which must keep every OS page resident. */
 static void freed_block_kept(size_t size, const char *when) {
-  unsigned char *p = written_block(size);
+  unsigned char *p = qmt_fenced_block(size, SMALL, 0x5a);
   if (p == NULL)
     return;
   size_t left = resident_after_free(p, size);

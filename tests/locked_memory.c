@@ -58,17 +58,6 @@ static bool lock_everything(const char **why) {
   return true;
 }
 
-/* A written block of `size` bytes, with a live block after it (left live), so that the freed
- * block's span ends where the calloc below will find it again. */
-static unsigned char *written_block(size_t size) {
-  unsigned char *p = T_MALLOC(size);
-  CHECK(p != NULL);
-  if (p != NULL)
-    memset(p, 0xa5, size);
-  CHECK(T_MALLOC(DECAY) != NULL);
-  return p;
-}
-
 /* calloc(size) must give back `freed` (the block just freed), reading zero. */
 static void calloc_reads_zero(const unsigned char *freed, size_t size, const char *what) {
   unsigned char *p = T_CALLOC(1, size);
@@ -92,7 +81,7 @@ static void calloc_reads_zero(const unsigned char *freed, size_t size, const cha
 /* Writes a block of `size` bytes and frees it; with decay_pass, lets a decay pass run (at most one
  * a millisecond, from a slow path: the free of a large block); then checks calloc. */
 static void freed_then_calloced(size_t size, bool decay_pass, const char *what) {
-  unsigned char *p = written_block(size);
+  unsigned char *p = qmt_fenced_block(size, DECAY, 0xa5);
   if (p == NULL)
     return;
   T_FREE(p);

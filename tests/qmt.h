@@ -113,6 +113,18 @@ static inline bool qmt_qmalloc_is_malloc(char *where, size_t where_len) {
   return qmt_sym("qm_version") != NULL && strstr(file, "libqmalloc") != NULL;
 }
 
+/* A block of `size` bytes written whole with `fill`, and after it a live block of `fence` bytes that
+ * is never freed, so that the first block's span, once freed, does not merge with the free rest of
+ * its segment. NULL (a failed check) when either allocation fails. */
+static inline unsigned char *qmt_fenced_block(size_t size, size_t fence, int fill) {
+  unsigned char *p = T_MALLOC(size);
+  CHECK(p != NULL);
+  if (p != NULL)
+    memset(p, fill, size);
+  CHECK(T_MALLOC(fence) != NULL);
+  return p;
+}
+
 /* Runs fn in a thread of its own and waits for it: a new thread starts with an empty heap. */
 static inline void qmt_in_thread(void *(*fn)(void *)) {
   pthread_t t;
