@@ -247,7 +247,16 @@ static bool realloc_grows_into_span(size_t old_usable, size_t size) {
   return size > QM_REALLOC_SPAN_MIN || (size > QM_REALLOC_STEP_MIN && size - old_usable <= old_usable / 2);
 }
 
-/* realloc by moving: the old block stays intact if the new one cannot be had. */
+/* realloc by moving: the old block stays intact if the new one cannot be had.
+ *
+ * A block that moves into a span to grow by less than a quarter (an append, an array grown one
+ * element at a time) gets a quarter of its old size more than it asked for, as a vector doubles its
+ * capacity: the steps after it stay in place (qm_large_keeps) even when the slices after the block
+ * are taken, and a buffer that grows from 64 KiB to 256 KiB copies its contents a few times instead
+ * of once per growth that finds its neighbour in use. The headroom costs no resident memory until
+ * the block grows into it, unless it lies on pages freed a moment ago. Measured on `realloc` (full
+ * size, 7 repetitions): 1.575 → 1.495 s; bytes copied at quick size 549 → 321 MB (DESIGN.md,
+ * section 7). */
 static void *realloc_move(void *p, size_t old_usable, size_t size) {
   void *q;
   if (realloc_grows_into_span(old_usable, size)) {
@@ -257,7 +266,12 @@ static void *realloc_move(void *p, size_t old_usable, size_t size) {
       errno = ENOMEM;
       return NULL;
     }
-    q = large_alloc(heap, size, false);
+    size_t roomy = old_usable + old_usable / 4;
+    q = NULL;
+    if (size < roomy && roomy <= QM_LARGE_MAX)
+      q = large_alloc(heap, roomy, false);
+    if (q == NULL)
+      q = large_alloc(heap, size, false);
   } else {
     q = qm_malloc_inline(size);
   }
@@ -268,11 +282,10 @@ static void *realloc_move(void *p, size_t old_usable, size_t size) {
   return q;
 }
 
-void *qm_realloc(void *p, size_t size) {
-#if QM_VARIANT_DEBUG
-  if (qm_debug_active())
-    return _qm_debug_realloc(p, size);
-#endif
+/* Everything but a block that keeps its place: moves, in-place growth of a large block into its
+ * free neighbour, huge blocks, invalid pointers. Out of line, so that the common case below saves
+ * and restores no registers. */
+static __attribute__((noinline)) void *realloc_slow(void *p, size_t size) {
   if (p == NULL)
     return qm_malloc_inline(size);
   if (size == 0) {
@@ -321,6 +334,24 @@ void *qm_realloc(void *p, size_t size) {
     _qm_fatal("invalid realloc: %p is not in an allocated block (freed already?)", p);
   }
   return realloc_move(p, usable, size);
+}
+
+void *qm_realloc(void *p, size_t size) {
+#if QM_VARIANT_DEBUG
+  if (qm_debug_active())
+    return _qm_debug_realloc(p, size);
+#endif
+  /* The common case: a block that already fits the new size, which realloc_slow would also
+   * leave in place (a size above QM_MAX_REQUEST fits no block, and 0 none that keeps it). */
+  if (qm_likely(size != 0 && qm_map_state(p) == QM_MAP_NORMAL)) {
+    qm_page_t *page = qm_page_of(qm_segment_of_normal(p), p);
+    size_t usable = page->block_size;
+    if (page->kind == QM_SPAN_SMALL && size <= usable && size >= usable / 2)
+      return p;
+    if (page->kind == QM_SPAN_LARGE && p == qm_page_start(page) && qm_large_keeps(usable, size))
+      return p;
+  }
+  return realloc_slow(p, size);
 }
 
 const char *qm_version(void) { return QMALLOC_VERSION_STRING; }

@@ -514,6 +514,14 @@ void _qm_span_free(qm_heap_t *heap, qm_page_t *span);
 void *_qm_large_alloc(qm_heap_t *heap, size_t size, size_t alignment, bool zero);
 /* Resizes a large block in place; returns whether it could. */
 bool _qm_large_resize_in_place(qm_heap_t *heap, qm_page_t *page, size_t new_size);
+/* Whether realloc leaves a large block of `block_size` bytes as it is for `size` bytes: the size
+ * fits, and the tail it leaves unused lies within the block's last slice or is under a quarter of
+ * the block. The quarter is the headroom realloc gives a block it moves to grow by a small step
+ * (alloc.c, realloc_move), so that the next steps find it; a block shrunk by less than that keeps
+ * its tail, as a class block keeps up to half of itself. */
+static inline bool qm_large_keeps(size_t block_size, size_t size) {
+  return size <= block_size && (block_size - size < QM_SLICE_SIZE || size >= block_size - block_size / 4);
+}
 /* Frees the live large block whose page is `page`, by its owner; gives a big one back to the OS at
  * once while the heap's eager-purge budget allows (span.c, "Eager purges"). */
 void _qm_large_free(qm_heap_t *heap, qm_page_t *page);

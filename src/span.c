@@ -305,9 +305,9 @@ static bool large_resize_locked(qm_heap_t *heap, qm_page_t *page, size_t new_siz
 }
 
 bool _qm_large_resize_in_place(qm_heap_t *heap, qm_page_t *page, size_t new_size) {
-  /* A size that keeps the block's slice count (a buffer growing within its last slice) changes
-   * nothing: no lock. Only the owner changes a span in use, so its count may be read without it. */
-  if (((new_size + QM_SLICE_SIZE - 1) >> QM_SLICE_SHIFT) == page->slice_count)
+  /* A size the block keeps (a buffer growing within its last slice or its headroom) changes
+   * nothing: no lock. Only the owner changes a span in use, so its size may be read without it. */
+  if (qm_large_keeps(page->block_size, new_size))
     return true;
   qm_span_lock_enter(heap);
   bool done = large_resize_locked(heap, page, new_size);

@@ -1,5 +1,6 @@
-/* realloc: realloc(NULL, n), realloc(p, 0), shrinking and growing in place, contents kept across
- * small -> large -> huge -> large -> small, failed realloc leaves the block intact. */
+/* realloc: realloc(NULL, n), realloc(p, 0), shrinking and growing in place, the headroom of a block
+ * moved to grow, contents kept across small -> large -> huge -> large -> small, failed realloc
+ * leaves the block intact. */
 #include "qmt.h"
 
 static void test_null_and_zero(void) {
@@ -244,6 +245,94 @@ static void test_step_growth_into_span(void) {
   T_FREE(q ? q : p);
 }
 
+/* A large block that must move to grow by a small step (its neighbour is taken) gets a quarter of
+ * its old size more than it asked for, and the steps after that stay in place. */
+static void test_headroom_after_a_move(void) {
+  int adjacent = 0;
+  for (int attempt = 0; attempt < 8 && !adjacent; attempt++) {
+    unsigned char *a = T_MALLOC(200 * KiB);
+    unsigned char *b = T_MALLOC(200 * KiB);
+    CHECK(a != NULL && b != NULL);
+    if (!a || !b) {
+      T_FREE(a);
+      T_FREE(b);
+      return;
+    }
+    size_t ua = T_USABLE_SIZE(a);
+    if ((uintptr_t)a + ua != (uintptr_t)b) {
+      T_FREE(a);
+      T_FREE(b);
+      continue;
+    }
+    adjacent = 1;
+    uint64_t seed = qmt_seed(a, 21);
+    qmt_fill(a, ua, seed);
+    unsigned char *q = T_REALLOC(a, ua + 64);
+    CHECK(q != NULL);
+    if (!q) {
+      T_FREE(a);
+      T_FREE(b);
+      return;
+    }
+    CHECK(qmt_verify(q, ua, seed) == SIZE_MAX);
+    size_t uq = T_USABLE_SIZE(q);
+    if (qmt_strict)
+      CHECKF(uq >= ua + ua / 4,
+             "a %zu-byte block moved to grow by 64 bytes got %zu usable bytes, no headroom", ua, uq);
+    int moves = 0;
+    for (size_t m = ua + 4 * KiB; m <= uq; m += 4 * KiB) {
+      unsigned char *r = T_REALLOC(q, m);
+      CHECKF(r != NULL, "realloc to %zu", m);
+      if (!r)
+        break;
+      moves += r != q;
+      q = r;
+    }
+    if (qmt_strict)
+      CHECKF(moves == 0, "growing within the headroom moved the block %d times", moves);
+    CHECK(qmt_verify(q, ua, seed) == SIZE_MAX);
+    T_FREE(q);
+    T_FREE(b);
+  }
+  if (qmt_strict && !adjacent)
+    fprintf(stderr, "note: no two consecutive large blocks were adjacent; headroom not exercised\n");
+}
+
+/* A large block that realloc shrinks by less than a quarter stays as it is (the headroom above is
+ * kept by the same rule); shrunk by more, it gives its tail back. */
+static void test_large_shrink_keeps_a_quarter(void) {
+  unsigned char *p = T_MALLOC(400 * KiB);
+  CHECK(p != NULL);
+  if (!p)
+    return;
+  size_t u = T_USABLE_SIZE(p);
+  uint64_t seed = qmt_seed(p, 22);
+  qmt_fill(p, u, seed);
+  uintptr_t addr = (uintptr_t)p;
+  size_t kept = u - u / 4;
+  p = T_REALLOC(p, kept);
+  CHECK(p != NULL);
+  if (!p)
+    return;
+  if (qmt_strict) {
+    CHECK((uintptr_t)p == addr);
+    CHECKF(T_USABLE_SIZE(p) == u, "shrinking %zu bytes to %zu left %zu usable, not the whole block", u, kept,
+           T_USABLE_SIZE(p));
+  }
+  p = T_REALLOC(p, u / 2);
+  CHECK(p != NULL);
+  if (!p)
+    return;
+  if (qmt_strict) {
+    CHECK((uintptr_t)p == addr);
+    CHECKF(T_USABLE_SIZE(p) < kept, "shrinking %zu bytes to %zu kept %zu usable", u, u / 2, T_USABLE_SIZE(p));
+  }
+  CHECK(qmt_verify(p, u / 2, seed) == SIZE_MAX);
+  T_FREE(p);
+  if (qmt_strict)
+    CHECK(qmt_heap_validate());
+}
+
 /* Contents survive a chain through every kind of block and back. */
 static void test_chain(void) {
   size_t chain[] = {24,      100,       1000,     60 * KiB,    200 * KiB, 1536 * KiB, 5 * MiB, 33 * MiB,
@@ -368,6 +457,8 @@ int main(void) {
   test_grow_into_neighbour();
   test_growth_stays_in_place();
   test_step_growth_into_span();
+  test_headroom_after_a_move();
+  test_large_shrink_keeps_a_quarter();
   test_chain();
   test_random_walk();
   test_failure();
