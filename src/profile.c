@@ -396,6 +396,62 @@ static void write_folded(output_t *out, FILE *file, const stack_entry_t *entry) 
   }
 }
 
+/* Stacks that print the same become one entry: the folded format has one line per stack, and a site's
+ * bytes must be ranked together. Stacks that differ only in the allocator's own frames at the inner
+ * end (the fast or the slow path took the sample) or in return addresses within one function (a
+ * call the compiler duplicated) print the same. If the lines cannot be made, the entries stay as
+ * they are: still right, only split. */
+typedef struct folded_line_s {
+  char *text;
+  size_t entry;
+} folded_line_t;
+
+static int by_text(const void *a, const void *b) {
+  return strcmp(((const folded_line_t *)a)->text, ((const folded_line_t *)b)->text);
+}
+
+static void merge_same_stacks(output_t *out) {
+  folded_line_t *lines = malloc(out->count * sizeof *lines + 1);
+  if (lines == NULL)
+    return;
+  size_t made = 0;
+  for (; made < out->count; made++) {
+    char *text = NULL;
+    size_t length = 0;
+    FILE *memory = open_memstream(&text, &length);
+    if (memory == NULL)
+      break;
+    write_folded(out, memory, &out->entries[made]);
+    if (fclose(memory) != 0 || text == NULL) {
+      free(text);
+      break;
+    }
+    lines[made] = (folded_line_t){text, made};
+  }
+  if (made == out->count) {
+    qsort(lines, made, sizeof *lines, by_text);
+    for (size_t first = 0, i = 1; i < made; i++) {
+      if (strcmp(lines[i].text, lines[first].text) != 0) {
+        first = i;
+        continue;
+      }
+      stack_entry_t *into = &out->entries[lines[first].entry], *from = &out->entries[lines[i].entry];
+      into->bytes += from->bytes;
+      into->count += from->count;
+      into->samples += from->samples;
+      from->samples = 0;
+    }
+    size_t kept = 0;
+    for (size_t i = 0; i < out->count; i++)
+      if (out->entries[i].samples != 0)
+        out->entries[kept++] = out->entries[i];
+    out->count = kept;
+  }
+  for (size_t i = 0; i < made; i++)
+    free(lines[i].text);
+  free(lines);
+}
+
 int qm_profile_dump(FILE *file) {
   if (file == NULL) {
     errno = EINVAL;
@@ -408,6 +464,7 @@ int qm_profile_dump(FILE *file) {
   output_t out;
   int result = -1;
   if (output_open(&out)) {
+    merge_same_stacks(&out);
     qsort(out.entries, out.count, sizeof(stack_entry_t), by_bytes);
     for (size_t i = 0; i < out.count; i++) {
       write_folded(&out, file, &out.entries[i]);
@@ -448,6 +505,7 @@ void _qm_profile_json(FILE *file) {
     return;
   }
   /* The top JSON_TOP stacks by count and by bytes; the page ranks them itself. */
+  merge_same_stacks(&out);
   uint64_t samples = 0;
   qsort(out.entries, out.count, sizeof(stack_entry_t), by_count);
   for (size_t i = 0; i < out.count; i++) {

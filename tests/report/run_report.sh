@@ -64,6 +64,10 @@ segments=$(grep -o '"address": "0x' "$html" | wc -l)
 if grep -qvE '^[^ ]+ [0-9]+$' "$folded"; then
   fail "a line of $folded is not 'frames bytes': $(grep -vE '^[^ ]+ [0-9]+$' "$folded" | head -n1)"
 fi
+# One line per stack: stacks that differ only inside the allocator, or in return addresses within one
+# function, are one site and are summed.
+repeated=$(sed 's/ [0-9]*$//' "$folded" | sort | uniq -d | head -n1)
+[ -z "$repeated" ] || fail "a stack has more than one line in $folded: $repeated"
 first=$(head -n1 "$folded")
 case $first in
 *";main;big_site "*) ;;
