@@ -21,6 +21,6 @@ function(qm_add_variant name)
   target_compile_definitions(${target} PRIVATE ${QM_DEFINES} ${A_DEFINES} $<$<CONFIG:Debug>:QM_DEBUG_BUILD=1>
                                                QM_OVERRIDE=$<BOOL:${QMALLOC_OVERRIDE}>)
   target_link_libraries(${target} PRIVATE Threads::Threads ${A_LIBS})
-  target_link_options(${target} PRIVATE -Wl,-z,now -Wl,-z,relro)
+  target_link_options(${target} PRIVATE ${QM_SHARED_LINK_OPTIONS})
   install(TARGETS ${target} LIBRARY DESTINATION "${CMAKE_INSTALL_LIBDIR}")
 endfunction()
