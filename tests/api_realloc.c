@@ -133,25 +133,31 @@ static void test_in_place(void) {
     CHECK(qmt_heap_validate());
 }
 
+/* Two 200 KiB blocks, *a right before *b, in up to 8 tries; false (with a note naming what was not
+ * exercised, or a failed check) when none lay so. */
+static bool adjacent_large_pair(unsigned char **a, unsigned char **b, const char *exercise) {
+  for (int attempt = 0; attempt < 8; attempt++) {
+    *a = T_MALLOC(200 * KiB);
+    *b = T_MALLOC(200 * KiB);
+    CHECK(*a != NULL && *b != NULL);
+    if (*a != NULL && *b != NULL && (uintptr_t)*a + T_USABLE_SIZE(*a) == (uintptr_t)*b)
+      return true;
+    bool failed = *a == NULL || *b == NULL;
+    T_FREE(*a);
+    T_FREE(*b);
+    if (failed)
+      return false;
+  }
+  if (qmt_strict)
+    fprintf(stderr, "note: no two consecutive large blocks were adjacent; %s not exercised\n", exercise);
+  return false;
+}
+
 /* A large block grows in place into a free neighbour. */
 static void test_grow_into_neighbour(void) {
-  int adjacent = 0;
-  for (int attempt = 0; attempt < 8; attempt++) {
-    unsigned char *a = T_MALLOC(200 * KiB);
-    unsigned char *b = T_MALLOC(200 * KiB);
-    CHECK(a != NULL && b != NULL);
-    if (!a || !b) {
-      T_FREE(a);
-      T_FREE(b);
-      return;
-    }
+  unsigned char *a, *b;
+  if (adjacent_large_pair(&a, &b, "grow-into-neighbour")) {
     size_t ua = T_USABLE_SIZE(a), ub = T_USABLE_SIZE(b);
-    if ((uintptr_t)a + ua != (uintptr_t)b) {
-      T_FREE(a);
-      T_FREE(b);
-      continue;
-    }
-    adjacent++;
     uint64_t seed = qmt_seed(a, 1);
     qmt_fill(a, ua, seed);
     T_FREE(b);
@@ -166,9 +172,6 @@ static void test_grow_into_neighbour(void) {
     memset(a + ua, 0x77, ub);
     T_FREE(a);
   }
-  if (qmt_strict && !adjacent)
-    fprintf(stderr,
-            "note: no two consecutive large blocks were adjacent; grow-into-neighbour not exercised\n");
 
   /* A huge block grows (mremap may move it, the contents stay). */
   size_t n = 3 * MiB;
@@ -248,54 +251,38 @@ static void test_step_growth_into_span(void) {
 /* A large block that must move to grow by a small step (its neighbour is taken) gets a quarter of
  * its old size more than it asked for, and the steps after that stay in place. */
 static void test_headroom_after_a_move(void) {
-  int adjacent = 0;
-  for (int attempt = 0; attempt < 8 && !adjacent; attempt++) {
-    unsigned char *a = T_MALLOC(200 * KiB);
-    unsigned char *b = T_MALLOC(200 * KiB);
-    CHECK(a != NULL && b != NULL);
-    if (!a || !b) {
-      T_FREE(a);
-      T_FREE(b);
-      return;
-    }
-    size_t ua = T_USABLE_SIZE(a);
-    if ((uintptr_t)a + ua != (uintptr_t)b) {
-      T_FREE(a);
-      T_FREE(b);
-      continue;
-    }
-    adjacent = 1;
-    uint64_t seed = qmt_seed(a, 21);
-    qmt_fill(a, ua, seed);
-    unsigned char *q = T_REALLOC(a, ua + 64);
-    CHECK(q != NULL);
-    if (!q) {
-      T_FREE(a);
-      T_FREE(b);
-      return;
-    }
-    CHECK(qmt_verify(q, ua, seed) == SIZE_MAX);
-    size_t uq = T_USABLE_SIZE(q);
-    if (qmt_strict)
-      CHECKF(uq >= ua + ua / 4,
-             "a %zu-byte block moved to grow by 64 bytes got %zu usable bytes, no headroom", ua, uq);
-    int moves = 0;
-    for (size_t m = ua + 4 * KiB; m <= uq; m += 4 * KiB) {
-      unsigned char *r = T_REALLOC(q, m);
-      CHECKF(r != NULL, "realloc to %zu", m);
-      if (!r)
-        break;
-      moves += r != q;
-      q = r;
-    }
-    if (qmt_strict)
-      CHECKF(moves == 0, "growing within the headroom moved the block %d times", moves);
-    CHECK(qmt_verify(q, ua, seed) == SIZE_MAX);
-    T_FREE(q);
+  unsigned char *a, *b;
+  if (!adjacent_large_pair(&a, &b, "headroom"))
+    return;
+  size_t ua = T_USABLE_SIZE(a);
+  uint64_t seed = qmt_seed(a, 21);
+  qmt_fill(a, ua, seed);
+  unsigned char *q = T_REALLOC(a, ua + 64);
+  CHECK(q != NULL);
+  if (!q) {
+    T_FREE(a);
     T_FREE(b);
+    return;
   }
-  if (qmt_strict && !adjacent)
-    fprintf(stderr, "note: no two consecutive large blocks were adjacent; headroom not exercised\n");
+  CHECK(qmt_verify(q, ua, seed) == SIZE_MAX);
+  size_t uq = T_USABLE_SIZE(q);
+  if (qmt_strict)
+    CHECKF(uq >= ua + ua / 4, "a %zu-byte block moved to grow by 64 bytes got %zu usable bytes, no headroom",
+           ua, uq);
+  int moves = 0;
+  for (size_t m = ua + 4 * KiB; m <= uq; m += 4 * KiB) {
+    unsigned char *r = T_REALLOC(q, m);
+    CHECKF(r != NULL, "realloc to %zu", m);
+    if (!r)
+      break;
+    moves += r != q;
+    q = r;
+  }
+  if (qmt_strict)
+    CHECKF(moves == 0, "growing within the headroom moved the block %d times", moves);
+  CHECK(qmt_verify(q, ua, seed) == SIZE_MAX);
+  T_FREE(q);
+  T_FREE(b);
 }
 
 /* A large block that realloc shrinks by less than a quarter stays as it is (the headroom above is
