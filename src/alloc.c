@@ -314,11 +314,7 @@ static __attribute__((noinline)) void *realloc_slow(void *p, size_t size) {
     _qm_fatal("invalid realloc: %p was not allocated by qmalloc", p);
   qm_page_t *page = qm_page_of(segment, p);
   size_t usable = page->block_size;
-  if (page->kind == QM_SPAN_SMALL) {
-    /* In place while the block is at most twice what is asked for. */
-    if (size <= usable && size >= usable / 2)
-      return p;
-  } else if (page->kind == QM_SPAN_LARGE) {
+  if (page->kind == QM_SPAN_LARGE) {
     if (p != qm_page_start(page))
       _qm_fatal("invalid realloc: %p points inside a large block", p);
     qm_heap_t *heap = _qm_tls_heap;
@@ -330,9 +326,10 @@ static __attribute__((noinline)) void *realloc_slow(void *p, size_t size) {
     } else if (size <= usable && size >= usable / 2) {
       return p; /* another thread's block: its spans are not ours to split */
     }
-  } else {
+  } else if (page->kind != QM_SPAN_SMALL) {
     _qm_fatal("invalid realloc: %p is not in an allocated block (freed already?)", p);
   }
+  /* A small block that could keep its place (within half of it) has kept it in qm_realloc. */
   return realloc_move(p, usable, size);
 }
 
@@ -341,8 +338,9 @@ void *qm_realloc(void *p, size_t size) {
   if (qm_debug_active())
     return _qm_debug_realloc(p, size);
 #endif
-  /* The common case: a block that already fits the new size, which realloc_slow would also
-   * leave in place (a size above QM_MAX_REQUEST fits no block, and 0 none that keeps it). */
+  /* The common case: a block that already fits the new size (a size above QM_MAX_REQUEST fits
+   * no block). A small block stays in place while it is at most twice what is asked for; a large
+   * one by the rule of qm_large_keeps. */
   if (qm_likely(size != 0 && qm_map_state(p) == QM_MAP_NORMAL)) {
     qm_page_t *page = qm_page_of(qm_segment_of_normal(p), p);
     size_t usable = page->block_size;
