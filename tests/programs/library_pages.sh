@@ -1,8 +1,8 @@
 #!/bin/sh
-# library_pages.sh LIBRARY PACKED BUILD_TYPE COMPILER_ID - the pages of the library that every process keeps
-# resident stay few (docs/DESIGN.md, "The library's own resident pages"):
+# library_pages.sh LIBRARY PACKED BUILD_TYPE COMPILER_ID - the pages of the library that every
+# process keeps resident stay few (docs/DESIGN.md, "The library's own resident pages"):
 #   1. where the build found packed relocations supported (PACKED=1), the library uses them (DT_RELR)
-#      and has no table of relative relocations beside;
+#      and keeps at most a handful of relative relocations unpacked;
 #   2. in an optimised gcc build, its code (the executable load segment) fits in 17 OS pages of 4 KiB,
 #      the budget the -Os of the run-once files brought it to. A failure here is not a bug but a
 #      cost: every program would keep another page resident. Look at what grew.
@@ -39,8 +39,8 @@ if [ "$compiler" != GNU ]; then
   echo "text budget: set for gcc's code, not checked for $compiler"
   exit 0
 fi
-text=$(readelf -lW "$lib" | awk '$1 == "LOAD" && $NF == "0x1000" && $(NF - 1) == "E" { print $6 }' | head -n1)
-[ -n "$text" ] || text=$(readelf -lW "$lib" | awk '$1 == "LOAD" && / R E / { print $6 }' | head -n1)
+# The executable load segment's size in memory (readelf: LOAD offset vaddr paddr filesz memsz flags).
+text=$(readelf -lW "$lib" | awk '$1 == "LOAD" && / R E / { print $6 }' | head -n1)
 [ -n "$text" ] || fail "no executable load segment in $lib"
 bytes=$((text))
 pages=$(((bytes + 4095) / 4096))
