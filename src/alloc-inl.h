@@ -85,7 +85,7 @@ static inline void qm_free_inline(void *p) {
         qm_stats_small_free(_qm_tls_heap, page);
         /* One instruction (a branch on the flags of the decrement) keeps the sweeps precise. */
         if (qm_unlikely(--page->used == 0))
-          _qm_page_emptied(segment);
+          _qm_page_emptied(segment, page);
         return;
       }
       _qm_free_owned_slow(segment, p);

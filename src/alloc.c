@@ -39,6 +39,7 @@ static inline void *small_alloc(qm_heap_t *heap, size_t cls, bool zero, bool may
     page->free = next;
     __builtin_prefetch(next); /* as in qm_malloc_inline */
     page->used++;
+    page->purge_mark |= QM_PURGE_ALLOCATED; /* the class is not idle (purge.c) */
     qm_stats_small_alloc(heap, page);
     qm_track_malloc(block, page->block_size, false);
     return block;

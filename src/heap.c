@@ -62,6 +62,7 @@ void _qm_heap_reset(qm_heap_t *heap) {
   heap->drain_slot = heap->drain_end = 0;
   heap->decay_next_ns = heap->decay_pass_ns = 0;
   heap->eager_purge_left = qm_eager_purge_budget();
+  heap->idle_uncarve_left = qm_idle_uncarve_budget();
   heap->grown_bytes = heap->growth_pass_ns = 0;
   heap->span_lock_depth = 0;
   heap->user_magic = 0;

@@ -169,6 +169,8 @@ static inline void qm_page_unwatch(const qm_page_t *page) {
   size_t index = qm_slice_index(segment, page);
   segment->decay_watch[index / 64] &= ~(1ull << (index % 64));
 }
+/* The page's state in the decay passes, without the flags (types.h, qm_purge_mark_t). */
+static inline unsigned qm_purge_state(const qm_page_t *page) { return page->purge_mark & QM_PURGE_STATE; }
 static inline bool qm_page_is_watched(const qm_page_t *page) {
   const qm_segment_t *segment = qm_segment_of_page(page);
   size_t index = qm_slice_index(segment, page);
@@ -547,15 +549,19 @@ bool _qm_heap_sweep_pages(qm_heap_t *heap, bool keep_current);
  * QM_QUICK_SWEEP_MAX_SIZE, keeping each queue's first page. */
 #define QM_QUICK_SWEEP_MAX_SIZE 1024
 #define QM_QUICK_SWEEP_CLASSES (qm_size_class(QM_QUICK_SWEEP_MAX_SIZE) + 1) /* classes 0 .. this - 1 */
+/* The classes the inline fast path serves (heap->direct[]) are 0 .. this - 1; every allocation of a
+ * class from here on goes through small_alloc (alloc.c) or the slow path, which flag the page. */
+#define QM_DIRECT_CLASSES (qm_size_class(QM_DIRECT_MAX) + 1)
 bool _qm_heap_sweep_small_pages(qm_heap_t *heap);
 /* After an owner's free took a page's used count from 1 to 0 (the page is released if idle) or
  * from 0 (wrapped to UINT32_MAX: the block was free already, reported). */
 void _qm_page_free_emptied(qm_heap_t *heap, qm_page_t *page, qm_block_t *block);
 /* Frees the span of a page with no used block, unless it is its queue's current page. */
 void _qm_page_release_if_idle(qm_heap_t *heap, qm_page_t *page);
-/* The free fast path emptied a page of segment (owned by the calling thread): counts it for the
- * sweeps. */
-void _qm_page_emptied(qm_segment_t *segment);
+/* The free fast path emptied page, of segment (owned by the calling thread): counts it for the
+ * sweeps, and flags it for the growth passes if it is the current page of a class above
+ * QM_DIRECT_MAX (purge.c, "The current page of an idle class"). */
+void _qm_page_emptied(qm_segment_t *segment, qm_page_t *page);
 /* After a segment is adopted: puts a small page into heap's queues as it stands. */
 void _qm_page_adopt(qm_heap_t *heap, qm_page_t *page);
 /* Refreshes heap->direct[] and class_page[] for a class after its queue's first page changed. */
@@ -980,6 +986,10 @@ static inline size_t qm_eager_purge_budget(void) {
   uint64_t delay_ms = _qm_options.purge_delay_ms;
   return delay_ms == 0 ? SIZE_MAX : (size_t)(QM_EAGER_PURGE_BUDGET * QM_PURGE_DELAY_DEFAULT_MS / delay_ms);
 }
+/* Half the eager purges' budget: what a growth pass may uncarve at once between two decay passes
+ * (purge.c). Uncarved pages of a class that comes back are faulted in again: `realloc`, whose
+ * buffers grow through every class, took 39k -> 58k page faults without a bound, 48k with this. */
+static inline size_t qm_idle_uncarve_budget(void) { return qm_eager_purge_budget() / 2; }
 static inline uint64_t qm_segment_decay_ns(void) { return _qm_options.segment_decay_ms * 1000000ull; }
 
 #endif /* QM_INTERNAL_H */

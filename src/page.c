@@ -134,7 +134,7 @@ static void queue_push_front(qm_heap_t *heap, qm_page_list_t *queue, qm_page_t *
 /* The page is allocated from again: the decay passes start over with it. Of the pages they look
  * at no more (the segment's decay_watch, types.h), only a thinned one can come back this way. */
 static inline void page_in_use_again(qm_page_t *page) {
-  if (page->purge_mark == QM_PURGE_THINNED)
+  if (qm_purge_state(page) == QM_PURGE_THINNED)
     qm_page_watch(page);
   page->purge_mark = QM_PURGE_NONE;
 }
@@ -275,6 +275,7 @@ void *_qm_small_alloc_slow(qm_heap_t *heap, size_t cls, bool zero, bool may_borr
   bool fresh = (page->flags & QM_PAGE_FREE_ZERO) != 0;
   qm_block_t *block = qm_page_pop(page);
   page->used++;
+  page->purge_mark |= QM_PURGE_ALLOCATED; /* the class is not idle (purge.c) */
   qm_stats_small_alloc_slow(heap, page);
   qm_track_malloc(block, page->block_size, zero);
   if (zero) {
@@ -357,8 +358,14 @@ void _qm_page_release_if_idle(qm_heap_t *heap, qm_page_t *page) {
   _qm_span_free(heap, page);
 }
 
-void _qm_page_emptied(qm_segment_t *segment) {
-  atomic_load_explicit(&segment->owner_heap, memory_order_relaxed)->pages_emptied++;
+void _qm_page_emptied(qm_segment_t *segment, qm_page_t *page) {
+  qm_heap_t *heap = atomic_load_explicit(&segment->owner_heap, memory_order_relaxed);
+  heap->pages_emptied++;
+  /* A loop that allocates and frees one block empties its page at every free: classes up to
+   * QM_DIRECT_MAX (the fast path's) leave at the first compare. */
+  if (page->size_class >= QM_DIRECT_CLASSES && heap->class_queue[page->size_class].first == page &&
+      qm_purge_state(page) != QM_PURGE_THINNED)
+    page->purge_mark = (uint8_t)(qm_purge_state(page) | QM_PURGE_EMPTIED);
 }
 
 /* A sweep reads the descriptor of every queued page, one dependent load after another: with many

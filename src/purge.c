@@ -11,7 +11,8 @@
  *   - empty small pages (no live block): released to the span layer once a pass has seen them
  *     empty twice in a row (so a page that empties and fills again between passes stays a page);
  *   - sparse small pages (at most a quarter of their blocks live): the OS pages that hold no live
- *     block are purged, again only when two passes in a row saw the page unused by allocation;
+ *     block are purged, again only when two passes in a row saw the page unused by allocation (and
+ *     the page a class above 1 KiB allocates from, whatever it holds, once its class is idle: below);
  *   - the uncarved tails of small pages: what of its span a page took over resident when it was
  *     made (resident_slices) beyond the part it has carved, purged once two passes in a row saw no
  *     carving (which marks the page in use);
@@ -40,6 +41,18 @@
  * still resident, where the passes kept it for its own class for one to two half-delays (the
  * pages of bigger classes, which empty in the normal course of a busy class, still wait for the
  * passes). Nothing is purged: the span ages as any other.
+ *
+ * The current page of an idle class. The page a class allocates from holds its free blocks resident
+ * for as long as the class exists, which in a program that uses a size for one phase and moves on
+ * (a compiler's buffers of a pass) is the rest of its run: each of some sixty classes keeps a page's
+ * worth. The inline fast path, which serves the classes up to QM_DIRECT_MAX, cannot tell the
+ * passes that a class is busy; every allocation of a bigger class runs small_alloc or the slow
+ * path, which set QM_PURGE_ALLOCATED on the page. A pass clears the flag, and a later pass (at
+ * least a sixteenth of the delay later) that finds it still clear thins the page like a sparse one;
+ * the fast path keeps allocating from its other free blocks, and takes the hole blocks back when
+ * those run out. A free that empties such a page flags it QM_PURGE_EMPTIED, and a growth pass
+ * that finds it so, with no allocation since, uncarves it at once: the heap is growing while the
+ * page waits. (Decay passes still uncarve an empty current page on their second look.)
  *
  * Holes. A small page is cut into purge units (an OS page, or 1/64 of the page if that is more),
  * and a unit all of whose overlapping blocks are free can be purged. Its blocks are taken off the
@@ -276,6 +289,10 @@ void _qm_page_refill_holes(qm_page_t *page) {
  * ------------------------------------------------------------------------------------------- */
 
 #define QM_DECAY_MIN_INTERVAL_NS (1000 * 1000ull) /* passes at most every millisecond */
+/* A class that has not allocated between two passes is called idle only when the passes lie at
+ * least this fraction of the purge delay apart: a growth pass and a decay pass can run in the same
+ * slow path, and a busy class need not allocate in the microseconds between them. */
+#define QM_IDLE_OBSERVATION_DIVISOR 16
 
 /* A page is worth thinning when at most a quarter of its blocks are live and its free list holds
  * at least two purge units' worth of memory. */
@@ -285,16 +302,49 @@ static bool page_is_sparse(const qm_page_t *page) {
          free_blocks * page->block_size >= ((size_t)2 << purge_unit_shift(page));
 }
 
+/* How a pass walks the pages (decay_pages): */
+typedef struct page_pass_s {
+  bool force;    /* act on whatever may be purged, marked or not (malloc_trim, a purge delay of 0) */
+  bool growth;   /* a growth pass: the heap is making fresh memory resident */
+  bool observed; /* the previous pass was long enough ago to call a class idle that has not
+                    allocated since (QM_IDLE_OBSERVATION_DIVISOR) */
+} page_pass_t;
+
+/* The current page of a class above QM_DIRECT_MAX whose class has not allocated since the last
+ * pass: its free OS pages are purged (thinned), or, when the frees emptied it and a growth pass
+ * runs, it is uncarved at once. True when the pass is done with the page. */
+static bool decay_idle_current_page(qm_heap_t *heap, const page_pass_t *pass, qm_page_t *page,
+                                    qm_purge_list_t *purges, bool *released) {
+  bool allocated = (page->purge_mark & QM_PURGE_ALLOCATED) != 0;
+  page->purge_mark &= (uint8_t)~QM_PURGE_ALLOCATED; /* for the next pass to see */
+  if (page->used == 0) {
+    size_t bytes = carved_extent(page);
+    if (!(page->purge_mark & QM_PURGE_EMPTIED) || !pass->growth || page->hole_blocks == page->capacity ||
+        bytes > heap->idle_uncarve_left)
+      return false; /* the passes' two looks at an empty page, below */
+    heap->idle_uncarve_left -= bytes;
+    *released |= page_uncarve(page, purges) > 0;
+    page->purge_mark = QM_PURGE_THINNED;
+    return true;
+  }
+  if (allocated || !(pass->force || pass->observed))
+    return false;
+  *released |= page_thin(page, purges) > 0;
+  *released |= page_purge_tail(page, purges) > 0;
+  /* Not THINNED: the fast path allocates from it without a slow path that would watch it again. */
+  return true;
+}
+
 /* What a decay pass does with one small page (decay_pages, below). An idle page (empty, behind the
  * front of its queue) goes to `idle`, for the caller to release after its walk. */
-static void decay_page(qm_heap_t *heap, qm_page_t *page, bool force, qm_purge_list_t *purges,
+static void decay_page(qm_heap_t *heap, qm_page_t *page, const page_pass_t *pass, qm_purge_list_t *purges,
                        qm_page_t **idle, size_t *idle_count, bool *released) {
   if (page->flags & QM_PAGE_IN_FULL) {
     qm_page_unwatch(page); /* nothing to do until a block comes back to it */
     return;
   }
   bool first = heap->class_queue[page->size_class].first == page;
-  bool act = force || page->purge_mark == QM_PURGE_CANDIDATE;
+  bool act = pass->force || qm_purge_state(page) == QM_PURGE_CANDIDATE;
   if (page->used == 0 && !first) {
     if (act) {
       qm_assert_internal(*idle_count < QM_SLICES_PER_SEGMENT / QM_SMALL_PAGE_SLICES);
@@ -305,10 +355,13 @@ static void decay_page(qm_heap_t *heap, qm_page_t *page, bool force, qm_purge_li
     }
     return;
   }
-  if (page->purge_mark == QM_PURGE_THINNED) {
+  if (qm_purge_state(page) == QM_PURGE_THINNED) {
     qm_page_unwatch(page); /* nothing to do until it is allocated from again, or empties */
     return;
   }
+  if (first && page->size_class >= QM_DIRECT_CLASSES &&
+      decay_idle_current_page(heap, pass, page, purges, released))
+    return;
   if (page->used == 0) {
     if (page->hole_blocks == page->capacity)
       return;
@@ -340,7 +393,9 @@ static void decay_page(qm_heap_t *heap, qm_page_t *page, bool force, qm_purge_li
  * not mark it in use: it stays in place (releasing it would take a busy class's page away), but
  * when it is empty it is uncarved (its memory purged, page_uncarve), so that the classes a program
  * has stopped using (a block grown with realloc passes through many) do not each keep a page
- * resident. It is not thinned while sparse.
+ * resident. The classes of the inline fast path (up to QM_DIRECT_MAX) never thin it while sparse;
+ * the others flag each allocation, so that a pass can tell an idle class from a busy one
+ * (decay_idle_current_page, and "The current page of an idle class" above).
  *
  * Most passes read only the pages of each segment's decay_watch (types.h): a page the walk clears
  * there is full or thinned, and stays so until an allocation or a free into a full page sets its
@@ -351,7 +406,11 @@ static void decay_page(qm_heap_t *heap, qm_page_t *page, bool force, qm_purge_li
  * the last sweep, the pass reads every descriptor instead, as all passes once did. Either walk goes
  * in address order rather than along the class queues and asks for descriptors ahead of the one it
  * reads: the loads overlap, where the queues' links made them a chain of cache misses. */
-static bool decay_pages(qm_heap_t *heap, bool force) {
+static bool decay_pages(qm_heap_t *heap, bool force, bool growth) {
+  uint64_t now = _qm_os_now_coarse_ns();
+  page_pass_t pass = {force, growth,
+                      now - heap->page_pass_ns >= qm_purge_delay_ns() / QM_IDLE_OBSERVATION_DIVISOR};
+  heap->page_pass_ns = now;
   bool released = false;
   qm_purge_list_t purges; /* the pass's thinned holes and uncarved pages, purged a few calls at a time */
   purges.count = 0;
@@ -369,7 +428,7 @@ static bool decay_pages(qm_heap_t *heap, bool force) {
         qm_assert_internal(page->slice_count > 0);
         i += page->slice_count;
         if (page->kind == QM_SPAN_SMALL)
-          decay_page(heap, page, force, &purges, idle, &idle_count, &released);
+          decay_page(heap, page, &pass, &purges, idle, &idle_count, &released);
       }
     } else {
       for (size_t w = 0; w < QM_SLICES_PER_SEGMENT / 64; w++) {
@@ -379,7 +438,7 @@ static bool decay_pages(qm_heap_t *heap, bool force) {
           if (later != 0)
             __builtin_prefetch(&segment->slices[w * 64 + (size_t)__builtin_ctzll(later)]);
           qm_assert_internal(page->kind == QM_SPAN_SMALL && qm_slice_head(page) == page);
-          decay_page(heap, page, force, &purges, idle, &idle_count, &released);
+          decay_page(heap, page, &pass, &purges, idle, &idle_count, &released);
         }
       }
     }
@@ -612,10 +671,11 @@ void _qm_heap_decay(qm_heap_t *heap, uint64_t now) {
   }
   heap->decay_pass_ns = now + interval;
   heap->eager_purge_left = qm_eager_purge_budget();
+  heap->idle_uncarve_left = qm_idle_uncarve_budget();
   /* Blocks held for other heaps: no later than one decay interval. */
   _qm_heap_flush_remote(heap);
   qm_span_lock_enter(heap);
-  decay_pages(heap, delay == 0);
+  decay_pages(heap, delay == 0, false);
   uint64_t span_delay = delay / QM_SPAN_DELAY_DIVISOR;
   uint64_t spans_dirty_before = now > span_delay ? now - span_delay + 1 : 0;
   _qm_heap_purge_spans(heap, spans_dirty_before);
@@ -644,7 +704,7 @@ void _qm_heap_growth_pass(qm_heap_t *heap) {
   heap->grown_bytes = 0;
   uint64_t now = _qm_os_now_coarse_ns();
   qm_span_lock_enter(heap);
-  decay_pages(heap, false);
+  decay_pages(heap, false, true);
   _qm_heap_purge_spans(heap, heap->growth_pass_ns);
   heap->growth_pass_ns = now;
   qm_span_lock_leave(heap);
@@ -652,7 +712,7 @@ void _qm_heap_growth_pass(qm_heap_t *heap) {
 
 bool _qm_heap_purge_all(qm_heap_t *heap) {
   qm_span_lock_enter(heap);
-  bool released = decay_pages(heap, true);
+  bool released = decay_pages(heap, true, false);
   /* Thin every sparse page, whatever its mark. */
   qm_purge_list_t purges;
   purges.count = 0;

@@ -169,11 +169,18 @@ typedef enum qm_memory_e {
   QM_MEMORY_LAZY = 2,  /* purged with MADV_FREE: the OS may take it, but it need not read as zero */
 } qm_memory_t;
 
-/* A small page's place in the decay passes (purge.c). */
+/* A small page's place in the decay passes (purge.c): a state in the low two bits of purge_mark
+ * (qm_purge_state), and two flags above it that only the current page of a class above
+ * QM_DIRECT_MAX uses ("The current page of an idle class" in purge.c). Those classes are not served
+ * by the inline fast path, so every allocation from their pages runs code that sets a flag. */
 typedef enum qm_purge_mark_e {
   QM_PURGE_NONE = 0,      /* allocated from since the last pass */
   QM_PURGE_CANDIDATE = 1, /* seen idle by one pass: the next one may purge it */
   QM_PURGE_THINNED = 2,   /* its free memory was purged; nothing more until it is allocated from */
+  QM_PURGE_STATE = 3,     /* the mask of the state */
+  QM_PURGE_ALLOCATED = 4, /* flag: allocated from since the last pass (small_alloc, the slow path) */
+  QM_PURGE_EMPTIED = 8,   /* flag: emptied by a free as its class's current page, not allocated from
+                             since (_qm_page_emptied) */
 } qm_purge_mark_t;
 
 /* qm_page_t: the descriptor of one slice. The descriptor of a span's first slice describes the
@@ -491,10 +498,15 @@ typedef struct qm_heap_s {
   /* Bytes of freed large blocks the owner may still purge at once before the next decay pass,
    * which sets it back to qm_eager_purge_budget() (span.c, "Eager purges"). */
   size_t eager_purge_left;
+  /* Bytes of emptied current pages a growth pass may still uncarve at once before the next decay
+   * pass, which sets it back to qm_idle_uncarve_budget() (purge.c, "The current page of an idle
+   * class"). */
+  size_t idle_uncarve_left;
   /* Fresh memory (never written, or purged) the heap has made resident since its last growth pass
    * (purge.c, "Growth passes"); counted where it carves or hands out such memory. */
   uint64_t grown_bytes;
   uint64_t growth_pass_ns; /* when the last growth pass ran */
+  uint64_t page_pass_ns;   /* when the last pass of either kind looked at the pages */
   /* The purge of an idle heap's inbox (purge.c): inbox_drains counts the owner's drains (only the
    * owner writes it, others read it); purge_seen_drains (its value at the last visit) and
    * inbox_purged (the newest parcel of the chain that visit handled, or NULL) are written by other

@@ -58,7 +58,8 @@ static void validate_small_page(validation_t *v, qm_heap_t *heap, qm_page_t *pag
   CHECK(v, page->resident_slices <= page->slice_count, "page %p: resident slices %u > slices %u",
         (void *)page, page->resident_slices, page->slice_count);
   CHECK(v,
-        qm_page_is_watched(page) || (page->flags & QM_PAGE_IN_FULL) || page->purge_mark == QM_PURGE_THINNED,
+        qm_page_is_watched(page) || (page->flags & QM_PAGE_IN_FULL) ||
+            qm_purge_state(page) == QM_PURGE_THINNED,
         "page %p: unwatched by the decay passes, yet neither full nor thinned", (void *)page);
   size_t free_count = 0;
   for (qm_block_t *b = page->free; b != NULL; b = qm_block_next(page, b)) {
