@@ -229,8 +229,7 @@ def program_runs(args, bench_dir, names):
             if not script:
                 notes.append(f"{name}: {PYTHON_SCRIPT} not found")
                 continue
-            seed = [f"--seed={args.seed}"] if args.seed is not None else []
-            run.update(cmd=[python, "-s", "-B", script, f"--size={args.size}", f"--name={name}"] + seed,
+            run.update(cmd=[python, "-s", "-B", script, f"--size={args.size}", f"--name={name}"], seeded=True,
                        env={"PYTHONHASHSEED": "0", "PYTHONMALLOC": "malloc" if name == "python-malloc" else "pymalloc"})
         else:
             compiler, script = shutil.which("gcc"), find_program_script(bench_dir, CC_SCRIPT)
@@ -542,10 +541,16 @@ def plan_suite(args, bench_dir, workloads, allocators, extra_runs=()):
     at its other thread counts), each under every allocator in an order rotated per repetition.
     A smoke run also checks that qmb-fastpath runs."""
     def workload_run(key, workload, threads):
-        options = [f"--size={args.size}"] + ([f"--threads={threads}"] if threads else []) + \
-            ([f"--seed={args.seed}"] if args.seed is not None else [])
-        return {"key": key, "workload": workload, "threads": threads, "kind": "workload",
+        options = [f"--size={args.size}"] + ([f"--threads={threads}"] if threads else [])
+        return {"key": key, "workload": workload, "threads": threads, "kind": "workload", "seeded": True,
                 "cmd": [os.path.join(bench_dir, f"qmb-{workload}")] + options}
+
+    def with_seed(run, rep):
+        """The run of repetition rep: a program that takes --seed gets the one given, else the number
+        of the repetition, the same under every allocator."""
+        if not run.get("seeded"):
+            return run
+        return dict(run, cmd=run["cmd"] + [f"--seed={args.seed if args.seed is not None else rep}"])
 
     runs = [workload_run(w, w, MAIN_THREADS if w == SCALING_WORKLOAD else None) for w in workloads]
     if SCALING_WORKLOAD in workloads and not args.no_scaling:
@@ -559,7 +564,7 @@ def plan_suite(args, bench_dir, workloads, allocators, extra_runs=()):
     names, plan = list(allocators), []
     for rep in range(1, args.reps + 1):
         shift = (rep - 1) % len(names)
-        plan += [dict(run, allocator=a, rep=rep) for run in runs for a in names[shift:] + names[:shift]]
+        plan += [dict(with_seed(run, rep), allocator=a, rep=rep) for run in runs for a in names[shift:] + names[:shift]]
     return plan
 
 
@@ -1041,7 +1046,8 @@ def parse_args(argv):
     add("--fastpath", action="store_true", help="count instructions per malloc and free with callgrind")
     add("--no-scaling", action="store_true", help=f"skip {SCALING_WORKLOAD} at its other thread counts")
     add("--no-charts", action="store_true", help="draw no charts")
-    add("--seed", type=int, help="passed on to every workload")
+    add("--seed", type=int, help="passed on to every workload and the Python program in every repetition "
+        "(default: the number of the repetition, see BENCHMARKS.md)")
     add("--trace", action="append", default=[], metavar="FILE",
         help="also replay this trace (qmalloc-run --trace) as workload replay:<name>; repeatable")
     add("--timeout", type=float, default=120, help="seconds before a run is killed (default 120)")
@@ -1108,7 +1114,8 @@ def main(argv):
     header = {"format": 1, "started": datetime.datetime.now().isoformat(timespec="seconds"),
               "machine": machine_info(bench_dir, args.source_dir),
               "config": {"size": args.size, "reps": args.reps, "allocators": allocator_info(allocators),
-                         "missing_allocators": missing, "timeout_s": args.timeout, "seed": args.seed,
+                         "missing_allocators": missing, "timeout_s": args.timeout,
+                         "seed": args.seed if args.seed is not None else "repetition",
                          "bench_dir": bench_dir, "peak_rss_floor": "shell" if SUBREAPER else "runner"}}
     note(f"measuring {', '.join(allocators)}; results in {outdir}")
     if args.fastpath:

@@ -85,4 +85,7 @@ if(QMALLOC_BUILD_TESTS)
   add_test(NAME bench.runner COMMAND "${Python3_EXECUTABLE}" "${CMAKE_CURRENT_LIST_DIR}/test-runner.py"
                                      "${QMB_RUNNER}" 500)
   set_tests_properties(bench.runner PROPERTIES LABELS bench TIMEOUT 120)
+  # The seeds the plan gives each repetition: the same under every allocator (test-plan.py).
+  add_test(NAME bench.plan COMMAND "${Python3_EXECUTABLE}" "${CMAKE_CURRENT_LIST_DIR}/test-plan.py" "${QMB_RUNNER}")
+  set_tests_properties(bench.plan PROPERTIES LABELS bench TIMEOUT 60)
 endif()
