@@ -7,16 +7,13 @@ medians of the randomised workloads are taken over several layouts, not one (BEN
 Method); with --seed=N every run gets N. The cc workload takes no seed.
 
 Usage: test-plan.py RUNNER"""
+import os
 import re
 import sys
 
-
-def load_runner(path):
-    module = type(sys)("qmalloc_bench")
-    module.__file__ = path
-    with open(path) as f:
-        exec(compile(f.read(), path, "exec"), module.__dict__)
-    return module
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from load_runner import load_runner  # noqa: E402 (after the path it needs)
 
 
 def seeds_of(plan):

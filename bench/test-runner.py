@@ -7,16 +7,13 @@ shell once made wait4 fail with "No child processes"), see the library it was gi
 inherit no descriptor of the runner, and report a peak RSS well below the runner's own.
 
 Usage: test-runner.py RUNNER [COUNT]"""
+import os
 import resource
 import sys
 
-
-def load_runner(path):
-    module = type(sys)("qmalloc_bench")
-    module.__file__ = path
-    with open(path) as f:
-        exec(compile(f.read(), path, "exec"), module.__dict__)
-    return module
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from load_runner import load_runner  # noqa: E402 (after the path it needs)
 
 
 def main(argv):
