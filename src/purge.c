@@ -331,7 +331,7 @@ static bool decay_idle_current_page(qm_heap_t *heap, const page_pass_t *pass, qm
     return false;
   *released |= page_thin(page, purges) > 0;
   *released |= page_purge_tail(page, purges) > 0;
-  /* Not THINNED: the fast path allocates from it without a slow path that would watch it again. */
+  /* Not THINNED: small_alloc allocates from it without the slow path that would watch it again. */
   return true;
 }
 
