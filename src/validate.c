@@ -212,6 +212,9 @@ bool _qm_heap_is_valid(qm_heap_t *heap) {
   validate_empty_heap(&v);
   if (heap == &_qm_empty_heap)
     return v.errors == 0;
+  /* Other threads purge this heap's free spans under its span lock (purge.c, the visits of other
+   * heaps), writing the descriptors the walk below reads. */
+  qm_span_lock_enter(heap);
   for (size_t c = 0; c < QM_CLASS_COUNT; c++) {
     validate_list(&v, &heap->class_queue[c], "class queue", c);
     qm_page_t *first = heap->class_queue[c].first;
@@ -272,5 +275,6 @@ bool _qm_heap_is_valid(qm_heap_t *heap) {
       CHECK(&v, qm_parcel_get(qm_parcel_slot(parcel, i)) != NULL,
             "parcel %p: entry %u before the end is NULL", (void *)parcel, i);
   }
+  qm_span_lock_leave(heap);
   return v.errors == 0;
 }
