@@ -5,12 +5,14 @@
  * holds more than keeps the mapped total under its past peak, and is unmapped after the purge
  * delay.
  *
- *   H (4 MiB aligned)        H + offset                                H + offset + size
- *   | header | (untouched) | block ........................................ |
+ *   H (4 MiB aligned)        H + offset                  H + offset + size      H + mapping_size
+ *   | header | (untouched) | block .......................... | (slack) |
  *
- * offset = max(4 KiB, alignment) up to one segment size, so that qm_segment_of(block) == H for every
- * alignment; above 4 MiB of alignment, H is chosen so that H + 4 MiB is aligned. The header is a
- * qm_segment_t of kind HUGE without owner: any thread may free a huge block.
+ * mapping_size is a multiple of QM_PMD_SIZE (huge_map_size; why: at the cache below), and qmalloc
+ * never writes the slack after the block. offset = max(4 KiB, alignment) up to one segment size,
+ * so that qm_segment_of(block) == H for every alignment; above 4 MiB of alignment, H is chosen so
+ * that H + 4 MiB is aligned. The header is a qm_segment_t of kind HUGE without owner: any thread
+ * may free a huge block.
  *
  * A huge block of a first-class heap is also listed in that heap (huge_owner, and next/prev in its
  * huge_blocks list, under the heap's huge_lock), so that qm_heap_destroy can unmap it.
@@ -33,11 +35,18 @@ static void huge_map_set(qm_segment_t *segment, unsigned state) {
     _qm_segment_map_set((uint8_t *)segment + QM_SEGMENT_SIZE, state);
 }
 
-static void huge_header_init(qm_segment_t *segment, size_t offset, size_t usable) {
+/* The bytes mapped for a block of `usable` bytes at `offset`: a whole number of page tables, so
+ * that every range the cache holds, cuts and moves starts and ends on a page-table boundary (see
+ * the cache's comment below). */
+static size_t huge_map_size(size_t offset, size_t usable) {
+  return qm_align_up(offset + usable, QM_PMD_SIZE);
+}
+
+static void huge_header_init(qm_segment_t *segment, size_t offset, size_t usable, size_t map) {
   segment->kind = QM_SEGMENT_HUGE;
   segment->magic = QM_SEGMENT_MAGIC;
   segment->mapping_base = segment;
-  segment->mapping_size = offset + usable;
+  segment->mapping_size = map;
   segment->block_offset = offset;
   segment->block_size = usable;
   segment->huge_vmas.count = 0;
@@ -126,13 +135,20 @@ static qm_vma_list_t vmas_slice(const qm_vma_list_t *from, size_t first, size_t 
  * 1. in place, inside the smallest entry that has room for it from a segment-aligned address on
  *    (nothing moves; what lies before and after stays cached);
  * 2. gathered: entries, largest first, are moved with mremap (which moves page tables, never
- *    contents) onto one aligned mapping, whose other pages are fresh. The first may be the start
- *    of the mapping, grown in place. Each range lands at an offset congruent to its old address
- *    modulo QM_PMD_SIZE (the span of one page table): mremap then moves whole page tables,
- *    where a move to another offset rewrites every page's entry, which made the first write to
- *    each page cost about half a page fault. Where the new mapping can have huge pages, only
- *    whole page tables move: the partial ends stay cached, and the untouched 2 MiB stretches of
- *    the mapping take one fault each.
+ *    contents) onto one aligned mapping, end to end, whose other pages are fresh. The first may
+ *    be the start of the mapping, grown in place.
+ *
+ * Whole page tables: every mapping is a whole number of QM_PMD_SIZE (the span of one page table,
+ * huge_map_size) from an aligned start, and every cut falls on such a boundary, so each entry
+ * starts and ends on one, and so does every kernel mapping (VMA) a gathered block is made of.
+ * mremap then moves page tables whole. A page table that held pages of two VMAs, or a range moved
+ * to another offset, is instead rewritten entry by entry, and on the benchmark machine (a virtual
+ * machine) the first write to each page whose entry was rewritten cost about 5 us, half a page
+ * fault: with cuts at page granularity, gathered blocks collected VMA boundaries, and in `large`
+ * most of their moved page tables paid it. The price is address space (up to 2 MiB past each
+ * block's end, untouched when fresh) and the resident pages that an earlier, longer block left
+ * there. On a mapping advised for huge pages, the stretches where nothing lands fill with one
+ * fault each.
  *
  * Budget: the cache never holds more than the live huge blocks have fallen below their peak
  * (huge_live_peak - huge_live_bytes), so keeping freed pages never raises the process's peak
@@ -140,8 +156,8 @@ static qm_vma_list_t vmas_slice(const qm_vma_list_t *from, size_t first, size_t 
  * unmapped first, oldest entry first. Entries also leave after the purge delay, on trim, and when
  * the cache is full (QM_HUGE_CACHE_MAX entries, QM_HUGE_CACHE_BYTES in all).
  *
- * Invariants (under huge_cache_lock): entries [0, huge_cache_count) are disjoint, page aligned,
- * at least QM_HUGE_CACHE_PIECE_MIN bytes, counted in huge_bytes (they are mapped) but not in
+ * Invariants (under huge_cache_lock): entries [0, huge_cache_count) are disjoint, nonempty, and
+ * start and end on QM_PMD_SIZE boundaries; they are counted in huge_bytes (they are mapped) but not in
  * huge_blocks nor in the bytes in use; huge_cache_bytes is their sum and is at most both
  * QM_HUGE_CACHE_BYTES and huge_live_peak - huge_live_bytes. Entries carry no header: the region
  * of a freed block's header is marked FREED in the segment map before it enters, so a second
@@ -151,8 +167,6 @@ static qm_vma_list_t vmas_slice(const qm_vma_list_t *from, size_t first, size_t 
 
 #define QM_HUGE_CACHE_MAX 16
 #define QM_HUGE_CACHE_BYTES ((size_t)256 << 20)
-#define QM_HUGE_CACHE_PIECE_MIN ((size_t)1 << 20) /* smaller rests are unmapped */
-#define QM_HUGE_MOVE_MIN ((size_t)64 << 10)       /* less is not worth an mremap */
 
 typedef struct huge_cache_entry_s {
   uint8_t *base;
@@ -216,14 +230,15 @@ static huge_cache_entry_t huge_cache_remove_locked(size_t i) {
 }
 
 /* Caches the pages [first, end) of the range `from` (the rest of it is elsewhere), or gives them
- * up when they are too few or the cache has no slot. */
+ * up when the cache has no slot. */
 static void huge_cache_keep_locked(const huge_cache_entry_t *from, size_t first, size_t end,
                                    huge_victims_t *victims) {
   size_t shift = page_shift();
   uint8_t *base = from->base + (first << shift);
   size_t size = (end - first) << shift;
   size_t count = cache_count();
-  if (size >= QM_HUGE_CACHE_PIECE_MIN && count < QM_HUGE_CACHE_MAX) {
+  qm_assert(size % QM_PMD_SIZE == 0);
+  if (size > 0 && count < QM_HUGE_CACHE_MAX) {
     huge_cache[count] =
         (huge_cache_entry_t){base, size, from->cached_at_ns, vmas_slice(&from->vmas, first, end)};
     huge_cache_bytes += size;
@@ -242,8 +257,8 @@ static void huge_cache_fit_locked(size_t limit, size_t room, huge_victims_t *vic
       if (huge_cache[i].cached_at_ns < huge_cache[oldest].cached_at_ns)
         oldest = i;
     huge_cache_entry_t *entry = &huge_cache[oldest];
-    size_t excess = huge_cache_bytes > limit ? huge_cache_bytes - limit : 0;
-    if (cache_count() + room <= QM_HUGE_CACHE_MAX && excess + QM_HUGE_CACHE_PIECE_MIN <= entry->size) {
+    size_t excess = huge_cache_bytes > limit ? qm_align_up(huge_cache_bytes - limit, QM_PMD_SIZE) : 0;
+    if (cache_count() + room <= QM_HUGE_CACHE_MAX && excess < entry->size) {
       entry->size -= excess;
       entry->vmas = vmas_slice(&entry->vmas, 0, entry->size >> page_shift());
       huge_cache_bytes -= excess;
@@ -320,7 +335,7 @@ static void huge_cache_put(const qm_segment_t *segment, size_t first, size_t end
   huge_live_bytes -= size;
   /* Freed pages are the warmest: older entries make room for them. The budget grew by `size`,
    * so only the caps can stand in the way. */
-  if (size >= QM_HUGE_CACHE_PIECE_MIN && size <= QM_HUGE_CACHE_BYTES) {
+  if (size <= QM_HUGE_CACHE_BYTES) {
     huge_cache_fit_locked(QM_HUGE_CACHE_BYTES - size, 1, &victims);
     huge_cache_keep_locked(&range, first, end, &victims);
     huge_cache_fit_locked(huge_cache_budget_locked(), 0, &victims);
@@ -352,26 +367,16 @@ static uint8_t *huge_entry_place(const huge_cache_entry_t *entry, size_t map) {
   return start + map <= (uintptr_t)entry->base + entry->size ? (uint8_t *)start : NULL;
 }
 
-/* Where entry `i` would land in a block planned up to `cursor`: the first offset congruent to its
- * address (see above); SIZE_MAX if that leaves less than QM_HUGE_MOVE_MIN of room, or the block's
- * list of VMAs would overflow. */
-static size_t huge_gather_offset(const huge_plan_t *plan, size_t i, size_t cursor, size_t map) {
-  const huge_cache_entry_t *entry = &huge_cache[i];
-  size_t offset = cursor + (((uintptr_t)entry->base - cursor) & (QM_PMD_SIZE - 1));
-  if (offset + QM_HUGE_MOVE_MIN > map)
-    return SIZE_MAX;
-  /* Splits: those inside the range, and at most two around it. */
-  if (entry->vmas.count == QM_VMA_LIST_UNKNOWN || plan->vmas.count + entry->vmas.count + 2 > QM_VMA_LIST_MAX)
-    return SIZE_MAX;
-  return offset;
+/* Whether an entry can be gathered into the planned block: it may be moved, and the block's list
+ * of VMAs has room for its splits and at most two around it. */
+static bool huge_gather_fits(const huge_plan_t *plan, const huge_cache_entry_t *entry, bool across) {
+  return vmas_movable(&entry->vmas, across) && entry->vmas.count != QM_VMA_LIST_UNKNOWN &&
+         plan->vmas.count + entry->vmas.count + 2 <= QM_VMA_LIST_MAX;
 }
 
 /* Plans a request of `map` bytes under the lock (see the order of preference above), taking what
- * it uses out of the cache; rests stay cached. `across`: ranges that span VMAs may be moved.
- * `whole_tables`: move only the whole 2 MiB page tables of a range (the new mapping gets huge
- * pages where nothing lands). */
-static void huge_cache_choose_locked(size_t map, bool across, bool whole_tables, huge_plan_t *plan,
-                                     huge_victims_t *victims) {
+ * it uses out of the cache; rests stay cached. `across`: ranges that span VMAs may be moved. */
+static void huge_cache_choose_locked(size_t map, bool across, huge_plan_t *plan, huge_victims_t *victims) {
   size_t shift = page_shift();
   size_t best = SIZE_MAX;
   uint8_t *place = NULL;
@@ -391,33 +396,15 @@ static void huge_cache_choose_locked(size_t map, bool across, bool whole_tables,
   }
   size_t cursor = 0; /* the block's mapping is planned up to here */
   while (cursor < map && plan->count < QM_HUGE_CACHE_MAX) {
-    size_t pick = SIZE_MAX, offset = 0;
-    for (size_t i = 0; i < cache_count(); i++) {
-      if (!vmas_movable(&huge_cache[i].vmas, across) ||
-          (pick != SIZE_MAX && huge_cache[i].size <= huge_cache[pick].size))
-        continue;
-      size_t at = huge_gather_offset(plan, i, cursor, map);
-      if (at != SIZE_MAX)
-        pick = i, offset = at;
-    }
+    size_t pick = SIZE_MAX, offset = cursor;
+    for (size_t i = 0; i < cache_count(); i++)
+      if ((pick == SIZE_MAX || huge_cache[i].size > huge_cache[pick].size) &&
+          huge_gather_fits(plan, &huge_cache[i], across))
+        pick = i;
     if (pick == SIZE_MAX)
       break;
     huge_cache_entry_t entry = huge_cache_remove_locked(pick);
     size_t size = entry.size < map - offset ? entry.size : map - offset;
-    if (whole_tables) {
-      /* Only the whole page tables of the range move; the partial ends stay cached. */
-      size_t head = (size_t)(-(uintptr_t)entry.base & (QM_PMD_SIZE - 1));
-      if (head + QM_PMD_SIZE > size) {
-        huge_cache_keep_locked(&entry, 0, entry.size >> shift, victims);
-        break;
-      }
-      huge_cache_keep_locked(&entry, 0, head >> shift, victims);
-      entry.vmas = vmas_slice(&entry.vmas, head >> shift, entry.size >> shift);
-      entry.base += head;
-      entry.size -= head;
-      offset += head;
-      size = (size - head) & ~(QM_PMD_SIZE - 1);
-    }
     plan->range[plan->count].base = entry.base;
     plan->range[plan->count].size = size;
     plan->range[plan->count].offset = offset;
@@ -453,11 +440,10 @@ static qm_segment_t *huge_cache_take(size_t map, qm_vma_list_t *vmas) {
   if (cache_count() == 0)
     return NULL;
   bool across = _qm_os_moves_across_mappings();
-  bool whole_tables = huge_advise_thp() && _qm_os_huge_pages_available();
   huge_plan_t plan = {.in_place = NULL, .count = 0, .vmas = {.count = 0}};
   huge_victims_t victims = {.count = 0};
   _qm_lock(&huge_cache_lock);
-  huge_cache_choose_locked(map, across, whole_tables, &plan, &victims);
+  huge_cache_choose_locked(map, across, &plan, &victims);
   _qm_unlock(&huge_cache_lock);
   huge_victims_unmap(&victims);
   *vmas = plan.vmas;
@@ -518,8 +504,9 @@ bool _qm_huge_cache_is_valid(void) {
   for (size_t i = 0; i < count && i < QM_HUGE_CACHE_MAX; i++) {
     const huge_cache_entry_t *entry = &huge_cache[i];
     sum += entry->size;
-    CACHE_CHECK(((uintptr_t)entry->base | entry->size) % page == 0 && entry->size >= QM_HUGE_CACHE_PIECE_MIN,
-                "entry %p of %zu bytes is misaligned or too small", (void *)entry->base, entry->size);
+    CACHE_CHECK(((uintptr_t)entry->base | entry->size) % QM_PMD_SIZE == 0 && entry->size > 0,
+                "entry %p of %zu bytes does not start and end on page-table boundaries", (void *)entry->base,
+                entry->size);
     for (size_t j = 0; j < i; j++)
       CACHE_CHECK(entry->base + entry->size <= huge_cache[j].base ||
                       huge_cache[j].base + huge_cache[j].size <= entry->base,
@@ -550,14 +537,15 @@ void *_qm_huge_alloc(size_t size, size_t alignment, bool zero) {
   }
   size_t usable = qm_align_up(size, page);
   size_t offset = huge_offset(alignment);
+  size_t map = huge_map_size(offset, usable);
   /* Cached mappings hold old contents: only for requests that need no zeroing (fresh mappings
    * are zero). */
   if (!zero && offset == QM_HUGE_HEADER_SIZE) {
     qm_vma_list_t vmas;
-    qm_segment_t *cached = huge_cache_take(offset + usable, &vmas);
+    qm_segment_t *cached = huge_cache_take(map, &vmas);
     if (cached != NULL) {
-      huge_live_add(offset + usable);
-      huge_header_init(cached, offset, usable);
+      huge_live_add(map);
+      huge_header_init(cached, offset, usable, map);
       cached->huge_vmas = vmas;
       qm_counter_add(&_qm_counters.huge_blocks, 1);
       qm_stats_huge_alloc(size, usable);
@@ -569,18 +557,18 @@ void *_qm_huge_alloc(size_t size, size_t alignment, bool zero) {
   /* For alignments above a segment, H + offset (= H + 4 MiB) must be aligned; otherwise H is
    * segment aligned, which aligns H + offset too. */
   size_t map_offset = alignment > QM_SEGMENT_SIZE ? map_alignment - offset : 0;
-  qm_segment_t *segment = huge_map(offset + usable, map_alignment, map_offset);
+  qm_segment_t *segment = huge_map(map, map_alignment, map_offset);
   /* Out of address space or memory: give back what the calling thread's heap holds empty. */
   if (segment == NULL && _qm_heap_trim(_qm_tls_heap))
-    segment = huge_map(offset + usable, map_alignment, map_offset);
+    segment = huge_map(map, map_alignment, map_offset);
   if (segment == NULL) {
     errno = ENOMEM;
     return NULL;
   }
-  huge_live_add(offset + usable);
-  huge_header_init(segment, offset, usable);
+  huge_live_add(map);
+  huge_header_init(segment, offset, usable, map);
   qm_counter_add(&_qm_counters.huge_blocks, 1);
-  qm_counter_add(&_qm_counters.huge_bytes, offset + usable);
+  qm_counter_add(&_qm_counters.huge_bytes, map);
   qm_stats_huge_alloc(size, usable);
   qm_track_huge_malloc((uint8_t *)segment + offset, usable);
   return (uint8_t *)segment + offset;
@@ -658,9 +646,12 @@ void *_qm_huge_realloc(qm_segment_t *segment, void *p, size_t new_size) {
   size_t usable = qm_align_up(new_size, page);
   size_t offset = segment->block_offset;
   size_t old_map = segment->mapping_size;
-  size_t new_map = offset + usable;
-  if (new_map == old_map)
+  size_t new_map = huge_map_size(offset, usable);
+  if (new_map == old_map) {
+    qm_stats_huge_resize(segment->block_size, usable);
+    segment->block_size = usable;
     return p;
+  }
   if (new_map < old_map) {
     size_t shift = page_shift();
     huge_cache_put(segment, new_map >> shift, old_map >> shift);

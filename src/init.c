@@ -105,7 +105,6 @@ void _qm_thread_key_set(qm_heap_t *heap) {
  * threaded parent they are safe with libc, but an interposed runtime may hang in them (a
  * ThreadSanitizer build did, in its `close`, on an internal lock another thread held at fork). */
 static void fork_prepare(void) {
-  (void)_qm_os_huge_pages_available();
   (void)_qm_os_huge_faults_never_stall();
   (void)_qm_os_moves_across_mappings();
   _qm_heap_fork_prepare();

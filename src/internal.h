@@ -398,9 +398,6 @@ void _qm_os_release_failed_target(void *target, size_t size);
 /* Advises transparent huge pages for [p, p + size) (MADV_HUGEPAGE); no effect where the system
  * has none. */
 void _qm_os_advise_huge_pages(void *p, size_t size);
-/* Whether the kernel gives transparent huge pages to mappings advised for them (its setting is
- * "always" or "madvise"). Read once. */
-bool _qm_os_huge_pages_available(void);
 /* Whether a page fault in a range advised for huge pages never waits for the kernel to reclaim or
  * compact memory (its defrag setting is "defer" or "never"). Read once. */
 bool _qm_os_huge_faults_never_stall(void);

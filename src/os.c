@@ -365,16 +365,6 @@ static bool setting_is(const char *path, const char *const *choices, size_t coun
   return false;
 }
 
-static bool read_huge_pages_available(void) {
-  static const char *const giving[] = {"always", "madvise"};
-  return setting_is("/sys/kernel/mm/transparent_hugepage/enabled", giving, 2);
-}
-
-bool _qm_os_huge_pages_available(void) {
-  static _Atomic int known;
-  return kernel_fact(&known, read_huge_pages_available);
-}
-
 /* The kernel's defrag setting reads "always defer defer+madvise [madvise] never". Under `always`,
  * `madvise` (the kernel's default) and `defer+madvise`, a page fault in an advised range that finds
  * no free 2 MiB page reclaims and compacts memory before it returns: on a machine whose memory is
