@@ -157,8 +157,8 @@ static qm_vma_list_t vmas_slice(const qm_vma_list_t *from, size_t first, size_t 
  * the cache is full (QM_HUGE_CACHE_MAX entries, QM_HUGE_CACHE_BYTES in all).
  *
  * Invariants (under huge_cache_lock): entries [0, huge_cache_count) are disjoint, nonempty, and
- * start and end on QM_PMD_SIZE boundaries; they are counted in huge_bytes (they are mapped) but not in
- * huge_blocks nor in the bytes in use; huge_cache_bytes is their sum and is at most both
+ * start and end on QM_PMD_SIZE boundaries; they are counted in huge_bytes (they are mapped) but
+ * not in huge_blocks nor in the bytes in use; huge_cache_bytes is their sum and is at most both
  * QM_HUGE_CACHE_BYTES and huge_live_peak - huge_live_bytes. Entries carry no header: the region
  * of a freed block's header is marked FREED in the segment map before it enters, so a second
  * free of the block is still reported. Only requests that need no zeroing and no alignment

@@ -200,7 +200,8 @@ typedef enum qm_purge_mark_e {
  *                IN_FULL  <=>  the page is in no class queue.
  *   Large page:  reserved == capacity == 1; block_size == slice_count * QM_SLICE_SIZE;
  *                used == 1 while the block is live.
- *   Free span:   kind == FREE, in span bin span_bin(slice_count) of the owning heap;
+ *   Free span:   kind == FREE, in span bin span_bin(slice_count) of the owning heap, where the
+ *                spans that may be resident (is_zero != QM_MEMORY_ZERO) come before the others;
  *                is_zero == QM_MEMORY_DIRTY => dirty_since_ns says since when (purge.c ages it);
  *                resident_slices <= slice_count, and the slices past the first resident_slices
  *                were not written since they were fresh or purged with MADV_DONTNEED: they read

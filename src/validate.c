@@ -242,9 +242,14 @@ bool _qm_heap_is_valid(qm_heap_t *heap) {
   }
   for (size_t b = 0; b < QM_SPAN_BINS; b++) {
     validate_list(&v, &heap->span_bins[b], "span bin", b);
-    for (qm_page_t *p = heap->span_bins[b].first; p != NULL && v.errors == 0; p = p->next)
+    bool zero_seen = false; /* the spans that may be resident come first (span.c, span_find) */
+    for (qm_page_t *p = heap->span_bins[b].first; p != NULL && v.errors == 0; p = p->next) {
       CHECK(&v, p->kind == QM_SPAN_FREE && _qm_span_bin(p->slice_count) == b,
             "span bin %zu holds span %p wrongly", b, (void *)p);
+      CHECK(&v, !zero_seen || p->is_zero == QM_MEMORY_ZERO,
+            "span bin %zu lists span %p, which may be resident, after one that reads as zero", b, (void *)p);
+      zero_seen |= p->is_zero == QM_MEMORY_ZERO;
+    }
   }
   size_t segments = 0, empty = 0;
   for (qm_segment_t *s = heap->segments; s != NULL && v.errors == 0; s = s->next) {
