@@ -135,9 +135,7 @@ static void *busy_kept(void *arg) {
 
 int main(void) {
   qmt_start("idle_class_page");
-  const char *method = getenv("QMALLOC_PURGE_METHOD");
-  /* A purged OS page may read as resident inside a transparent huge page, or after MADV_FREE. */
-  if (qmt_strict && !qmt_thp_always() && !(method && strcmp(method, "free") == 0)) {
+  if (qmt_strict && qmt_purges_visible()) {
     qmt_in_thread(thinned);
     qmt_in_thread(busy_kept);
   }

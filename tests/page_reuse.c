@@ -101,8 +101,7 @@ static void *rise_and_fall(void *arg) {
 #define IDLE_COUNT 8
 static void *idle_class_page_purged(void *arg) {
   (void)arg;
-  const char *method = getenv("QMALLOC_PURGE_METHOD");
-  if (!qmt_strict || qmt_thp_always() || (method && strcmp(method, "free") == 0))
+  if (!qmt_strict || !qmt_purges_visible())
     return NULL;
   unsigned char *blocks[IDLE_COUNT];
   for (size_t i = 0; i < IDLE_COUNT; i++) {

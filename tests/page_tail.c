@@ -107,9 +107,7 @@ static void *purged_by_trim(void *arg) {
 
 int main(void) {
   qmt_start("page_tail");
-  const char *method = getenv("QMALLOC_PURGE_METHOD");
-  /* A purged OS page may read as resident inside a transparent huge page, or after MADV_FREE. */
-  if (!qmt_thp_always() && !(method && strcmp(method, "free") == 0)) {
+  if (qmt_purges_visible()) {
     qmt_in_thread(purged_by_passes);
     qmt_in_thread(purged_by_trim);
   }

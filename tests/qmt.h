@@ -259,6 +259,15 @@ static inline bool qmt_thp_always(void) {
   return always;
 }
 
+/* True when a purged OS page reads as not resident to mincore: not inside a transparent huge page
+ * of the system's "always" mode, and not purged with MADV_FREE (QMALLOC_PURGE_METHOD=free), which
+ * leaves it resident until the system needs the memory. The tests that watch purges with mincore
+ * run only then. */
+static inline bool qmt_purges_visible(void) {
+  const char *method = getenv("QMALLOC_PURGE_METHOD");
+  return !qmt_thp_always() && !(method && strcmp(method, "free") == 0);
+}
+
 /* OS pages resident in [p, p + length) (at most 64 of them), or (size_t)-1 when mincore fails. */
 static inline size_t qmt_resident_os_pages(const void *p, size_t length) {
   size_t os_page = (size_t)sysconf(_SC_PAGESIZE);

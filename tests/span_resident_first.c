@@ -49,9 +49,7 @@ static void *resident_first(void *arg) {
 
 int main(void) {
   qmt_start("span_resident_first");
-  const char *method = getenv("QMALLOC_PURGE_METHOD");
-  /* A purged OS page may read as resident inside a transparent huge page, or after MADV_FREE. */
-  if (qmt_strict && !qmt_thp_always() && !(method && strcmp(method, "free") == 0))
+  if (qmt_strict && qmt_purges_visible())
     qmt_in_thread(resident_first);
   return check_result("span_resident_first");
 }

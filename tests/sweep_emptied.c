@@ -79,8 +79,7 @@ static void *emptied_pages_reused(void *arg) {
 
 static void *demoted_empty_page(void *arg) {
   (void)arg;
-  const char *method = getenv("QMALLOC_PURGE_METHOD");
-  if (qmt_thp_always() || (method && strcmp(method, "free") == 0))
+  if (!qmt_purges_visible())
     return NULL; /* the page's memory may stay resident: the wait below could not see the purge */
   /* A full page P1 (behind) with one free block, and P2 at the front, empty. */
   unsigned char *mid[MID_PER_PAGE + 1];
