@@ -242,7 +242,7 @@ typedef struct qm_stats_s {
   size_t free_dirty;        /* free spans in segments that may still be resident */
   size_t free_clean;        /* free spans given back to the OS, or never touched */
   size_t resident_estimate; /* committed + free_dirty + metadata: what qmalloc may hold resident */
-  size_t process_resident;  /* the resident set of the whole process (/proc/self/statm) */
+  size_t process_resident;  /* the resident set of the whole process (VmRSS of /proc/self/status) */
   size_t bytes_purged;      /* bytes given back to the OS with madvise so far */
   /* Operating-system calls so far. */
   size_t mmap_calls, munmap_calls, madvise_calls, mremap_calls; /* process_madvise counts as madvise */

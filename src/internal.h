@@ -418,8 +418,10 @@ void _qm_os_release_mappings(void);
 void _qm_os_fork_prepare(void);
 void _qm_os_fork_parent(void);
 void _qm_os_fork_child(void);
-/* The resident set of the whole process in bytes, from /proc/self/statm (0 if unreadable). */
-size_t _qm_os_resident_bytes(void);
+/* The resident set of the whole process in bytes, and in *peak (unless NULL) the highest it has
+ * been since its exec, from /proc/self/status (0 where unreadable). The kernel keeps the counts in
+ * per-CPU batches: they may be off by some hundreds of KiB. */
+size_t _qm_os_resident_bytes(size_t *peak);
 void _qm_os_write_stderr(const char *s, size_t n);
 /* Keeps a copy of stderr (at start), and puts it back at exit if the program closed fd 2. */
 void _qm_os_stderr_keep(void);
@@ -594,6 +596,10 @@ static inline void qm_heap_decay_tick(qm_heap_t *heap) {
   if (qm_unlikely(now >= heap->decay_next_ns))
     _qm_heap_decay(heap, now);
 }
+/* Whether a purge of `bytes` now may lower the process's peak resident set: whether the process is
+ * within the most of bytes, a sixty-fourth of that peak and 256 KiB of it, or that is unknown
+ * (purge.c, "Purges for the peak"). Owner only. */
+bool _qm_heap_near_peak(qm_heap_t *heap, size_t bytes);
 /* Purges the free spans of heap whose memory has been dirty since before `older_than` (all of them
  * with UINT64_MAX). The caller holds the heap's span lock (span.c). Returns whether it purged. */
 bool _qm_heap_purge_spans(qm_heap_t *heap, uint64_t older_than);

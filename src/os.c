@@ -380,18 +380,27 @@ bool _qm_os_huge_faults_never_stall(void) {
   return kernel_fact(&known, read_huge_faults_never_stall);
 }
 
-size_t _qm_os_resident_bytes(void) {
-  char text[128];
-  if (read_small_file("/proc/self/statm", text, sizeof text) == 0)
+/* The number on the line of a /proc status text that starts with `field` ("\nVmRSS:"), whose unit
+ * is KiB, in bytes (0 if absent). */
+static size_t status_bytes(const char *text, const char *field) {
+  const char *c = strstr(text, field);
+  size_t kib = 0;
+  if (c != NULL)
+    for (c += strlen(field); *c != '\n' && *c != '\0'; c++)
+      if (*c >= '0' && *c <= '9')
+        kib = kib * 10 + (size_t)(*c - '0');
+  return kib * 1024;
+}
+
+/* VmHWM, not getrusage's ru_maxrss: that one keeps the peak of the image the process replaced at
+ * exec, which after a fork from a big parent is the parent's resident set. */
+qm_cold size_t _qm_os_resident_bytes(size_t *peak) {
+  char text[2048]; /* the Vm lines come within the first 500 bytes (after Groups, which may be long) */
+  if (read_small_file("/proc/self/status", text, sizeof text) == 0)
     return 0;
-  /* "size resident shared ...", in pages */
-  const char *c = text;
-  while (*c != ' ' && *c != '\0')
-    c++;
-  size_t pages = 0;
-  for (c++; *c >= '0' && *c <= '9'; c++)
-    pages = pages * 10 + (size_t)(*c - '0');
-  return pages * _qm_os_page_size();
+  if (peak != NULL)
+    *peak = status_bytes(text, "\nVmHWM:");
+  return status_bytes(text, "\nVmRSS:");
 }
 
 int _qm_os_getpid(void) { return (int)getpid(); }

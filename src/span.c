@@ -350,7 +350,9 @@ bool _qm_large_resize_in_place(qm_heap_t *heap, qm_page_t *page, size_t new_size
  * not purged with it, and the merged span is dated from the merge, as every merge is), within a
  * budget of QM_EAGER_PURGE_BUDGET bytes between two decay passes of the heap: a program that frees
  * and takes again big blocks all the time pays the page faults of at most that much memory per pass
- * (half the purge delay, so a longer delay purges less here too). Measured (DESIGN.md, section 7):
+ * (half the purge delay, so a longer delay purges less here too); and only while the process is
+ * near its peak resident set, the only place where a purge can lower it (purge.c, "Purges for the
+ * peak"). Measured (DESIGN.md, section 7):
  * peak RSS of `python` 25.45 → 25.05-25.16 MiB (glibc 24.97), `cc` 39.16 → 38.76-38.80 (38.16),
  * `python-malloc` at glibc's; `realloc` 3% slower (26k page faults against 10k). Without the
  * budget, `realloc` ran 33-50% slower and `large` 25%. */
@@ -359,7 +361,7 @@ void _qm_large_free(qm_heap_t *heap, qm_page_t *page) {
   page->used = 0;
   qm_stats_large_free(heap, bytes);
   size_t resident = page->slice_count;
-  if (bytes >= QM_EAGER_PURGE_MIN && bytes <= heap->eager_purge_left) {
+  if (bytes >= QM_EAGER_PURGE_MIN && bytes <= heap->eager_purge_left && _qm_heap_near_peak(heap, bytes)) {
     heap->eager_purge_left -= bytes;
     /* Purged with MADV_FREE (QMALLOC_PURGE_METHOD=free), the pages stay resident until the system
      * needs them and need not read as zero; refused (locked pages), they stay as they were: either

@@ -269,7 +269,7 @@ void qm_stats_get(qm_stats_t *out) {
   out->mapped = qm_counter_get(&_qm_counters.segment_bytes) + qm_counter_get(&_qm_counters.huge_bytes);
   if (out->peak_mapped < out->mapped)
     out->peak_mapped = out->mapped;
-  out->process_resident = _qm_os_resident_bytes();
+  out->process_resident = _qm_os_resident_bytes(NULL);
   out->mmap_calls = qm_counter_get(&_qm_counters.os_map_calls);
   out->munmap_calls = qm_counter_get(&_qm_counters.os_unmap_calls);
   out->madvise_calls += qm_counter_get(&_qm_counters.os_purge_calls);

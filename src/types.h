@@ -507,7 +507,10 @@ typedef struct qm_heap_s {
    * (purge.c, "Growth passes"); counted where it carves or hands out such memory. */
   uint64_t grown_bytes;
   uint64_t growth_pass_ns; /* when the last growth pass ran */
-  uint64_t page_pass_ns;   /* when the last pass of either kind looked at the pages */
+  /* Until when the process is taken to be well below its peak resident set without asking the
+   * kernel again (purge.c, "Purges for the peak"); 0 at first. */
+  uint64_t below_peak_until_ns;
+  uint64_t page_pass_ns; /* when the last pass of either kind looked at the pages */
   /* The purge of an idle heap's inbox (purge.c): inbox_drains counts the owner's drains (only the
    * owner writes it, others read it); purge_seen_drains (its value at the last visit) and
    * inbox_purged (the newest parcel of the chain that visit handled, or NULL) are written by other

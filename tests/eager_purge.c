@@ -12,14 +12,22 @@
  *                          calloc gets zeroed memory there;
  *   smaller_block_kept     purge delay 1 s: a freed 96 KiB block (a large block, below 128 KiB)
  *                          stays resident;
+ *   below_peak_keeps       purge delay 1 s, after the process has written and unmapped 64 MiB of
+ *                          its own (its peak resident set is now 64 MiB above it): a freed 192 KiB
+ *                          block stays resident, since purging it could not lower the peak
+ *                          (purge.c, "Purges for the peak"); skipped where /proc cannot be read;
  *   long_delay_keeps       purge delay 2 s: a freed 192 KiB block stays resident.
  * A decay pass purges a free span only once it has been dirty for half the delay, so nothing else
  * gives the blocks back within the checks. Nothing is timed: the frees that must fall in one pass
- * run microseconds apart, and the sleep only has to outlast the half second to the next pass. */
+ * run microseconds apart, and the sleep only has to outlast the half second to the next pass. Before
+ * each free that must be purged, the test puts the process at a new peak of its resident set
+ * (qmt_at_peak), where the eager purges run. */
 
 #include "stats_api.h"
 
+#include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 
 #define BIG (192 * KiB)  /* 48 OS pages of 4 KiB */
 #define SMALL (96 * KiB) /* a large block (above 64 KiB), below the eager purges' 128 KiB */
@@ -45,6 +53,7 @@ static void *purged_within_budget(void *arg) {
     return NULL;
   qm_stats_t before, after;
   CHECK(qmt_stats_get(&before));
+  qmt_at_peak();
   size_t first_left = resident_after_free(first, BIG);
   CHECK(qmt_stats_get(&after));
   size_t second_left = resident_after_free(second, BIG);
@@ -66,6 +75,7 @@ static void *purged_within_budget(void *arg) {
   unsigned char *third = qmt_fenced_block(BIG, SMALL, 0x5a);
   if (third == NULL)
     return NULL;
+  qmt_at_peak(); /* the first block's purge took the process under its peak */
   size_t third_left = resident_after_free(third, BIG);
   CHECKF(third_left == 0, "after the next decay pass a freed %zu KiB block kept %zu of its %zu OS pages",
          BIG / KiB, third_left, BIG / OS_PAGE);
@@ -98,6 +108,24 @@ static void *smaller_block_kept(void *arg) {
   return NULL;
 }
 
+static void *below_peak_keeps(void *arg) {
+  (void)arg;
+  if (access("/proc/self/status", R_OK) != 0) {
+    fprintf(stderr, "eager_purge: /proc/self/status cannot be read: below_peak_keeps skipped\n");
+    return NULL;
+  }
+  size_t size = 64 * MiB;
+  unsigned char *own = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  CHECK(own != MAP_FAILED);
+  if (own == MAP_FAILED)
+    return NULL;
+  for (size_t i = 0; i < size; i += OS_PAGE)
+    own[i] = 1;
+  CHECK(munmap(own, size) == 0);
+  freed_block_kept(BIG, "64 MiB below the process's peak resident set");
+  return NULL;
+}
+
 static void *long_delay_keeps(void *arg) {
   (void)arg;
   freed_block_kept(BIG, "with a purge delay of 2 s");
@@ -116,6 +144,7 @@ int main(void) {
   CHECK(set_delay("1s"));
   qmt_in_thread(purged_within_budget);
   qmt_in_thread(smaller_block_kept);
+  qmt_in_thread(below_peak_keeps);
   CHECK(set_delay("2s"));
   qmt_in_thread(long_delay_keeps);
   return check_result("eager_purge");

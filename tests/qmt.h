@@ -268,6 +268,21 @@ static inline bool qmt_purges_visible(void) {
   return !qmt_thp_always() && !(method && strcmp(method, "free") == 0);
 }
 
+/* Puts the process at a new peak of its resident set, for a check that a purge meant to lower the
+ * peak runs (purge.c, "Purges for the peak"): writes 1 MiB of memory of its own, kept to the end.
+ * A test process sits a few hundred KiB below its peak (what its start-up touched and let go, and
+ * what the test purged since): 1 MiB more is above it. A heap that found the process below its
+ * peak does not ask the kernel again for a millisecond of the coarse clock, which moves on in
+ * ticks of up to 10 ms: the wait makes the next purge ask. */
+static inline void qmt_at_peak(void) {
+  size_t size = 1024 * 1024;
+  unsigned char *own = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (own != MAP_FAILED)
+    memset(own, 1, size);
+  struct timespec wait = {0, 25 * 1000 * 1000};
+  nanosleep(&wait, NULL);
+}
+
 /* OS pages resident in [p, p + length) (at most 64 of them), or (size_t)-1 when mincore fails. */
 static inline size_t qmt_resident_os_pages(const void *p, size_t length) {
   size_t os_page = (size_t)sysconf(_SC_PAGESIZE);
