@@ -47,9 +47,9 @@
  * resident. A process found well below is taken to stay so for QM_PEAK_RECHECK_NS without asking
  * again, which bounds the cost for a program that frees big blocks at a high rate. Where /proc
  * cannot be read, or with no purge delay, it purges as before. Measured on the AMD machine (suite,
- * 5 repetitions): `realloc`, whose resident set sat 0.5-4 MiB under its 11 MiB peak for 95% of what
- * it purged at once, 64k -> 28k page faults and 2.49 -> 1.96 s for the same peak; `python` 20k ->
- * 15k, its peak 0.1-0.25 MiB higher (DESIGN.md, section 5).
+ * 5 repetitions): `realloc`, whose resident set sat 0.25-4.3 MiB under its 11 MiB peak for 95% of
+ * what it purged at once, 64k -> 28k page faults and 2.49 -> 1.96 s for the same peak; `python`
+ * 20k -> 15k, its peak 0.1-0.25 MiB higher (DESIGN.md, section 5).
  *
  * Quick sweeps. Between two passes, _qm_heap_decay runs every sixteenth of the delay and gives the
  * empty pages of the classes up to QM_QUICK_SWEEP_MAX_SIZE (1 KiB) that lie behind the front of
