@@ -64,6 +64,10 @@ void _qm_heap_reset(qm_heap_t *heap) {
   heap->eager_purge_left = qm_eager_purge_budget();
   heap->idle_uncarve_left = qm_idle_uncarve_budget();
   heap->grown_bytes = heap->growth_pass_ns = 0;
+  heap->peak_purges_off_until_ns = heap->peak_purge_last_ns = heap->peak_refault_bytes = 0;
+  heap->peak_refault_ns = 0;
+  heap->peak_purge_count = heap->peak_refault_streak = 0;
+  memset(heap->peak_purges, 0, sizeof heap->peak_purges);
   heap->span_lock_depth = 0;
   heap->user_magic = 0;
   heap->huge_blocks = NULL;

@@ -600,9 +600,17 @@ static inline void qm_heap_decay_tick(qm_heap_t *heap) {
  * within the most of bytes, a sixty-fourth of that peak and 256 KiB of it, or that is unknown
  * (purge.c, "Purges for the peak"). Owner only. */
 bool _qm_heap_near_peak(qm_heap_t *heap, size_t bytes);
+/* A purge for the peak gave [start, start + bytes) back to the OS (purge.c, "Purges taken back at
+ * once"). Owner only. */
+void _qm_heap_note_peak_purge(qm_heap_t *heap, const void *start, size_t bytes);
+/* The heap is about to make [start, start + bytes), which reads as zero, resident again: what of it
+ * a purge for the peak gave back within the refault window counts toward pausing those purges
+ * (purge.c, "Purges taken back at once"). Owner only. */
+void _qm_heap_note_refault(qm_heap_t *heap, const void *start, size_t bytes);
 /* Purges the free spans of heap whose memory has been dirty since before `older_than` (all of them
- * with UINT64_MAX). The caller holds the heap's span lock (span.c). Returns whether it purged. */
-bool _qm_heap_purge_spans(qm_heap_t *heap, uint64_t older_than);
+ * with UINT64_MAX); `for_peak` when a growth pass purges them for the peak (they are noted). The
+ * caller holds the heap's span lock (span.c). Returns whether it purged. */
+bool _qm_heap_purge_spans(qm_heap_t *heap, uint64_t older_than, bool for_peak);
 /* Releases everything the heap can release now (malloc_trim): empty pages, free OS pages inside
  * small pages, free spans, empty segments. Owner only. Returns whether anything was released. */
 bool _qm_heap_purge_all(qm_heap_t *heap);

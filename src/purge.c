@@ -32,24 +32,41 @@
  * free spans dirty since before the previous growth pass. Growth, not time, measures idleness
  * there: a heap that reuses what it frees makes nothing fresh resident and runs no growth pass.
  *
- * Purges for the peak. The eager purge of a freed large block (span.c) and a growth pass's purge of
- * free spans do not wait for the delay: they exist to keep the program's peak resident set down,
- * where memory freed just before the peak, or held while the heap grows, would be part of it. They
- * can lower the peak only when the process is near it: a process well below its high-water mark (a
- * program between its busy phases, or one that peaked early) reuses what it freed, or the decay
- * passes give it back within the delay, before it could reach the mark again; and what it takes
- * back costs a page fault per OS page. So each asks the kernel first (VmRSS and VmHWM of
- * /proc/self/status: 8 us on the AMD machine, less than the page faults of one purged 128 KiB
- * block) and purges only when the gap is under the most of: the bytes it would purge, a
- * sixty-fourth of the mark, and QM_PEAK_MARGIN_MIN (the kernel keeps both counts in per-CPU
- * batches, and the mark holds what the program's start-up touched and let go: a small process sits
- * 100-250 KiB under it). What the heap purged at once since its last decay pass counts as still
- * resident. A process found well below is taken to stay so for QM_PEAK_RECHECK_NS without asking
- * again, which bounds the cost for a program that frees big blocks at a high rate. Where /proc
- * cannot be read, or with no purge delay, it purges as before. Measured on the AMD machine (suite,
- * 5 repetitions): `realloc`, whose resident set sat 0.25-4.3 MiB under its 11 MiB peak for 95% of
- * what it purged at once, 64k -> 28k page faults and 2.49 -> 1.96 s for the same peak; `python`
- * 20k -> 15k, its peak 0.1-0.25 MiB higher (DESIGN.md, section 5).
+ * Purges for the peak. The eager purge of a freed large block (span.c) and a growth pass (its page
+ * half and its purge of free spans) do not wait for the delay: they exist to keep the program's
+ * peak resident set down, where memory freed just before the peak, or held while the heap grows,
+ * would be part of it. They can lower the peak only when the process is near it: a process well
+ * below its high-water mark (a program between its busy phases, or one that peaked early) reuses
+ * what it freed, or the decay passes give it back within the delay, before it could reach the mark
+ * again; and what it takes back costs a page fault per OS page. So each asks the kernel first
+ * (VmRSS and VmHWM of /proc/self/status: 8 us on the AMD machine, less than the page faults of one
+ * purged 128 KiB block) and purges only when the gap is under the most of: the bytes it would
+ * purge, a sixty-fourth of the mark, and QM_PEAK_MARGIN_MIN (the kernel keeps both counts in
+ * per-CPU batches, and the mark holds what the program's start-up touched and let go: a small
+ * process sits 100-250 KiB under it). What the heap purged at once since its last decay pass counts
+ * as still resident. A process found well below is taken to stay so for QM_PEAK_RECHECK_NS without
+ * asking again, which bounds the cost for a program that frees big blocks at a high rate. Where
+ * /proc cannot be read, or with no purge delay, it purges as before. Measured on the AMD machine
+ * (suite, 5 repetitions): `realloc`, whose resident set sat 0.25-4.3 MiB under its 11 MiB peak for
+ * 95% of what it purged at once, 64k -> 28k page faults and 2.49 -> 1.96 s for the same peak;
+ * `python` 20k -> 15k, its peak 0.1-0.25 MiB higher (DESIGN.md, section 5).
+ *
+ * Purges taken back at once. A program whose live set moves up and down by a few MiB all the time
+ * (buffers that grow and are freed: `realloc`) sits at its peak all the time, and what a purge for
+ * the peak gives back there the heap takes again within milliseconds: the resident set was lower
+ * for those milliseconds only, at a page fault per OS page. So these purges, the growth passes'
+ * page half with them, stop for a while when they keep coming back. The heap notes the last
+ * QM_PEAK_PURGE_RING ranges they gave back (_qm_heap_note_peak_purge), and span.c tells it when it
+ * makes memory that reads as zero resident again (a span taken, or a large block grown in place):
+ * part of such a range within the refault window is taken back at once. A heap that has taken back
+ * QM_REFAULT_PAUSE_AFTER bytes so, in all, counts a streak: a refault within the window << streak
+ * of the last one (or of the end of the pause it started) adds one, a later one starts again; from
+ * the third in a row on, the purges for the peak pause for the window << streak. The decay passes
+ * go on. An isolated refault never pauses (Python takes back a list's memory once a round, some 100
+ * ms apart), nor does a short program that takes back less than 2 MiB in all (a compiler's `cc1`
+ * churns like `realloc` at its peak for a few tens of milliseconds, and its purges there are worth
+ * 0.3-0.6 MiB of its peak for some 40 page faults). Measured (suite, DESIGN.md, section 5):
+ * `realloc` 31k -> 8k page faults and 2.40 -> 1.80 s (tcmalloc 1.57 s), its peak 10.7 -> 10.9 MiB.
  *
  * Quick sweeps. Between two passes, _qm_heap_decay runs every sixteenth of the delay and gives the
  * empty pages of the classes up to QM_QUICK_SWEEP_MAX_SIZE (1 KiB) that lie behind the front of
@@ -644,7 +661,7 @@ static void purge_other(qm_heap_t *heap, void *arg) {
   purge_job_t *job = arg;
   if (heap == job->self || !_qm_trylock(&heap->span_lock))
     return; /* its owner is in the span layer: it runs passes of its own */
-  job->released |= _qm_heap_purge_spans(heap, job->older_than);
+  job->released |= _qm_heap_purge_spans(heap, job->older_than, false);
   if (!qm_heap_is_user(heap))
     job->released |= inbox_purge(heap, job->older_than == UINT64_MAX);
   _qm_unlock(&heap->span_lock);
@@ -678,6 +695,16 @@ bool _qm_purge_other_heaps(qm_heap_t *self, uint64_t older_than) {
 #define QM_PEAK_MARGIN_DIVISOR 64
 #define QM_PEAK_MARGIN_MIN ((size_t)256 * 1024)
 #define QM_PEAK_RECHECK_NS ((uint64_t)1000 * 1000)
+/* Purges taken back at once (above): memory purged for the peak counts as taken back at once within
+ * the delay / QM_REFAULT_WINDOW_DIVISOR (10 ms at the default 100 ms: the coarse clock ticks every 1-4
+ * ms); a heap that has taken back QM_REFAULT_PAUSE_AFTER bytes so in its life pauses those purges at
+ * the QM_REFAULT_PAUSE_STREAK-th refault in a row, each within the window << streak of the one
+ * before (or of the end of the pause it started), for the window << streak, the streak counted up to
+ * QM_REFAULT_STREAK_MAX (a pause of 80 to 640 ms at the default delay). */
+#define QM_REFAULT_WINDOW_DIVISOR 10
+#define QM_REFAULT_PAUSE_AFTER ((uint64_t)2 * 1024 * 1024)
+#define QM_REFAULT_PAUSE_STREAK 3
+#define QM_REFAULT_STREAK_MAX 6
 
 static _Atomic uint64_t others_due_ns; /* when some pass should next purge the other heaps */
 
@@ -703,7 +730,7 @@ void _qm_heap_decay(qm_heap_t *heap, uint64_t now) {
   decay_pages(heap, delay == 0, false);
   uint64_t span_delay = delay / QM_SPAN_DELAY_DIVISOR;
   uint64_t spans_dirty_before = now > span_delay ? now - span_delay + 1 : 0;
-  _qm_heap_purge_spans(heap, spans_dirty_before);
+  _qm_heap_purge_spans(heap, spans_dirty_before, false);
   release_purged_segments(heap);
   /* Segments of exited threads in which every block has been freed since: their memory would
    * otherwise wait for a thread that needs a segment. Not into a first-class heap (segment.c). */
@@ -725,7 +752,7 @@ qm_cold bool _qm_heap_near_peak(qm_heap_t *heap, size_t bytes) {
   if (delay == 0)
     return true; /* everything goes back at once */
   uint64_t now = _qm_os_now_coarse_ns();
-  if (now < heap->below_peak_until_ns)
+  if (now < heap->peak_purges_off_until_ns)
     return false;
   size_t peak = 0;
   size_t resident = _qm_os_resident_bytes(&peak);
@@ -740,8 +767,47 @@ qm_cold bool _qm_heap_near_peak(qm_heap_t *heap, size_t bytes) {
   size_t purged = heap->eager_purge_left < budget ? budget - heap->eager_purge_left : 0;
   if (resident + purged + margin > peak)
     return true;
-  heap->below_peak_until_ns = now + QM_PEAK_RECHECK_NS;
+  heap->peak_purges_off_until_ns = now + QM_PEAK_RECHECK_NS;
   return false;
+}
+
+void _qm_heap_note_peak_purge(qm_heap_t *heap, const void *start, size_t bytes) {
+  uint64_t now = _qm_os_now_coarse_ns();
+  qm_purged_range_t *range = &heap->peak_purges[heap->peak_purge_count++ % QM_PEAK_PURGE_RING];
+  range->start = (uintptr_t)start;
+  range->end = (uintptr_t)start + bytes;
+  range->at_ns = now;
+  heap->peak_purge_last_ns = now;
+}
+
+void _qm_heap_note_refault(qm_heap_t *heap, const void *start, size_t bytes) {
+  uint64_t now = _qm_os_now_coarse_ns();
+  uint64_t window = qm_purge_delay_ns() / QM_REFAULT_WINDOW_DIVISOR;
+  /* No purge for the peak within the window (the common case), or paused (the refaults of one
+   * burst count once). */
+  if (heap->peak_purge_last_ns + window <= now || now < heap->peak_refault_ns)
+    return;
+  uintptr_t lo = (uintptr_t)start, hi = lo + bytes;
+  size_t taken_back = 0;
+  for (size_t i = 0; i < QM_PEAK_PURGE_RING; i++) {
+    const qm_purged_range_t *range = &heap->peak_purges[i];
+    if (range->at_ns + window > now && range->start < hi && lo < range->end)
+      taken_back += (range->end < hi ? range->end : hi) - (range->start > lo ? range->start : lo);
+  }
+  if (taken_back == 0)
+    return;
+  heap->peak_refault_bytes += taken_back;
+  if (heap->peak_refault_bytes < QM_REFAULT_PAUSE_AFTER)
+    return;
+  uint32_t streak = heap->peak_refault_streak;
+  if (now < heap->peak_refault_ns + (window << streak))
+    streak = streak < QM_REFAULT_STREAK_MAX ? streak + 1 : streak;
+  else
+    streak = 0;
+  heap->peak_refault_streak = streak;
+  heap->peak_refault_ns = now;
+  if (streak >= QM_REFAULT_PAUSE_STREAK)
+    heap->peak_refault_ns = heap->peak_purges_off_until_ns = now + (window << streak);
 }
 
 /* Measured (full size, 4 repetitions, the library before and glibc in one run): peak RSS of
@@ -754,9 +820,10 @@ void _qm_heap_growth_pass(qm_heap_t *heap) {
   uint64_t now = _qm_os_now_coarse_ns();
   bool purge_spans = _qm_heap_near_peak(heap, 0);
   qm_span_lock_enter(heap);
-  decay_pages(heap, false, true);
-  if (purge_spans)
-    _qm_heap_purge_spans(heap, heap->growth_pass_ns);
+  if (purge_spans) {
+    decay_pages(heap, false, true);
+    _qm_heap_purge_spans(heap, heap->growth_pass_ns, true);
+  }
   heap->growth_pass_ns = now;
   qm_span_lock_leave(heap);
 }
@@ -772,7 +839,7 @@ bool _qm_heap_purge_all(qm_heap_t *heap) {
       if (page->used > 0 && page->hole_blocks + page->used < page->capacity)
         released |= page_thin(page, &purges) > 0;
   _qm_os_purge_flush(&purges);
-  released |= _qm_heap_purge_spans(heap, UINT64_MAX);
+  released |= _qm_heap_purge_spans(heap, UINT64_MAX, false);
   released |= release_purged_segments(heap);
   qm_span_lock_leave(heap);
   return released;

@@ -102,6 +102,15 @@ void _qm_span_purge(qm_page_t *span) {
     span->dirty_since_ns = _qm_os_now_coarse_ns();
 }
 
+/* The first `count` slices of the free span are about to be used: what of them reads as zero (past
+ * the span's resident part) will be made resident again. */
+static void note_refault(qm_heap_t *heap, const qm_page_t *span, size_t count) {
+  size_t resident = span_resident(span) ? span->resident_slices : 0;
+  if (resident < count)
+    _qm_heap_note_refault(heap, qm_page_start(span) + (resident << QM_SLICE_SHIFT),
+                          (count - resident) << QM_SLICE_SHIFT);
+}
+
 /* A free span of at least `count` slices: the first that may be resident, from the smallest bin
  * up; else the first that fits. Taking memory that reads as zero while resident free memory waits
  * makes fresh memory resident, which counts as growth and brings growth passes, which purge the
@@ -132,6 +141,7 @@ static qm_page_t *span_find(qm_heap_t *heap, size_t count) {
 /* Marks span (taken out of its bin) used, giving back what is beyond `count` slices. */
 static qm_page_t *span_take(qm_heap_t *heap, qm_page_t *span, size_t count) {
   size_t total = span->slice_count;
+  note_refault(heap, span, count);
   if (total > count)
     span_make_free_part(heap, span, count, total - count);
   span_set(span, count, QM_SPAN_SMALL); /* the caller sets the real kind */
@@ -316,6 +326,7 @@ static bool large_resize_locked(qm_heap_t *heap, qm_page_t *page, size_t new_siz
   if (next->kind != QM_SPAN_FREE || count + next->slice_count < want)
     return false;
   _qm_span_remove_free(heap, next);
+  note_refault(heap, next, want - count);
   size_t next_count = next->slice_count;
   if (count + next_count > want)
     span_make_free_part(heap, next, want - count, count + next_count - want);
@@ -366,15 +377,17 @@ void _qm_large_free(qm_heap_t *heap, qm_page_t *page) {
     /* Purged with MADV_FREE (QMALLOC_PURGE_METHOD=free), the pages stay resident until the system
      * needs them and need not read as zero; refused (locked pages), they stay as they were: either
      * way counted resident, as before. */
-    if (_qm_os_purge(qm_page_start(page), bytes) == QM_MEMORY_ZERO)
+    if (_qm_os_purge(qm_page_start(page), bytes) == QM_MEMORY_ZERO) {
       resident = 0;
+      _qm_heap_note_peak_purge(heap, qm_page_start(page), bytes);
+    }
   }
   qm_span_lock_enter(heap);
   span_free_locked(heap, page, resident);
   qm_span_lock_leave(heap);
 }
 
-bool _qm_heap_purge_spans(qm_heap_t *heap, uint64_t older_than) {
+bool _qm_heap_purge_spans(qm_heap_t *heap, uint64_t older_than, bool for_peak) {
   bool purged = false;
   for (size_t bin = 0; bin < QM_SPAN_BINS; bin++) {
     qm_page_list_t *list = &heap->span_bins[bin];
@@ -382,9 +395,13 @@ bool _qm_heap_purge_spans(qm_heap_t *heap, uint64_t older_than) {
       next = span->next;
       if (span->is_zero != QM_MEMORY_DIRTY || span->dirty_since_ns >= older_than)
         continue;
+      size_t was_resident = span->resident_slices;
       _qm_span_purge(span);
       purged = true;
       if (!span_resident(span)) { /* to the back, behind the spans that may still be resident */
+        /* Noted as purged: what it held resident, not a fresh tail. */
+        if (for_peak && was_resident > 0)
+          _qm_heap_note_peak_purge(heap, qm_page_start(span), was_resident << QM_SLICE_SHIFT);
         qm_list_remove(list, span);
         qm_list_push_back(list, span);
       }

@@ -183,6 +183,13 @@ typedef enum qm_purge_mark_e {
                              since (_qm_page_emptied) */
 } qm_purge_mark_t;
 
+/* A range of memory a purge for the peak gave back to the OS, and when (purge.c): start < end. */
+typedef struct qm_purged_range_s {
+  uintptr_t start, end;
+  uint64_t at_ns;
+} qm_purged_range_t;
+#define QM_PEAK_PURGE_RING 8
+
 /* qm_page_t: the descriptor of one slice. The descriptor of a span's first slice describes the
  * whole span; the descriptors of its other slices hold only a kind and flags (META and NOT_IN_USE
  * where no span begins). Which head a slice belongs to is in the segment's slice_head[] map.
@@ -507,9 +514,21 @@ typedef struct qm_heap_s {
    * (purge.c, "Growth passes"); counted where it carves or hands out such memory. */
   uint64_t grown_bytes;
   uint64_t growth_pass_ns; /* when the last growth pass ran */
-  /* Until when the process is taken to be well below its peak resident set without asking the
-   * kernel again (purge.c, "Purges for the peak"); 0 at first. */
-  uint64_t below_peak_until_ns;
+  /* Until when the purges for the peak are off (purge.c, "Purges for the peak"): the process was
+   * found well below its peak resident set, or the heap keeps taking back what they give back
+   * ("Purges taken back at once"); 0 at first. */
+  uint64_t peak_purges_off_until_ns;
+  /* The last QM_PEAK_PURGE_RING ranges purged for the peak, the newest at
+   * peak_purges[(peak_purge_count - 1) % QM_PEAK_PURGE_RING]; one made longer than the refault window
+   * ago no longer counts. The refault state (purge.c, "Purges taken back at once"): peak_refault_bytes
+   * counts what the heap took back within the window, ever; peak_refault_ns is when it last took some
+   * back, or when the pause that started ends; the pause lasts the window << peak_refault_streak. */
+  qm_purged_range_t peak_purges[QM_PEAK_PURGE_RING];
+  uint64_t peak_purge_last_ns; /* when the newest was made; 0 for none */
+  uint64_t peak_refault_bytes;
+  uint64_t peak_refault_ns;
+  uint32_t peak_purge_count;
+  uint32_t peak_refault_streak;
   uint64_t page_pass_ns; /* when the last pass of either kind looked at the pages */
   /* The purge of an idle heap's inbox (purge.c): inbox_drains counts the owner's drains (only the
    * owner writes it, others read it); purge_seen_drains (its value at the last visit) and

@@ -16,10 +16,19 @@
  *                          its own (its peak resident set is now 64 MiB above it): a freed 192 KiB
  *                          block stays resident, since purging it could not lower the peak
  *                          (purge.c, "Purges for the peak"); skipped where /proc cannot be read;
+ *   refault_pauses         default purge delay (100 ms: a budget of 2 MiB, ten such blocks, a
+ *                          pass; a refault window of 10 ms): 400 times, half a millisecond apart, a
+ *                          192 KiB block is allocated, written and freed, so that each malloc takes
+ *                          back what the free before it purged. Some of the first 40 frees are
+ *                          purged; once the heap has taken back 2 MiB, and then three times in a
+ *                          row, the purges for the peak pause (purge.c, "Purges taken back at
+ *                          once"), and at most 4 of the last 100 frees are purged (the library
+ *                          before purged up to ten every pass, and those 100 span one or more);
  *   long_delay_keeps       purge delay 2 s: a freed 192 KiB block stays resident.
  * A decay pass purges a free span only once it has been dirty for half the delay, so nothing else
  * gives the blocks back within the checks. Nothing is timed: the frees that must fall in one pass
- * run microseconds apart, and the sleep only has to outlast the half second to the next pass. Before
+ * run microseconds apart, and the sleep only has to outlast the half second to the next pass (in
+ * refault_pauses, a round of about a millisecond has only to stay under the 10 ms window). Before
  * each free that must be purged, the test puts the process at a new peak of its resident set
  * (qmt_at_peak), where the eager purges run. */
 
@@ -126,6 +135,33 @@ static void *below_peak_keeps(void *arg) {
   return NULL;
 }
 
+static void *refault_pauses(void *arg) {
+  (void)arg;
+  enum { ROUNDS = 400, FIRST = 40, LAST = 100 };
+  size_t purged_first = 0, purged_last = 0;
+  qmt_at_peak();
+  for (int i = 0; i < ROUNDS; i++) {
+    unsigned char *p = T_MALLOC(BIG);
+    CHECK(p != NULL);
+    if (p == NULL)
+      return NULL;
+    memset(p, 0x5a, BIG);
+    if (resident_after_free(p, BIG) == 0) {
+      purged_first += i < FIRST;
+      purged_last += i >= ROUNDS - LAST;
+    }
+    struct timespec wait = {0, 500 * 1000};
+    nanosleep(&wait, NULL);
+  }
+  CHECKF(purged_first > 0, "none of the first %d freed %zu KiB blocks was purged at the process's peak",
+         FIRST, BIG / KiB);
+  CHECKF(purged_last <= 4,
+         "%zu of the last %d freed %zu KiB blocks were purged, each taken back by the next malloc at once",
+         purged_last, LAST, BIG / KiB);
+  CHECK(qmt_heap_validate());
+  return NULL;
+}
+
 static void *long_delay_keeps(void *arg) {
   (void)arg;
   freed_block_kept(BIG, "with a purge delay of 2 s");
@@ -144,6 +180,9 @@ int main(void) {
   CHECK(set_delay("1s"));
   qmt_in_thread(purged_within_budget);
   qmt_in_thread(smaller_block_kept);
+  CHECK(set_delay("100ms"));
+  qmt_in_thread(refault_pauses); /* before below_peak_keeps, which leaves the peak 64 MiB up */
+  CHECK(set_delay("1s"));
   qmt_in_thread(below_peak_keeps);
   CHECK(set_delay("2s"));
   qmt_in_thread(long_delay_keeps);
