@@ -818,9 +818,9 @@ void _qm_heap_note_refault(qm_heap_t *heap, const void *start, size_t bytes) {
 void _qm_heap_growth_pass(qm_heap_t *heap) {
   heap->grown_bytes = 0;
   uint64_t now = _qm_os_now_coarse_ns();
-  bool purge_spans = _qm_heap_near_peak(heap, 0);
+  bool near_peak = _qm_heap_near_peak(heap, 0);
   qm_span_lock_enter(heap);
-  if (purge_spans) {
+  if (near_peak) { /* both halves purge for the peak ("Purges for the peak") */
     decay_pages(heap, false, true);
     _qm_heap_purge_spans(heap, heap->growth_pass_ns, true);
   }
