@@ -298,8 +298,11 @@ void *_qm_large_alloc(qm_heap_t *heap, size_t size, size_t alignment, bool zero)
   qm_stats_large_alloc(heap, size, count * QM_SLICE_SIZE);
   span->is_zero = QM_MEMORY_DIRTY;
   qm_track_malloc(p, count * QM_SLICE_SIZE, zero);
-  if (zero && !is_zero)
-    memset(p, 0, size);
+  /* Past the span's resident part the memory reads as zero: calloc clears only the part before,
+   * so that it does not fault in (and make resident) pages the program may never write. */
+  size_t dirty_bytes = is_zero ? 0 : resident << QM_SLICE_SHIFT;
+  if (zero && dirty_bytes > 0)
+    memset(p, 0, dirty_bytes < size ? dirty_bytes : size);
   return p;
 }
 

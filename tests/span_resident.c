@@ -11,6 +11,9 @@
  *                       sizes gets them back, zeroed.
  *   calloc_after_grow   a block grows in place into a freed, written neighbour: calloc of the rest
  *                       of the neighbour gets it zeroed.
+ *   calloc_keeps_zero_tail  a 256 KiB block written and freed where malloc_trim had purged a 1 MiB
+ *                       one: calloc of 1 MiB there clears the written part only, and leaves the
+ *                       rest (which reads as zero) not resident (where mincore can tell).
  * Each check runs in a thread of its own, so that it starts from an empty heap; the purge delay is
  * set to a minute, so that no decay pass purges anything meanwhile. */
 
@@ -120,6 +123,37 @@ static void *calloc_after_grow(void *arg) {
   return NULL;
 }
 
+static void *calloc_keeps_zero_tail(void *arg) {
+  (void)arg;
+  unsigned char *a = T_MALLOC(4 * BLOCK);
+  CHECK(a != NULL);
+  if (!a)
+    return NULL;
+  memset(a, 0x33, 4 * BLOCK);
+  T_FREE(a);
+  qmt_trim(); /* the span reads as zero again */
+  unsigned char *b = T_MALLOC(BLOCK);
+  CHECK(b != NULL);
+  if (!b)
+    return NULL;
+  memset(b, 0x44, BLOCK);
+  T_FREE(b); /* resident: its first 32 slices */
+  unsigned char *c = T_CALLOC(1, 4 * BLOCK);
+  CHECK(c != NULL);
+  if (!c)
+    return NULL;
+  if (qmt_strict)
+    CHECKF(c == b, "calloc did not take the span of the freed block (%p for %p)", (void *)c, (void *)b);
+  if (qmt_strict && c == b && qmt_purges_visible()) {
+    size_t resident = qmt_resident_os_pages(c + 2 * BLOCK, BLOCK);
+    CHECKF(resident == 0, "calloc made %zu OS pages resident past the written part of the span", resident);
+  }
+  CHECKF(all_zero(c, 4 * BLOCK), "calloc returned memory that is not zero over a partly written span");
+  T_FREE(c);
+  CHECK(qmt_heap_validate());
+  return NULL;
+}
+
 int main(void) {
   qmt_start("span_resident");
   int result = 0;
@@ -127,5 +161,6 @@ int main(void) {
   qmt_in_thread(counts_own_memory); /* first: its heap needs a segment never used */
   qmt_in_thread(calloc_after_merge);
   qmt_in_thread(calloc_after_grow);
+  qmt_in_thread(calloc_keeps_zero_tail);
   return check_result("span_resident");
 }
