@@ -774,9 +774,10 @@ qm_cold bool _qm_heap_near_peak(qm_heap_t *heap, size_t bytes) {
 void _qm_heap_note_peak_purge(qm_heap_t *heap, const void *start, size_t bytes) {
   uint64_t now = _qm_os_now_coarse_ns();
   qm_purged_range_t *range = &heap->peak_purges[heap->peak_purge_count++ % QM_PEAK_PURGE_RING];
+  qm_assert_internal(bytes <= QM_SEGMENT_SIZE);
   range->start = (uintptr_t)start;
-  range->end = (uintptr_t)start + bytes;
-  range->at_ns = now;
+  range->bytes = (uint32_t)bytes;
+  range->at_tick = (uint32_t)(now >> QM_PURGED_TICK_SHIFT);
   heap->peak_purge_last_ns = now;
 }
 
@@ -788,11 +789,14 @@ void _qm_heap_note_refault(qm_heap_t *heap, const void *start, size_t bytes) {
   if (heap->peak_purge_last_ns + window <= now || now < heap->peak_refault_ns)
     return;
   uintptr_t lo = (uintptr_t)start, hi = lo + bytes;
+  uint32_t now_tick = (uint32_t)(now >> QM_PURGED_TICK_SHIFT);
   size_t taken_back = 0;
   for (size_t i = 0; i < QM_PEAK_PURGE_RING; i++) {
     const qm_purged_range_t *range = &heap->peak_purges[i];
-    if (range->at_ns + window > now && range->start < hi && lo < range->end)
-      taken_back += (range->end < hi ? range->end : hi) - (range->start > lo ? range->start : lo);
+    uint64_t age = (uint64_t)(uint32_t)(now_tick - range->at_tick) << QM_PURGED_TICK_SHIFT;
+    uintptr_t end = range->start + range->bytes;
+    if (age < window && range->start < hi && lo < end)
+      taken_back += (end < hi ? end : hi) - (range->start > lo ? range->start : lo);
   }
   if (taken_back == 0)
     return;

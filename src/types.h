@@ -183,12 +183,18 @@ typedef enum qm_purge_mark_e {
                              since (_qm_page_emptied) */
 } qm_purge_mark_t;
 
-/* A range of memory a purge for the peak gave back to the OS, and when (purge.c): start < end. */
+/* A range of memory a purge for the peak gave back to the OS, and when (purge.c). Sixteen bytes, so
+ * that the ring of them leaves the heap within an OS page (below): the length in bytes (the range
+ * lies inside one segment) and the coarse clock in ticks of 2^QM_PURGED_TICK_SHIFT ns (65.5 us),
+ * compared by their unsigned difference, which 32 bits keep exact for 78 hours, far beyond the
+ * refault window it is compared with. */
 typedef struct qm_purged_range_s {
-  uintptr_t start, end;
-  uint64_t at_ns;
+  uintptr_t start;
+  uint32_t bytes;
+  uint32_t at_tick;
 } qm_purged_range_t;
 #define QM_PEAK_PURGE_RING 8
+#define QM_PURGED_TICK_SHIFT 16
 
 /* qm_page_t: the descriptor of one slice. The descriptor of a span's first slice describes the
  * whole span; the descriptors of its other slices hold only a kind and flags (META and NOT_IN_USE
@@ -563,6 +569,12 @@ typedef struct qm_heap_s {
   uint64_t random; /* state of the heap's generator for carving order (secure.c); 0: not seeded */
 #endif
 } qm_heap_t;
+
+/* The heap pool (heap.c) carves thread heaps back to back from page-aligned chunks: at most an OS
+ * page each, a program with one thread writes one page for its heap, where 4160 bytes took two. */
+#if !QM_SECURE && QM_STATS < 2
+_Static_assert(sizeof(qm_heap_t) <= 4096, "a thread heap of the default library fits one OS page");
+#endif
 
 #define QM_USER_HEAP_MAGIC 0x716d4850u /* "qmHP" */
 
