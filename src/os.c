@@ -443,9 +443,12 @@ static qm_lock_t arena_lock;
 static bool arena_tried;
 static _Atomic(uint8_t *) arena_start; /* set once, under arena_lock; read without it */
 static _Atomic(uint8_t *) arena_end;
-static uint8_t *arena_next;                        /* first never-used byte (under arena_lock) */
-static uint32_t arena_free[QM_ARENA_MAX_SEGMENTS]; /* segments given back (under arena_lock); .bss, */
-static size_t arena_free_count;                    /* resident only as far as it is used */
+static uint8_t *arena_next; /* first never-used byte (under arena_lock) */
+/* Segments given back (under arena_lock): mapped beside the reservation, one slot per segment it
+ * holds, resident only as far as it is used. Not a static array: 1 MiB of .bss would split the
+ * library's small globals over one more OS page in every process, arena or not. */
+static uint32_t *arena_free;
+static size_t arena_free_count;
 static _Atomic size_t arena_used;
 
 void _qm_os_advise_huge_pages(void *p, size_t size) {
@@ -465,8 +468,12 @@ static void arena_reserve(void) {
   size_t size = qm_align_up(_qm_options.arena_reserve, QM_SEGMENT_SIZE);
   if (size == 0 || size / QM_SEGMENT_SIZE > QM_ARENA_MAX_SEGMENTS)
     return;
+  size_t free_list_size = qm_align_up(size / QM_SEGMENT_SIZE * sizeof *arena_free, _qm_os_page_size());
   uint8_t *base = _qm_os_map_aligned(size, QM_SEGMENT_SIZE, 0);
-  if (base == NULL) {
+  arena_free = base != NULL ? _qm_os_map(free_list_size) : NULL;
+  if (arena_free == NULL) {
+    if (base != NULL)
+      _qm_os_unmap(base, size);
     _qm_message("warning: could not reserve %zu bytes for QMALLOC_ARENA_RESERVE; mapping segments one by one",
                 size);
     return;
