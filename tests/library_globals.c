@@ -1,14 +1,17 @@
 /* The library's zero-initialised globals (.bss) cost every process the OS pages of them it writes,
  * and the 64 MiB segment map lies among them (DESIGN.md, section 9, "The library's own resident
- * pages"): a program  should find one page of small globals resident there, besides the map's pages
+ * pages"): a program should find one page of small globals resident there, besides the map's pages
  * for its own segments. A large array between small globals splits them over one more page in every
  * process (the arena's free list did, until it was mapped with the arena).
  *
  * Preload flavour only: in the prefixed one the library's globals share the test program's .bss.
  * The main thread and a second one allocate small and large blocks (no huge ones, whose mappings
  * may lie anywhere); the segments of those blocks give the map pages the process may have written.
- * Then mincore counts the resident pages of the anonymous mapping that follows the library's file. */
+ * Then mincore counts the resident pages of the .bss past the file's last page (found from the
+ * library's program headers). */
 #include "qmt.h"
+
+#include <link.h>
 
 #define BLOCKS 64
 #define MAX_SEGMENTS (2 * BLOCKS)
@@ -56,40 +59,43 @@ static size_t map_pages_written(size_t os_page) {
   return count;
 }
 
-/* Finds the anonymous mapping right after the library's last file mapping: its .bss. */
-static bool find_library_bss(uintptr_t *start, uintptr_t *end) {
-  FILE *maps = fopen("/proc/self/maps", "r");
-  if (maps == NULL)
-    return false;
-  char line[512];
-  uintptr_t library_end = 0;
-  bool found = false;
-  while (!found && fgets(line, sizeof line, maps) != NULL) {
-    unsigned long from, to;
-    char path[400] = "";
-    if (sscanf(line, "%lx-%lx %*s %*s %*s %*s %399s", &from, &to, path) < 2)
+/* The OS pages of the library's .bss past its file's last page (the part the loader maps anonymous),
+ * from the library's writable load segment. */
+struct bss_search {
+  uintptr_t start, end;
+  size_t os_page;
+  bool found;
+};
+
+static int find_bss_in(struct dl_phdr_info *info, size_t size, void *arg) {
+  (void)size;
+  struct bss_search *search = arg;
+  if (info->dlpi_name == NULL || strstr(info->dlpi_name, "libqmalloc") == NULL)
+    return 0;
+  for (size_t i = 0; i < info->dlpi_phnum; i++) {
+    const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+    if (ph->p_type != PT_LOAD || (ph->p_flags & PF_W) == 0 || ph->p_memsz <= ph->p_filesz)
       continue;
-    if (strstr(path, "libqmalloc") != NULL) {
-      library_end = to;
-    } else if (library_end != 0) {
-      found = path[0] == '\0' && from == library_end;
-      *start = from;
-      *end = to;
-      library_end = 0;
-    }
+    uintptr_t mask = search->os_page - 1;
+    uintptr_t file_end = info->dlpi_addr + ph->p_vaddr + ph->p_filesz;
+    uintptr_t memory_end = info->dlpi_addr + ph->p_vaddr + ph->p_memsz;
+    search->start = (file_end + mask) & ~mask;
+    search->end = (memory_end + mask) & ~mask;
+    search->found = search->end > search->start;
+    return 1;
   }
-  fclose(maps);
-  return found;
+  return 0;
 }
 
 /* Counts the resident pages of the library's .bss after the work above, and checks the bound. */
 static void check_globals(void) {
   allocate_some(NULL);
   qmt_in_thread(allocate_some);
-  uintptr_t start = 0, end = 0;
-  CHECKF(find_library_bss(&start, &end),
-         "no anonymous mapping follows the library's file in /proc/self/maps");
   size_t os_page = (size_t)sysconf(_SC_PAGESIZE);
+  struct bss_search search = {.os_page = os_page};
+  dl_iterate_phdr(find_bss_in, &search);
+  CHECKF(search.found, "the loaded library's writable segment has no .bss past its file's pages");
+  uintptr_t start = search.found ? search.start : 0, end = search.found ? search.end : 0;
   size_t pages = (end - start) / os_page;
   unsigned char *resident = mmap(NULL, pages, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   CHECK(resident != MAP_FAILED);
