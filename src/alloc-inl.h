@@ -64,36 +64,45 @@ static inline void *qm_calloc_inline(size_t count, size_t size) {
 }
 
 /* free by the owning thread of a block in a page with no flag set: a push onto the page's list.
- * A block in a segment of another thread goes to _qm_free_foreign; everything else (NULL, large
- * and huge blocks, full pages, pointers that are not ours) to _qm_free_generic. The segment map is
- * consulted before the segment header is read, so a foreign pointer is reported instead of
- * faulting, and the check covers NULL too. Freeing the block that is already first on the list is
+ * The segment map's byte for p says whether the segment belongs to this thread's heap (the byte is
+ * the heap's own, internal.h), so the fast path reads no segment header to learn it. A block in a
+ * segment of another thread goes to _qm_free_foreign; full pages, large blocks and segments of
+ * this thread without its heap's byte to _qm_free_owned_slow; everything else (NULL, huge blocks,
+ * pointers that are not ours) to _qm_free_generic. The map is
+ * consulted before anything else is read, so a foreign pointer is reported instead of faulting,
+ * and the check covers NULL too. Freeing the block that is already first on the list is
  * reported as a double free: it costs one compare, and catches the most common double free (the
  * secure build looks one link further). Links go through block-inl.h, which encodes them in the
  * secure build; the qm_track_* hooks tell memory tools about the block (track.h); both compile to
  * the plain code otherwise. */
 static inline void qm_free_inline(void *p) {
-  if (qm_likely(qm_map_is_normal(p))) {
+  unsigned state = qm_map_byte(p);
+  if (qm_likely(state == _qm_tls_map_owner)) {
     qm_segment_t *segment = qm_segment_of_normal(p);
-    if (qm_likely(atomic_load_explicit(&segment->owner_thread, memory_order_relaxed) == _qm_thread_id())) {
-      qm_page_t *page = qm_page_of(segment, p);
-      qm_block_t *block = (qm_block_t *)p;
-      if (qm_likely(page->flags == 0 && !qm_block_is_free(page, block))) {
-        qm_track_free(block, page->block_size);
-        qm_block_set_next(page, block, page->free);
-        page->free = block;
-        qm_stats_small_free(_qm_tls_heap, page);
-        /* One instruction (a branch on the flags of the decrement) keeps the sweeps precise. */
-        if (qm_unlikely(--page->used == 0))
-          _qm_page_emptied(segment, page);
-        return;
-      }
-      _qm_free_owned_slow(segment, p);
-      return;
-    } else {
-      _qm_free_foreign(segment, p);
+    qm_page_t *page = qm_page_of(segment, p);
+    qm_block_t *block = (qm_block_t *)p;
+    if (qm_likely(page->flags == 0 && !qm_block_is_free(page, block))) {
+      qm_track_free(block, page->block_size);
+      qm_block_set_next(page, block, page->free);
+      page->free = block;
+      qm_stats_small_free(_qm_tls_heap, page);
+      /* One instruction (a branch on the flags of the decrement) keeps the sweeps precise. */
+      if (qm_unlikely(--page->used == 0))
+        _qm_page_emptied(segment, page);
       return;
     }
+    _qm_free_owned_slow(segment, p);
+    return;
+  }
+  if (qm_likely(state >= QM_MAP_OWNED_MIN || state == QM_MAP_NORMAL)) {
+    /* Another thread's segment (the cross-thread free), or one of this thread's without its heap's
+     * byte (a first-class heap's), or one that has no owner. */
+    qm_segment_t *segment = qm_segment_of_normal(p);
+    if (atomic_load_explicit(&segment->owner_thread, memory_order_relaxed) == _qm_thread_id())
+      _qm_free_owned_slow(segment, p);
+    else
+      _qm_free_foreign(segment, p);
+    return;
   }
   _qm_free_generic(p);
 }

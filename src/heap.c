@@ -12,6 +12,7 @@
 
 __thread qm_heap_t *_qm_tls_heap __attribute__((tls_model("initial-exec"))) = &_qm_empty_heap;
 __thread bool _qm_tls_heap_given_back __attribute__((tls_model("initial-exec")));
+__thread uint8_t _qm_tls_map_owner __attribute__((tls_model("initial-exec"))) = QM_MAP_NO_OWNER;
 
 qm_page_t _qm_empty_page; /* free == NULL, so allocation from it always falls to the slow path */
 
@@ -20,6 +21,7 @@ qm_page_t _qm_empty_page; /* free == NULL, so allocation from it always falls to
 qm_heap_t _qm_empty_heap = {
     .direct = {[0 ... QM_DIRECT_COUNT - 1] = &_qm_empty_page},
     .class_page = {[0 ... QM_CLASS_COUNT - 1] = &_qm_empty_page},
+    .map_owner = QM_MAP_NO_OWNER,
 };
 
 qm_counters_t _qm_counters;
@@ -37,6 +39,7 @@ static qm_heap_t *pool_free; /* heaps ready for reuse, linked through pool_next 
  * fault in the pages of 15 heaps it never uses (a heap spans a page and more). */
 static uint8_t *carve_next, *carve_end;
 static qm_heap_t *heaps_live; /* heaps in use, linked through live_next/live_prev */
+static unsigned heaps_carved; /* heap structs carved so far: the next one's map byte */
 
 void _qm_heap_reset(qm_heap_t *heap) {
   for (size_t i = 0; i < QM_DIRECT_COUNT; i++)
@@ -99,6 +102,11 @@ qm_heap_t *_qm_heap_pool_take(void) {
     }
     heap = (qm_heap_t *)carve_next; /* fresh mapping: zero, pool_next already NULL */
     carve_next += sizeof(qm_heap_t);
+    /* Structs are never unmapped, so a byte given here is never another heap's. */
+    heap->map_owner = heaps_carved < QM_MAP_NO_OWNER - QM_MAP_OWNED_MIN
+                          ? (uint8_t)(QM_MAP_OWNED_MIN + heaps_carved)
+                          : (uint8_t)QM_MAP_NO_OWNER;
+    heaps_carved++;
   }
   /* Reset before it goes on the live list, where other threads may look at it (statistics,
    * purging), and with its span lock free. */
@@ -158,6 +166,7 @@ qm_heap_t *_qm_heap_get_or_init(void) {
     return NULL;
   heap->thread_id = _qm_thread_id();
   _qm_tls_heap = heap;
+  _qm_tls_map_owner = heap->map_owner;
   _qm_thread_key_set(heap);
   /* Blocks may have arrived while the heap sat in the pool: send them where they belong. */
   _qm_heap_collect_inbox(heap);
@@ -457,6 +466,7 @@ void _qm_heap_abandon(qm_heap_t *heap) {
   _qm_heap_reset(heap); /* unlisted above: nobody else looks at it */
   if (_qm_tls_heap == heap) {
     _qm_tls_heap = &_qm_empty_heap;
+    _qm_tls_map_owner = QM_MAP_NO_OWNER;
     _qm_tls_heap_given_back = true;
     _qm_thread_key_set(NULL); /* the heap may go to another thread: this one must not abandon it again */
   }

@@ -33,6 +33,8 @@ extern __thread qm_heap_t *_qm_tls_heap __attribute__((tls_model("initial-exec")
 /* The thread has given its heap back (it is exiting, or called qm_thread_done): its frees of other
  * threads' blocks no longer take a heap to batch them in (free.c, remote_free). */
 extern __thread bool _qm_tls_heap_given_back __attribute__((tls_model("initial-exec")));
+/* The map byte of the thread's heap (QM_MAP_NO_OWNER while it has none): set with _qm_tls_heap. */
+extern __thread uint8_t _qm_tls_map_owner __attribute__((tls_model("initial-exec")));
 
 extern qm_heap_t _qm_empty_heap; /* the heap of a thread that has not allocated yet */
 extern qm_page_t _qm_empty_page; /* has no free block: makes the fast path fall through */
@@ -237,32 +239,42 @@ static inline qm_page_t *qm_segment_next_span_snapshot(qm_segment_t *segment, si
  * ------------------------------------------------------------------------------------------- */
 
 enum {
-  QM_MAP_NONE = 0,   /* never ours */
-  QM_MAP_NORMAL = 1, /* a live normal segment */
-  QM_MAP_HUGE = 2,   /* the header region of a live huge block */
-  QM_MAP_FREED = 3,  /* was ours, now unmapped or cached: a free here is a double or invalid free */
+  QM_MAP_NONE = 0, /* never ours */
+  QM_MAP_NORMAL =
+      1, /* a live normal segment (owned by a first-class heap or a heap with no byte, or by none) */
+  QM_MAP_HUGE = 2,  /* the header region of a live huge block */
+  QM_MAP_FREED = 3, /* was ours, now unmapped or cached: a free here is a double or invalid free */
 };
+/* A live normal segment owned by a thread heap is marked with that heap's own byte instead of
+ * QM_MAP_NORMAL (heap.c gives each heap struct one as it is carved, while they last), so that the
+ * free fast path tells "this thread's segment" from the byte it reads anyway, without reading the
+ * segment header's owner (DESIGN.md, section 6, "Ownership"). QM_MAP_NO_OWNER is never stored: it is
+ * the byte of heaps that have none and of threads with no heap, which therefore never match. */
+#define QM_MAP_OWNED_MIN 4u
+#define QM_MAP_NO_OWNER 255u
 #define QM_MAP_ENTRIES ((size_t)1 << (48 - QM_SEGMENT_SHIFT))
 extern _Atomic uint8_t _qm_segment_map[QM_MAP_ENTRIES];
 
 /* The map is indexed by the region p lies in. A huge block placed exactly one segment after its
  * header has both regions marked, so this works for every block start. */
 static inline size_t qm_map_index(const void *p) { return (uintptr_t)p >> QM_SEGMENT_SHIFT; }
+/* The state of p's region: an owner's byte reads as QM_MAP_NORMAL. */
 static inline unsigned qm_map_state(const void *p) {
   size_t i = qm_map_index(p);
   if (qm_unlikely(i >= QM_MAP_ENTRIES))
     return QM_MAP_NONE;
-  return atomic_load_explicit(&_qm_segment_map[i], memory_order_relaxed);
+  unsigned state = atomic_load_explicit(&_qm_segment_map[i], memory_order_relaxed);
+  return state >= QM_MAP_OWNED_MIN ? QM_MAP_NORMAL : state;
 }
 void _qm_segment_map_set(const void *segment, unsigned state);
 
-/* The fast path's check that p lies in a live normal segment: one byte load; NULL reads entry 0,
- * which is NONE. There is no bounds check: a "pointer" at or above 2^48 is not a user-space
- * address, and the read past the map faults (as the use of such a pointer would) or finds a value
- * after which the segment header read faults; either way nothing is written. */
-static inline bool qm_map_is_normal(const void *p) {
-  size_t i = qm_map_index(p);
-  return atomic_load_explicit(&_qm_segment_map[i], memory_order_relaxed) == QM_MAP_NORMAL;
+/* The free fast path's read of p's byte, owners' bytes as they are: one byte load, which it compares
+ * with the thread's byte; NULL reads entry 0, which is NONE. There is no bounds check: a "pointer"
+ * at or above 2^48 is not a user-space address, and the read past the map faults (as the use of such
+ * a pointer would) or finds a value after which the segment header read faults; either way nothing
+ * is written. */
+static inline unsigned qm_map_byte(const void *p) {
+  return atomic_load_explicit(&_qm_segment_map[qm_map_index(p)], memory_order_relaxed);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -738,7 +750,9 @@ void _qm_free_generic(void *p);
  * does not own: the cross-thread path, kept short (free.c). */
 void _qm_free_foreign(qm_segment_t *segment, void *p);
 /* free of p, in the normal segment `segment` that the calling thread owns, when the fast path found
- * the flags of p's span set (a full page, a large block, no block) or p heading its free list. */
+ * the flags of p's span set (a full page, a large block, no block) or p heading its free list, or
+ * when the segment is the thread's without its heap's map byte (a first-class heap's, or one of a
+ * heap that has no byte). */
 void _qm_free_owned_slow(qm_segment_t *segment, void *p);
 /* The usable size of a block of qmalloc (below the debug layer: what the block holds). */
 size_t _qm_usable_size(const void *p);

@@ -211,8 +211,8 @@ void qm_pool_free(qm_pool_t *p, void *obj) {
   pool_chunk_t *chunk = chunk_of(p, obj);
   unsigned state = atomic_load_explicit(&_qm_segment_map[qm_map_index(chunk)], memory_order_relaxed);
   size_t n = p->count;
-  if (qm_likely(state - QM_MAP_NORMAL <= QM_MAP_HUGE - QM_MAP_NORMAL && chunk->owner == (uintptr_t)p &&
-                obj != p->free[(ptrdiff_t)n - 1] && n < p->capacity)) {
+  if (qm_likely((state - QM_MAP_NORMAL <= QM_MAP_HUGE - QM_MAP_NORMAL || state >= QM_MAP_OWNED_MIN) &&
+                chunk->owner == (uintptr_t)p && obj != p->free[(ptrdiff_t)n - 1] && n < p->capacity)) {
     p->free[n] = obj;
     p->count = n + 1;
     return;

@@ -12,8 +12,10 @@
 
 _Atomic uint8_t _qm_segment_map[QM_MAP_ENTRIES];
 
-/* Publishes a segment's owner (NULL: none). The thread id is stored first when taking ownership
- * and cleared first when giving it up; both are only compared with the reader's own identity. */
+/* Publishes a segment's owner (NULL: none), and its byte in the segment map: the owner's own when
+ * that is a thread heap with one, else QM_MAP_NORMAL. The thread id and the byte are only compared
+ * with the reader's own, and only the owning thread makes a segment its heap's or stops doing so,
+ * so no other thread can see a match come or go. */
 static void set_owner(qm_segment_t *segment, qm_heap_t *heap) {
   /* Written only when it changes, which is only while no block of the segment is live (a segment
    * goes to or comes from a first-class heap only empty): threads freeing into the segment read it
@@ -23,9 +25,13 @@ static void set_owner(qm_segment_t *segment, qm_heap_t *heap) {
     segment->owner_is_user_heap = is_user;
   atomic_store_explicit(&segment->owner_thread, heap ? heap->thread_id : 0, memory_order_release);
   atomic_store_explicit(&segment->owner_heap, heap, memory_order_release);
+  /* QM_MAP_NO_OWNER is never stored: it is the byte of every thread with no heap. */
+  bool marked = heap != NULL && !is_user && heap->map_owner != QM_MAP_NO_OWNER;
+  _qm_segment_map_set(segment, marked ? heap->map_owner : QM_MAP_NORMAL);
 }
 
 void _qm_segment_map_set(const void *segment, unsigned state) {
+  qm_assert(state != QM_MAP_NO_OWNER); /* the byte of threads with no heap: stored, it would match theirs */
   size_t i = ((uintptr_t)segment) >> QM_SEGMENT_SHIFT;
   if (i < QM_MAP_ENTRIES)
     atomic_store_explicit(&_qm_segment_map[i], (uint8_t)state, memory_order_release);
@@ -429,8 +435,7 @@ static void segment_init(qm_heap_t *heap, qm_segment_t *segment, bool fresh, qm_
   segment->used_slices = 0;
   segment->abandoned = 0;
   memset(segment->slice_class, QM_SLICE_NO_BLOCK, sizeof segment->slice_class);
-  set_owner(segment, heap);
-  _qm_segment_map_set(segment, QM_MAP_NORMAL);
+  set_owner(segment, heap); /* and marks the segment in the map */
   _qm_heap_segment_link(heap, segment);
   heap->empty_segment_count++;
   /* The metadata slices are no span: a pointer into them must never pass for a block. */

@@ -491,6 +491,9 @@ typedef struct qm_heap_s {
   uint32_t drain_slot;
   uint32_t drain_end;
   bool collecting; /* a collect is running: what it frees must not start another (heap.c) */
+  /* Its byte in the segment map (QM_MAP_OWNED_MIN and up, or QM_MAP_NO_OWNER): given when the struct
+   * is carved and kept for good, so no two heaps ever share one. */
+  uint8_t map_owner;
   uintptr_t thread_id;
   qm_remote_batch_t remote[QM_REMOTE_SLOTS]; /* this thread's frees bound for other heaps */
   qm_segment_t *segments;                    /* segments owned by this heap (doubly linked via next/prev) */

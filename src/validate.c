@@ -87,6 +87,12 @@ static void validate_segment(validation_t *v, qm_heap_t *heap, qm_segment_t *seg
         "segment %p: wrong owner", (void *)segment);
   CHECK(v, qm_map_state((uint8_t *)segment + 1) == QM_MAP_NORMAL, "segment %p: not in the segment map",
         (void *)segment);
+  /* The owner's byte for a thread heap that has one (the free fast path trusts it), else NORMAL. */
+  unsigned byte = atomic_load_explicit(&_qm_segment_map[qm_map_index(segment)], memory_order_relaxed);
+  unsigned expected =
+      !qm_heap_is_user(heap) && heap->map_owner != QM_MAP_NO_OWNER ? heap->map_owner : QM_MAP_NORMAL;
+  CHECK(v, byte == expected, "segment %p: its map byte is %u, not its owner's %u", (void *)segment, byte,
+        expected);
   size_t used = 0;
   for (size_t k = 0; k < QM_SEGMENT_FIRST_SLICE; k++) {
     CHECK(v, segment->slice_class[k] == QM_SLICE_NO_BLOCK, "segment %p: metadata slice %zu is marked %u",
