@@ -239,17 +239,18 @@ static inline qm_page_t *qm_segment_next_span_snapshot(qm_segment_t *segment, si
  * ------------------------------------------------------------------------------------------- */
 
 enum {
-  QM_MAP_NONE = 0, /* never ours */
-  QM_MAP_NORMAL =
-      1, /* a live normal segment (owned by a first-class heap or a heap with no byte, or by none) */
-  QM_MAP_HUGE = 2,  /* the header region of a live huge block */
-  QM_MAP_FREED = 3, /* was ours, now unmapped or cached: a free here is a double or invalid free */
+  QM_MAP_NONE = 0,   /* never ours */
+  QM_MAP_NORMAL = 1, /* a live normal segment with no owner's byte (below) */
+  QM_MAP_HUGE = 2,   /* the header region of a live huge block */
+  QM_MAP_FREED = 3,  /* was ours, now unmapped or cached: a free here is a double or invalid free */
 };
 /* A live normal segment owned by a thread heap is marked with that heap's own byte instead of
  * QM_MAP_NORMAL (heap.c gives each heap struct one as it is carved, while they last), so that the
  * free fast path tells "this thread's segment" from the byte it reads anyway, without reading the
- * segment header's owner (DESIGN.md, section 6, "Ownership"). QM_MAP_NO_OWNER is never stored: it is
- * the byte of heaps that have none and of threads with no heap, which therefore never match. */
+ * segment header's owner (DESIGN.md, section 6, "The owner's byte in the segment map"). Segments of
+ * first-class heaps, abandoned ones and those of heaps without a byte are QM_MAP_NORMAL.
+ * QM_MAP_NO_OWNER is never stored: it is the byte of heaps that have none and of threads with no
+ * heap, which therefore never match. */
 #define QM_MAP_OWNED_MIN 4u
 #define QM_MAP_NO_OWNER 255u
 #define QM_MAP_ENTRIES ((size_t)1 << (48 - QM_SEGMENT_SHIFT))
