@@ -69,11 +69,11 @@ static inline void *qm_calloc_inline(size_t count, size_t size) {
  * segment of another thread goes to _qm_free_foreign; full pages, large blocks and segments of
  * this thread without its heap's byte to _qm_free_owned_slow; everything else (NULL, huge blocks,
  * pointers that are not ours) to _qm_free_generic. The map is consulted before anything else is
- * read, so a foreign pointer is reported instead of faulting, and the check covers NULL too. Freeing the
- * block that is already first on the list is reported as a double free: it costs one compare, and catches the
- * most common double free (the secure build looks one link further). Links go through block-inl.h, which
- * encodes them in the secure build; the qm_track_* hooks tell memory tools about the block (track.h); both
- * compile to the plain code otherwise. */
+ * read, so a foreign pointer is reported instead of faulting, and the check covers NULL too.
+ * Freeing the block that is already first on the list is reported as a double free: it costs one
+ * compare, and catches the most common double free (the secure build looks one link further).
+ * Links go through block-inl.h, which encodes them in the secure build; the qm_track_* hooks tell
+ * memory tools about the block (track.h); both compile to the plain code otherwise. */
 static inline void qm_free_inline(void *p) {
   unsigned state = qm_map_byte(p);
   if (qm_likely(state == _qm_tls_map_owner)) {

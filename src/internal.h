@@ -733,6 +733,13 @@ void _qm_heap_unlist(qm_heap_t *heap);
  * ------------------------------------------------------------------------------------------- */
 
 static inline bool qm_heap_is_user(const qm_heap_t *heap) { return heap->user_magic == QM_USER_HEAP_MAGIC; }
+/* The byte a segment owned by heap (NULL: none) carries in the segment map: the heap's own for a
+ * thread heap that has one, else QM_MAP_NORMAL; never QM_MAP_NO_OWNER, the byte of every thread with
+ * no heap. Written by set_owner (segment.c), checked by the heap validator. */
+static inline unsigned qm_heap_map_byte(const qm_heap_t *heap) {
+  bool marked = heap != NULL && !qm_heap_is_user(heap) && heap->map_owner != QM_MAP_NO_OWNER;
+  return marked ? heap->map_owner : QM_MAP_NORMAL;
+}
 /* At thread exit: the first-class heaps of thread_heap lose their owner thread (they stay valid). */
 void _qm_user_heaps_orphan(qm_heap_t *thread_heap);
 

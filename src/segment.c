@@ -25,9 +25,7 @@ static void set_owner(qm_segment_t *segment, qm_heap_t *heap) {
     segment->owner_is_user_heap = is_user;
   atomic_store_explicit(&segment->owner_thread, heap ? heap->thread_id : 0, memory_order_release);
   atomic_store_explicit(&segment->owner_heap, heap, memory_order_release);
-  /* QM_MAP_NO_OWNER is never stored: it is the byte of every thread with no heap. */
-  bool marked = heap != NULL && !is_user && heap->map_owner != QM_MAP_NO_OWNER;
-  _qm_segment_map_set(segment, marked ? heap->map_owner : QM_MAP_NORMAL);
+  _qm_segment_map_set(segment, qm_heap_map_byte(heap));
 }
 
 void _qm_segment_map_set(const void *segment, unsigned state) {

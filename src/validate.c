@@ -87,10 +87,9 @@ static void validate_segment(validation_t *v, qm_heap_t *heap, qm_segment_t *seg
         "segment %p: wrong owner", (void *)segment);
   CHECK(v, qm_map_state((uint8_t *)segment + 1) == QM_MAP_NORMAL, "segment %p: not in the segment map",
         (void *)segment);
-  /* The owner's byte for a thread heap that has one (the free fast path trusts it), else NORMAL. */
+  /* The byte the free fast path trusts to say whose segment this is. */
   unsigned byte = atomic_load_explicit(&_qm_segment_map[qm_map_index(segment)], memory_order_relaxed);
-  unsigned expected =
-      !qm_heap_is_user(heap) && heap->map_owner != QM_MAP_NO_OWNER ? heap->map_owner : QM_MAP_NORMAL;
+  unsigned expected = qm_heap_map_byte(heap);
   CHECK(v, byte == expected, "segment %p: its map byte is %u, not its owner's %u", (void *)segment, byte,
         expected);
   size_t used = 0;
